@@ -1,0 +1,63 @@
+"""Entry point of the ``rovbus`` command.
+
+Each command lives in its own module, which exposes ``add_parser(subparsers)`` and
+``run(args) -> int``. The table below names them; a module is imported only to build its
+parser (cheap: argparse only) and to run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rovbus import __version__
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+#: command name -> module under rovbus.cli that defines it
+COMMANDS: dict[str, str] = {
+    "check-config": "check_config",
+}
+
+EPILOG = """\
+examples:
+  rovbus check-config config/demo.toml
+  rovbus COMMAND --help
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rovbus",
+        description="A brokerless message bus for ROVs: CAN onto ZeroMQ, Jupyter envelope.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rovbus {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMANDS.values():
+        module = importlib.import_module(f"rovbus.cli.{module_name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(f"rovbus.cli.{COMMANDS[args.command]}")
+    try:
+        code: int = module.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

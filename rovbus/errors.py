@@ -1,0 +1,60 @@
+"""The one exception tree of rovbus.
+
+Library code raises these; daemons and the CLI catch them at task boundaries and log or
+print them. ``ValueError`` stays for bad arguments to a function.
+
+::
+
+    RovbusError
+    ├── WireError
+    │   ├── EnvelopeError      malformed multipart message or dict frame
+    │   └── SignatureError     unsigned, forged, replayed or stale message
+    ├── TransportError
+    │   └── RequestTimeout     (also a TimeoutError)
+    ├── ConfigError            names the file, the key path and what was expected
+    └── CanError
+"""
+
+from __future__ import annotations
+
+
+class RovbusError(Exception):
+    """Base of every error rovbus raises on purpose."""
+
+
+class WireError(RovbusError):
+    """A message could not be encoded or decoded."""
+
+
+class EnvelopeError(WireError):
+    """The multipart envelope or one of its dict frames is malformed."""
+
+
+class SignatureError(WireError):
+    """A message is unsigned, its signature is wrong, it was replayed, or it is too old."""
+
+
+class TransportError(RovbusError):
+    """A ZeroMQ socket could not be bound, connected or used."""
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """A request got no reply in time."""
+
+
+class ConfigError(RovbusError):
+    """The system file is missing, unreadable or invalid.
+
+    ``problems`` holds every finding, each naming the key path and what was expected; the
+    message joins them under the file's path.
+    """
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{path}: invalid system file\n{lines}" if lines else path)
+
+
+class CanError(RovbusError):
+    """A CAN bus could not be opened, read or written, or a frame is invalid."""
