@@ -1,0 +1,95 @@
+"""An asyncio ZeroMQ socket that speaks envelopes through one ``Codec``, with counters.
+
+``recv`` never raises for what a peer sent: a bad envelope or signature comes back as a
+``Rejected`` (counted), so a daemon's receive loop decides whether to answer, log or drop,
+and goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from rovbus.errors import SignatureError, WireError
+from rovbus.transport.stats import SocketStats
+from rovbus.wire.codec import Codec, split_envelope
+from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer, detect, unpack
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that failed to decode or verify.
+
+    ``header`` is the sender's header when it could be read without trusting the message
+    (for an error reply), else ``None``. ``identities`` is the routing stack, if any.
+    """
+
+    error: WireError
+    identities: tuple[bytes, ...]
+    header: dict[str, Any] | None
+    serializer: Serializer
+
+
+def peek_header(
+    frames: Sequence[bytes],
+) -> tuple[tuple[bytes, ...], dict[str, Any] | None, Serializer]:
+    """Best-effort read of identities and header from frames that failed to decode."""
+    try:
+        identities, rest = split_envelope(frames)
+    except WireError:
+        return (), None, Serializer.MSGPACK
+    try:
+        serializer = detect(rest[1])
+        header = unpack(rest[1], serializer, "header")
+    except (WireError, IndexError):
+        return identities, None, Serializer.MSGPACK
+    if not isinstance(header.get("msg_id"), str) or not isinstance(header.get("msg_type"), str):
+        return identities, None, serializer
+    return identities, header, serializer
+
+
+class Channel:
+    """One socket, one codec, one set of counters."""
+
+    def __init__(self, name: str, socket: zmq.asyncio.Socket, codec: Codec) -> None:
+        self.name = name
+        self.socket = socket
+        self.codec = codec
+        self.stats = SocketStats()
+
+    async def recv(self) -> Message | Rejected:
+        frames: list[bytes] = await self.socket.recv_multipart()
+        return self.decode(frames)
+
+    def decode(self, frames: list[bytes]) -> Message | Rejected:
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += sum(len(f) for f in frames)
+        try:
+            return self.codec.decode(frames)
+        except WireError as exc:
+            stats.rejected += 1
+            identities, header, serializer = peek_header(frames)
+            # Never answer a message whose signature failed: that would help a forger.
+            if isinstance(exc, SignatureError):
+                header = None
+            return Rejected(exc, identities, header, serializer)
+
+    async def send(self, message: Message) -> None:
+        frames = self.codec.encode(message)
+        try:
+            await self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.stats.dropped += 1
+            return
+        self.stats.messages_out += 1
+        self.stats.bytes_out += sum(len(f) for f in frames)
+
+    def close(self, linger_ms: int | None = None) -> None:
+        if not self.socket.closed:
+            self.socket.close(linger=linger_ms)

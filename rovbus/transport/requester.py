@@ -1,0 +1,106 @@
+"""Request-reply over a DEALER socket, with a timeout and retries (the zguide's Lazy Pirate).
+
+A reply is matched to its request by ``parent_header.msg_id``; stale replies to earlier
+attempts are discarded. After a timeout the socket is closed and a fresh one connected, and
+the same request (same ``msg_id``, a fresh date, so a fresh signature that the replay guard
+accepts) is sent again; a rovbus node answers a repeated ``msg_id`` from its reply cache
+instead of acting twice.
+
+``Message.identities`` on the request are sent before the delimiter: through a forwarder
+they name the node the request is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from rovbus.errors import RequestTimeout, WireError
+from rovbus.transport.sockets import DEFAULT_OPTIONS, SocketOptions, connect
+from rovbus.transport.stats import SocketStats
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message, format_date
+
+SocketSetup = Callable[[zmq.Socket[Any]], None]
+
+
+class Requester:
+    """Sends requests to one endpoint and awaits their replies."""
+
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        endpoint: str,
+        codec: Codec,
+        *,
+        options: SocketOptions = DEFAULT_OPTIONS,
+        setup: SocketSetup | None = None,
+        name: str = "request",
+    ) -> None:
+        self.context = context
+        self.endpoint = endpoint
+        self.codec = codec
+        self.options = options
+        self.setup = setup  # e.g. CURVE client keys, applied before connect
+        self.name = name
+        self.stats = SocketStats()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._lock = asyncio.Lock()
+
+    def _open(self) -> zmq.asyncio.Socket:
+        if self._socket is None:
+            sock = self.context.socket(zmq.DEALER)
+            self.options.apply(sock)
+            if self.setup is not None:
+                self.setup(sock)
+            connect(sock, self.endpoint, self.name)
+            self._socket = sock
+        return self._socket
+
+    def _discard(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    async def request(self, message: Message, timeout: float = 3.0, retries: int = 0) -> Message:
+        """Send ``message`` and return its reply; ``RequestTimeout`` after every attempt failed."""
+        async with self._lock:
+            attempt = message
+            for n in range(retries + 1):
+                if n:
+                    header = dict(message.header, date=format_date(self.codec.clock()))
+                    attempt = dataclasses.replace(message, header=header)
+                sock = self._open()
+                frames = self.codec.encode(attempt)
+                await sock.send_multipart(frames)
+                self.stats.messages_out += 1
+                self.stats.bytes_out += sum(len(f) for f in frames)
+                try:
+                    return await asyncio.wait_for(self._reply_to(sock, message.msg_id), timeout)
+                except TimeoutError:
+                    self._discard()
+            raise RequestTimeout(
+                f"no reply to {message.msg_type} from {self.endpoint}"
+                f" after {retries + 1} attempt(s) of {timeout:g} s"
+            )
+
+    async def _reply_to(self, sock: zmq.asyncio.Socket, msg_id: str) -> Message:
+        while True:
+            frames: list[bytes] = await sock.recv_multipart()
+            self.stats.messages_in += 1
+            self.stats.bytes_in += sum(len(f) for f in frames)
+            try:
+                reply = self.codec.decode(frames)
+            except WireError:
+                self.stats.rejected += 1
+                continue
+            if reply.parent_header.get("msg_id") == msg_id:
+                return reply
+
+    def close(self) -> None:
+        self._discard()

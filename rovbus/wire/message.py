@@ -1,0 +1,83 @@
+"""The decoded message and its header.
+
+A ``Message`` is what travels in one Jupyter envelope: routing identities (on pub, the
+topic), the header, the parent's header, metadata, content and raw buffers. It also
+remembers which serializer it was (or will be) written with, so a reply goes out in the
+form its request came in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rovbus.errors import EnvelopeError
+from rovbus.wire.serializers import Serializer
+
+PROTOCOL_VERSION = "5.3"
+
+#: The header fields every message must carry, all strings.
+HEADER_FIELDS = ("msg_id", "session", "username", "date", "msg_type", "version")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    header: dict[str, Any]
+    parent_header: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)
+    buffers: tuple[bytes, ...] = ()
+    identities: tuple[bytes, ...] = ()
+    serializer: Serializer = field(default=Serializer.MSGPACK, compare=False)
+
+    @property
+    def msg_type(self) -> str:
+        value: str = self.header["msg_type"]
+        return value
+
+    @property
+    def msg_id(self) -> str:
+        value: str = self.header["msg_id"]
+        return value
+
+    @property
+    def topic(self) -> str:
+        """The pub topic: the first identity frame as text ("" when there is none)."""
+        return self.identities[0].decode("utf-8", "replace") if self.identities else ""
+
+
+def format_date(epoch: float) -> str:
+    """UTC ISO 8601 with exactly six fractional digits and ``Z``."""
+    seconds = int(epoch)
+    micros = round((epoch - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micros:06d}Z"
+    )
+
+
+def parse_date(text: str) -> float:
+    """Epoch seconds of an ISO 8601 date; ``EnvelopeError`` if it is not one."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise EnvelopeError(f"header.date {text!r} is not an ISO 8601 date") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def check_header(header: dict[str, Any]) -> None:
+    """Raise ``EnvelopeError`` naming the first missing or mistyped header field."""
+    for name in HEADER_FIELDS:
+        value = header.get(name)
+        if value is None:
+            raise EnvelopeError(f"header.{name} is missing")
+        if not isinstance(value, str):
+            raise EnvelopeError(f"header.{name} is {type(value).__name__}, expected a string")
