@@ -1,0 +1,161 @@
+"""ZeroMQ endpoints as parsed values.
+
+A system file names every socket by a ZeroMQ endpoint string. The same string is where a
+daemon binds and where its peers connect, so it is parsed once, here, into an
+:class:`Endpoint` that knows its transport, host, port or path.
+
+Accepted forms:
+
+- ``tcp://HOST:PORT``: port 1-65535; HOST an IPv4 address, an IPv6 address in brackets
+  (``[::1]``), ``localhost``, ``*`` (every interface, bind only) or a hostname.
+- ``ipc:///absolute/path``: a Unix socket path; it must be absolute.
+- ``inproc://name``: inside one process (tests).
+
+A bind endpoint with a wildcard host (``*``, ``0.0.0.0``, ``[::]``) cannot be connected to;
+:meth:`Endpoint.connectable` puts a real host in its place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["WILDCARD_HOSTS", "Endpoint", "Transport", "parse_endpoint"]
+
+Transport = Literal["tcp", "ipc", "inproc"]
+
+#: hosts that mean "every interface" when binding; they collide with any host on that port
+WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "::", "[::]"})
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_TCP = re.compile(r"^(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>[^:]*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One parsed ZeroMQ endpoint.
+
+    ``host`` and ``port`` are set for ``tcp`` (an IPv6 host keeps its brackets);
+    ``path`` holds the ipc path or the inproc name. ``str(endpoint)`` gives back the
+    string to hand to ``socket.bind`` or ``socket.connect``.
+    """
+
+    transport: Transport
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """The endpoint as ZeroMQ spells it."""
+        if self.transport == "tcp":
+            return f"tcp://{self.host}:{self.port}"
+        return f"{self.transport}://{self.path}"
+
+    @property
+    def is_wildcard(self) -> bool:
+        """True for a tcp endpoint bound on every interface (``*``, ``0.0.0.0``, ``[::]``)."""
+        return self.transport == "tcp" and self.host in WILDCARD_HOSTS
+
+    def connectable(self, host: str = "127.0.0.1") -> Endpoint:
+        """The endpoint a peer connects to: a wildcard host replaced by ``host``.
+
+        Any other endpoint comes back unchanged. ``host`` is the address under which the
+        binding machine is reachable from the peer (an IPv6 address may omit brackets).
+        """
+        if not self.is_wildcard:
+            return self
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        _check_host(host)
+        return Endpoint("tcp", host=host, port=self.port)
+
+    def collision_key(self) -> tuple[str, str, int]:
+        """What two endpoints must share to be the same socket address.
+
+        ``localhost`` counts as ``127.0.0.1`` and host names compare case-insensitively.
+        Wildcard hosts are normalized to ``*``; whether a wildcard collides with another
+        host on the same port is for the caller to decide (see :meth:`collides_with`).
+        """
+        if self.transport != "tcp":
+            return (self.transport, self.path, 0)
+        host = self.host.lower()
+        if host == "localhost":
+            host = "127.0.0.1"
+        elif host in WILDCARD_HOSTS:
+            host = "*"
+        return ("tcp", host, self.port)
+
+    def collides_with(self, other: Endpoint) -> bool:
+        """True when binding both would fight over one address.
+
+        Two tcp endpoints collide on the same port when their hosts are equal or either is
+        a wildcard; ipc and inproc endpoints collide when their paths are equal.
+        """
+        mine, theirs = self.collision_key(), other.collision_key()
+        if mine[0] != theirs[0] or mine[2] != theirs[2]:
+            return False
+        if mine[0] == "tcp" and "*" in (mine[1], theirs[1]):
+            return True
+        return mine[1] == theirs[1]
+
+
+def _check_host(host: str) -> None:
+    """Raise ValueError unless ``host`` is a usable tcp host."""
+    if host in WILDCARD_HOSTS or host == "localhost":
+        return
+    if host.startswith("["):
+        inner = host[1:-1] if host.endswith("]") else ""
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise ValueError(f"host {host} is not an IPv6 address in brackets") from None
+        return
+    if not host:
+        raise ValueError("the host is empty")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"host {host} is not a valid IPv4 address") from None
+        return
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        raise ValueError(f'host "{host}" is not an IP address, localhost, * or a hostname')
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Parse a ZeroMQ endpoint string; raise ValueError saying what is wrong."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected an endpoint string, got {type(text).__name__}")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise ValueError(
+            f'"{text}" is not an endpoint; expected tcp://HOST:PORT, ipc:///PATH or inproc://NAME'
+        )
+    if scheme == "tcp":
+        match = _TCP.match(rest)
+        if match is None:
+            raise ValueError(f'"{text}" is not tcp://HOST:PORT')
+        host, port_text = match["host"], match["port"]
+        if not port_text.isdigit():
+            raise ValueError(f'port "{port_text}" in "{text}" is not a number')
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise ValueError(f'port {port} in "{text}" is out of range 1-65535')
+        _check_host(host)
+        return Endpoint("tcp", host=host, port=port)
+    if scheme == "ipc":
+        if not rest.startswith("/"):
+            raise ValueError(f'"{text}": an ipc path must be absolute (ipc:///run/rovbus/x)')
+        return Endpoint("ipc", path=rest)
+    if scheme == "inproc":
+        if not rest:
+            raise ValueError(f'"{text}": an inproc endpoint needs a name')
+        return Endpoint("inproc", path=rest)
+    raise ValueError(f'"{text}": unknown transport "{scheme}"; expected tcp, ipc or inproc')

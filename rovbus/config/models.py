@@ -1,0 +1,343 @@
+"""The pydantic models of the system file, one per TOML table.
+
+Every model forbids unknown keys, is frozen, and validates strictly: TOML already has
+integers, floats, booleans and strings, so a string where a number belongs is an error
+rather than something to coerce. Relative file paths resolve against the folder of the
+system file (the ``base_dir`` in the validation context).
+
+Cross-table rules (unique names and endpoints, groups that exist, a tree of forwarders,
+key files) live in :mod:`rovbus.config.checks`; these models check one value at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import core_schema
+
+from rovbus.config.endpoints import Endpoint, parse_endpoint
+from rovbus.config.problems import describe
+from rovbus.config.txallow import TxAllowList, parse_id_range
+from rovbus.errors import ConfigError
+
+__all__ = [
+    "BatchConfig",
+    "BusConfig",
+    "CanFilter",
+    "CurveConfig",
+    "ForwarderConfig",
+    "ForwarderEndpoints",
+    "GroupConfig",
+    "LogLevel",
+    "NodeConfig",
+    "NodeEndpoints",
+    "SecurityConfig",
+    "SystemSettings",
+]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Named(_Model):
+    """A table whose name is its key in the parent table (``[nodes.NAME]``)."""
+
+    _name: str = PrivateAttr(default="")
+
+    @property
+    def name(self) -> str:
+        """The table key this entry was declared under."""
+        return self._name
+
+
+# -- value types ---------------------------------------------------------------------------
+
+
+def _validate_endpoint(value: object) -> Endpoint:
+    if isinstance(value, Endpoint):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an endpoint string like tcp://HOST:PORT, got {describe(value)}")
+    return parse_endpoint(value)
+
+
+EndpointField = Annotated[
+    Endpoint, PlainValidator(_validate_endpoint), PlainSerializer(str, return_type=str)
+]
+
+
+def _validate_path(value: object, info: ValidationInfo) -> Path:
+    if isinstance(value, Path):
+        path = value
+    elif isinstance(value, str) and value.strip():
+        path = Path(value).expanduser()
+    else:
+        raise ValueError(f"expected a file path, got {describe(value)}")
+    if not path.is_absolute():
+        context = info.context if isinstance(info.context, dict) else {}
+        base = context.get("base_dir")
+        path = (Path(base) if base is not None else Path.cwd()) / path
+    return path
+
+
+#: a file path; relative paths resolve against the folder of the system file
+FilePath = Annotated[Path, PlainValidator(_validate_path), PlainSerializer(str, return_type=str)]
+
+
+def _validate_id_range(value: object) -> tuple[int, int]:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'expected an ID or range like "0x200-0x20F", got {describe(value)}')
+    return parse_id_range(value)
+
+
+IdRange = Annotated[tuple[int, int], PlainValidator(_validate_id_range)]
+
+
+def _tx_allow_schema(source: Any, handler: Any) -> core_schema.CoreSchema:
+    # validate as a list of ranges (so an error names its index), then build the lookup
+    return core_schema.no_info_after_validator_function(
+        lambda ranges: TxAllowList(tuple(ranges)),
+        handler.generate_schema(list[IdRange]),
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            lambda allow: [f"0x{lo:X}-0x{hi:X}" for lo, hi in allow.ranges]
+        ),
+    )
+
+
+TxAllowField = Annotated[TxAllowList, GetPydanticSchema(_tx_allow_schema)]
+
+
+def _validate_channel(value: object) -> str | int:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"expected a channel name or number, got {describe(value)}")
+
+
+Channel = Annotated[str | int, PlainValidator(_validate_channel)]
+
+
+# -- [system] and [security] ---------------------------------------------------------------
+
+
+class SystemSettings(_Model):
+    """``[system]``: what every node and tool shares."""
+
+    name: str = Field(min_length=1)
+    serializer: Literal["msgpack", "json"] = "msgpack"
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    dead_after: int = Field(default=3, ge=1)
+
+
+class CurveConfig(_Model):
+    """``[security.curve]``: CURVE encryption of the forwarder's outer side.
+
+    The forwarder (the server) needs its secret and public key and the public keys of the
+    clients it admits; operator tools need the server's public key and their own pair.
+    """
+
+    server_secret_file: FilePath | None = None
+    server_public_file: FilePath
+    allowed_clients: list[FilePath] = Field(default_factory=list)
+    client_secret_file: FilePath | None = None
+    client_public_file: FilePath | None = None
+
+    def secret_files(self) -> list[tuple[list[str | int], Path]]:
+        """``(key path under security.curve, file)`` of each secret key file named."""
+        named = [
+            ("server_secret_file", self.server_secret_file),
+            ("client_secret_file", self.client_secret_file),
+        ]
+        return [([key], path) for key, path in named if path is not None]
+
+    def public_files(self) -> list[tuple[list[str | int], Path]]:
+        """``(key path under security.curve, file)`` of each public key file named."""
+        found: list[tuple[list[str | int], Path]] = [
+            (["server_public_file"], self.server_public_file)
+        ]
+        found += [(["allowed_clients", i], path) for i, path in enumerate(self.allowed_clients)]
+        if self.client_public_file is not None:
+            found.append((["client_public_file"], self.client_public_file))
+        return found
+
+
+class SecurityConfig(_Model):
+    """``[security]``: message signing, replay protection and optional CURVE."""
+
+    key_file: FilePath
+    signature_scheme: str = "hmac-sha256"
+    replay_window: int = Field(default=4096, ge=1)
+    max_age: float = Field(default=0.0, ge=0)
+    curve: CurveConfig | None = None
+
+    @field_validator("signature_scheme")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        digest = value.removeprefix("hmac-")
+        if not value.startswith("hmac-") or digest not in hashlib.algorithms_available:
+            raise ValueError(
+                f'expected "hmac-" and a hashlib digest name such as "hmac-sha256", '
+                f"got {describe(value)}"
+            )
+        return value
+
+    @property
+    def digest_name(self) -> str:
+        """The hashlib name of the digest, e.g. ``"sha256"``."""
+        return self.signature_scheme.removeprefix("hmac-")
+
+    def read_key(self) -> bytes:
+        """The HMAC key: the key file's bytes without surrounding whitespace.
+
+        Raises ConfigError (naming ``security.key_file``) if the file cannot be read or
+        holds nothing.
+        """
+        try:
+            key = self.key_file.read_bytes().strip()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                str(self.key_file), [f"security.key_file: cannot read {self.key_file}: {reason}"]
+            ) from exc
+        if not key:
+            raise ConfigError(str(self.key_file), [f"security.key_file: {self.key_file} is empty"])
+        return key
+
+
+# -- [groups], [nodes], [forwarders] -------------------------------------------------------
+
+
+class GroupConfig(_Named):
+    """``[groups.NAME]``: nodes on one network segment."""
+
+    description: str = ""
+
+
+class CanFilter(_Model):
+    """One receive filter, as python-can's ``set_filters`` takes it."""
+
+    id: int = Field(ge=0)
+    mask: int = Field(ge=0)
+    extended: bool = False
+
+    def to_python_can(self) -> dict[str, int | bool]:
+        """The filter as a python-can ``can_filters`` entry."""
+        return {"can_id": self.id, "can_mask": self.mask, "extended": self.extended}
+
+
+class BatchConfig(_Model):
+    """``batch``: many CAN frames per published message."""
+
+    max_frames: int = Field(default=64, ge=1, le=65535)
+    max_delay_ms: float = Field(default=2.0, ge=0)
+
+
+class BusConfig(_Model):
+    """``[[nodes.NAME.buses]]``: one CAN bus opened through python-can."""
+
+    name: str = Field(min_length=1)
+    interface: str = Field(min_length=1)
+    channel: Channel
+    bitrate: int | None = Field(default=None, gt=0)
+    data_bitrate: int | None = Field(default=None, gt=0)
+    fd: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    filters: list[CanFilter] = Field(default_factory=list)
+    tx_allow: TxAllowField = TxAllowList()
+    batch: BatchConfig | None = None
+    queue_size: int = Field(default=1024, ge=1)
+
+    def allows(self, arbitration_id: int) -> bool:
+        """True when this node may transmit ``arbitration_id`` on this bus."""
+        return self.tx_allow.allows(arbitration_id)
+
+    def can_filters(self) -> list[dict[str, int | bool]] | None:
+        """The filters as python-can's ``can_filters`` argument (None: receive all)."""
+        return [f.to_python_can() for f in self.filters] or None
+
+    def bus_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``can.Bus(**kwargs)``."""
+        kwargs: dict[str, Any] = {"interface": self.interface, "channel": self.channel}
+        if self.bitrate is not None:
+            kwargs["bitrate"] = self.bitrate
+        if self.fd:
+            kwargs["fd"] = True
+        if self.data_bitrate is not None:
+            kwargs["data_bitrate"] = self.data_bitrate
+        if self.filters:
+            kwargs["can_filters"] = self.can_filters()
+        kwargs.update(self.options)
+        return kwargs
+
+
+class NodeEndpoints(_Model):
+    """``[nodes.NAME.endpoints]``: where the node binds each channel."""
+
+    pub: EndpointField
+    shell: EndpointField
+    control: EndpointField
+    stdin: EndpointField
+    hb: EndpointField
+    iopub: EndpointField | None = None
+
+    def items(self) -> list[tuple[str, Endpoint]]:
+        """``(channel, endpoint)`` for every endpoint set, in table order."""
+        return [(k, v) for k, v in self if isinstance(v, Endpoint)]
+
+
+class NodeConfig(_Named):
+    """``[nodes.NAME]``: one node daemon, its sockets and its CAN buses."""
+
+    group: str
+    log_level: LogLevel | None = None
+    heartbeat_interval: float | None = Field(default=None, gt=0)
+    connection_file: FilePath | None = None
+    endpoints: NodeEndpoints
+    buses: list[BusConfig] = Field(default_factory=list)
+
+    def bus(self, name: str) -> BusConfig:
+        """The bus called ``name``; ConfigError listing the known buses if there is none."""
+        for bus in self.buses:
+            if bus.name == name:
+                return bus
+        known = ", ".join(b.name for b in self.buses) or "none"
+        raise ConfigError(
+            f"nodes.{self.name}", [f"nodes.{self.name}: no bus {name!r}; known buses: {known}"]
+        )
+
+
+class ForwarderEndpoints(_Model):
+    """``[forwarders.NAME.endpoints]``: the forwarder's sockets on the outer side."""
+
+    pub: EndpointField
+    request: EndpointField
+    control: EndpointField
+
+    def items(self) -> list[tuple[str, Endpoint]]:
+        """``(channel, endpoint)`` for every endpoint, in table order."""
+        return [(k, v) for k, v in self if isinstance(v, Endpoint)]
+
+
+class ForwarderConfig(_Named):
+    """``[forwarders.NAME]``: the boundary between an inner and an outer group."""
+
+    inner: str
+    outer: str
+    endpoints: ForwarderEndpoints
