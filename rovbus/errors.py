@@ -8,7 +8,8 @@ print them. ``ValueError`` stays for bad arguments to a function.
     RovbusError
     ├── WireError
     │   ├── EnvelopeError      malformed multipart message or dict frame
-    │   └── SignatureError     unsigned, forged, replayed or stale message
+    │   ├── SignatureError     unsigned, forged, replayed or stale message
+    │   └── FrameSyntaxError   bad cansend/candump text (also a ValueError)
     ├── TransportError
     │   └── RequestTimeout     (also a TimeoutError)
     ├── ConfigError            names the file, the key path and what was expected
@@ -58,3 +59,25 @@ class ConfigError(RovbusError):
 
 class CanError(RovbusError):
     """A CAN bus could not be opened, read or written, or a frame is invalid."""
+
+
+class FrameSyntaxError(WireError, ValueError):
+    """A CAN frame in can-utils text form (cansend, candump ``-L``) could not be parsed.
+
+    ``text`` is the text as given, ``position`` the index of the offending character
+    (``len(text)`` when something is missing at the end), ``problem`` what was expected
+    there. The message shows the text with a caret under that character.
+    """
+
+    def __init__(self, text: str, position: int, problem: str) -> None:
+        super().__init__(text, position, problem)
+        self.text = text
+        self.position = position
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"bad CAN frame {self.text!r}: {self.problem} at position {self.position}\n"
+            f"  {self.text}\n"
+            f"  {' ' * self.position}^"
+        )

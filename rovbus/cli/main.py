@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 #: command name -> module under rovbus.cli that defines it
 COMMANDS: dict[str, str] = {
     "check-config": "check_config",
+    "node": "node",
 }
 
 EPILOG = """\

@@ -1,0 +1,554 @@
+"""The node daemon: a computer's CAN buses onto the ZeroMQ overlay.
+
+One ``NodeDaemon`` per process. ``start`` binds every socket and opens every bus (and
+raises, before anything is announced, if one cannot); ``serve`` answers requests, echoes
+heartbeat pings and publishes heartbeats until it is stopped; ``aclose`` finishes pending
+transmissions within a deadline and releases everything. The channels follow DESIGN.md:
+
+    pub      PUB     CAN frames, heartbeats, status, in the system's serializer
+    shell    ROUTER  kernel_info, node_info, can_send, stats, execute
+    control  ROUTER  shutdown, interrupt, tx_off, tx_on, kernel_info
+    stdin    ROUTER  the node asking the requesting client for input
+    hb       REP     raw echo
+    iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import can
+import zmq
+import zmq.asyncio
+
+from rovbus import __version__
+from rovbus.can import CanPort, FrameBatcher, RingBuffer
+from rovbus.config import NodeConfig, SystemConfig
+from rovbus.errors import CanError, ConfigError, RovbusError
+from rovbus.node.connection_file import (
+    connection_info_for,
+    default_connection_path,
+    write_connection_file,
+)
+from rovbus.node.console import CommandError, run_command
+from rovbus.node.heartbeat import tick_forever
+from rovbus.node.ratelimit import RateLimitedLog
+from rovbus.node.requests import (
+    CONTROL_REQUESTS,
+    SHELL_REQUESTS,
+    UnknownRequest,
+    error_content,
+    frames_to_send,
+    kernel_info,
+    reply_type,
+)
+from rovbus.transport import Channel, Publisher, Rejected, SocketStats, bind, echo_forever
+from rovbus.transport.sockets import DEFAULT_OPTIONS
+from rovbus.wire.canframe import CanFrame, batch_content
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer
+from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
+
+log = logging.getLogger(__name__)
+
+BusFactory = Callable[[], can.BusABC]
+
+REPLY_CACHE_SIZE = 256
+INPUT_TIMEOUT = 60.0
+TOPIC_CACHE_LIMIT = 4096
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        system: SystemConfig,
+        name: str,
+        *,
+        bus_factories: dict[str, BusFactory] | None = None,
+        drain_deadline: float = 1.0,
+    ) -> None:
+        self.system = system
+        self.config: NodeConfig = system.node(name)
+        self.name = name
+        security = system.security
+        self.codec = Codec(
+            system.hmac_key(),
+            security.signature_scheme if security else "hmac-sha256",
+            username=name,
+            serializer=Serializer(system.system.serializer),
+            replay_window=security.replay_window if security else 4096,
+            max_age=security.max_age if security else None,
+        )
+        self.interval = system.heartbeat_interval_of(name)
+        self.drain_deadline = drain_deadline
+        self._bus_factories = bus_factories or {}
+        self._started = time.monotonic()
+        self._stop: asyncio.Event | None = None
+        self.state = "starting"
+        self.context: zmq.asyncio.Context | None = None
+        self.ports: dict[str, CanPort] = {}
+        self.rings: dict[str, RingBuffer[CanFrame]] = {}
+        self.batchers: dict[str, FrameBatcher] = {}
+        self.channels: dict[str, Channel] = {}
+        self.publishers: dict[str, Publisher] = {}
+        self.hb_stats = SocketStats()
+        self.hb_socket: zmq.asyncio.Socket | None = None
+        self.connection_path: Path | None = None
+        self._topics: dict[str, dict[tuple[int, bool], str]] = {}
+        self._replies: OrderedDict[str, Message] = OrderedDict()
+        self._inputs: dict[str, asyncio.Future[str]] = {}
+        self.execution_count = 0
+        self.seq = 0
+        self.rlog = RateLimitedLog(log)
+
+    # -- start-up ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every socket and open every bus; raises ``RovbusError`` naming the cause."""
+        self._stop = asyncio.Event()
+        self.context = zmq.asyncio.Context()
+        try:
+            self._bind_sockets(self.context)
+            for bus in self.config.buses:
+                await self._open_bus(bus.name)
+            self._write_connection_file()
+        except BaseException:
+            await self.aclose()
+            raise
+        self.state = "ok"
+        self._publish_status("starting", None)
+
+    def _bind_sockets(self, ctx: zmq.asyncio.Context) -> None:
+        ep = self.config.endpoints
+        pub = zmq.Socket(ctx, zmq.PUB)
+        self.publishers["pub"] = Publisher(
+            "pub", pub, self.codec, Serializer(self.system.system.serializer)
+        )
+        DEFAULT_OPTIONS.apply(pub)
+        bind(pub, str(ep.pub), "pub")
+        for name, endpoint in (("shell", ep.shell), ("control", ep.control), ("stdin", ep.stdin)):
+            sock = ctx.socket(zmq.ROUTER)
+            self.channels[name] = Channel(name, sock, self.codec)
+            DEFAULT_OPTIONS.apply(sock)
+            bind(sock, str(endpoint), name)
+        self.hb_socket = ctx.socket(zmq.REP)
+        DEFAULT_OPTIONS.apply(self.hb_socket)
+        bind(self.hb_socket, str(ep.hb), "hb")
+        if ep.iopub is not None:
+            iopub = zmq.Socket(ctx, zmq.PUB)
+            self.publishers["iopub"] = Publisher("iopub", iopub, self.codec, Serializer.JSON)
+            DEFAULT_OPTIONS.apply(iopub)
+            bind(iopub, str(ep.iopub), "iopub")
+
+    def _write_connection_file(self) -> None:
+        """With a JSON iopub, the Jupyter connection file (mode 0600) of this node."""
+        ep = self.config.endpoints
+        if ep.iopub is None:
+            return
+        try:
+            info = connection_info_for(
+                dict(ep.items()), key=self.codec.key, signature_scheme=self.codec.signature_scheme
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                str(self.system.source), [f"nodes.{self.name}.endpoints: {exc}"]
+            ) from None
+        path = self.config.connection_file or default_connection_path(self.name)
+        try:
+            self.connection_path = write_connection_file(path, info)
+        except OSError as exc:
+            raise ConfigError(
+                str(self.system.source),
+                [f"nodes.{self.name}.connection_file: cannot write {path}: {exc.strerror}"],
+            ) from None
+
+    async def _open_bus(self, name: str) -> None:
+        bus = self.config.bus(name)
+        port = CanPort(
+            bus,
+            self._on_frames,
+            bus_factory=self._bus_factories.get(name),
+            on_state=self._on_bus_state,
+        )
+        self.ports[name] = port
+        self.rings[name] = RingBuffer(256)
+        self._topics[name] = {}
+        if bus.batch is not None:
+            self.batchers[name] = FrameBatcher(
+                bus.batch.max_frames,
+                bus.batch.max_delay_ms / 1000.0,
+                functools.partial(self._publish_batch, name),
+            )
+        try:
+            await port.open()
+        except CanError as exc:
+            raise CanError(f"node {self.name}: bus {name}: {exc}") from None
+
+    # -- the CAN stream -----------------------------------------------------------------
+
+    def _on_frames(self, frames: list[CanFrame]) -> None:
+        """Called by the ports on the loop thread with frames received or sent."""
+        pub = self.publishers["pub"]
+        for frame in frames:
+            bus = frame.bus
+            self.rings[bus].append(frame)
+            batcher = self.batchers.get(bus)
+            if batcher is not None:
+                batcher.add(frame)
+                continue
+            pub.publish(self._can_topic(bus, frame), "can_frame", frame.to_content())
+
+    def _can_topic(self, bus: str, frame: CanFrame) -> str:
+        topics = self._topics[bus]
+        key = (frame.arbitration_id, frame.is_extended_id)
+        topic = topics.get(key)
+        if topic is None:
+            topic = can_topic(self.name, bus, frame.arbitration_id, frame.is_extended_id)
+            if len(topics) < TOPIC_CACHE_LIMIT:
+                topics[key] = topic
+        return topic
+
+    def _publish_batch(self, bus: str, frames: list[CanFrame]) -> None:
+        self.publishers["pub"].publish(
+            batch_topic(self.name, bus), "can_batch", batch_content(bus, frames)
+        )
+
+    # -- serving ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask ``serve`` to return (signal handlers and shutdown_request call this)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(self) -> None:
+        """Answer requests and publish heartbeats until ``request_stop``."""
+        if self._stop is None or self.hb_socket is None:
+            raise RuntimeError("NodeDaemon.serve() before start()")
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self._serve_channel("shell", SHELL_REQUESTS)),
+                tg.create_task(self._serve_channel("control", CONTROL_REQUESTS)),
+                tg.create_task(self._serve_stdin()),
+                tg.create_task(echo_forever(self.hb_socket, self.hb_stats)),
+                tg.create_task(tick_forever(self.interval, self._heartbeat)),
+            ]
+            await self._stop.wait()
+            self.state = "stopping"
+            for task in tasks:
+                task.cancel()
+
+    async def _serve_channel(self, name: str, answers: Sequence[str]) -> None:
+        channel = self.channels[name]
+        while True:
+            got = await channel.recv()
+            if isinstance(got, Rejected):
+                await self._rejected(channel, got)
+                continue
+            try:
+                await self._answer(channel, got, answers)
+            except Exception:  # a handler bug must not stop the node
+                log.exception("%s: unhandled error answering %s", name, got.msg_type)
+
+    async def _rejected(self, channel: Channel, rejected: Rejected) -> None:
+        self.rlog.warning(
+            f"{channel.name}:{type(rejected.error).__name__}",
+            f"{channel.name}: dropped a bad message: {rejected.error}",
+        )
+        header = rejected.header
+        if header is None:
+            return
+        request = Message(
+            header=header, identities=rejected.identities, serializer=rejected.serializer
+        )
+        await channel.send(
+            self.codec.reply(request, reply_type(header["msg_type"]), error_content(rejected.error))
+        )
+
+    async def _answer(self, channel: Channel, request: Message, answers: Sequence[str]) -> None:
+        cached = self._replies.get(request.msg_id)
+        if cached is not None:  # a client's retry: answer again, do not act twice
+            await channel.send(self.codec.reply(request, cached.msg_type, cached.content))
+            return
+        self._publish_status("busy", request)
+        try:
+            try:
+                if request.msg_type not in answers:
+                    raise UnknownRequest(
+                        f"{channel.name} channel of node {self.name} does not answer "
+                        f"{request.msg_type!r}; it answers {', '.join(answers)}"
+                    )
+                content = await self._handle(request)
+            except (RovbusError, ValueError) as exc:
+                content = error_content(exc)
+            reply = self.codec.reply(request, reply_type(request.msg_type), content)
+            self._replies[request.msg_id] = reply
+            if len(self._replies) > REPLY_CACHE_SIZE:
+                self._replies.popitem(last=False)
+            await channel.send(reply)
+        finally:
+            self._publish_status("idle", request)
+
+    async def _handle(self, request: Message) -> dict[str, Any]:
+        kind = request.msg_type
+        if kind == "kernel_info_request":
+            return kernel_info(self.name, self.config.group)
+        if kind == "node_info_request":
+            return {"status": "ok", **self.node_info()}
+        if kind == "stats_request":
+            return {"status": "ok", **self.stats()}
+        if kind == "can_send_request":
+            bus, frames = frames_to_send(request.content)
+            sent = await self.transmit(bus, frames)
+            return {"status": "ok", "bus": bus, "sent": sent}
+        if kind == "execute_request":
+            return await self._execute(request)
+        if kind == "shutdown_request":
+            self.request_stop()
+            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
+        if kind == "interrupt_request":
+            dropped = sum(port.drop_queued() for port in self.ports.values())
+            return {"status": "ok", "dropped": dropped}
+        if kind in ("tx_off_request", "tx_on_request"):
+            self.set_tx(kind == "tx_on_request")
+            return {"status": "ok", "tx_enabled": kind == "tx_on_request"}
+        raise UnknownRequest(f"no handler for {kind!r}")  # the tables and this list agree
+
+    # -- execute and stdin --------------------------------------------------------------
+
+    async def _execute(self, request: Message) -> dict[str, Any]:
+        self.execution_count += 1
+        count = self.execution_count
+        code = request.content.get("code", "")
+        if not isinstance(code, str):
+            raise ValueError("execute_request 'code' must be a string")
+        self._side_effect("execute_input", {"code": code, "execution_count": count}, request)
+        allow_stdin = bool(request.content.get("allow_stdin", False))
+
+        async def ask(prompt: str) -> str:
+            return await self._ask(request, prompt)
+
+        try:
+            outcome = await run_command(self, code, ask if allow_stdin else None)
+        except CommandError as exc:
+            failure = error_content(exc)
+            self._side_effect(
+                "error", {k: failure[k] for k in ("ename", "evalue", "traceback")}, request
+            )
+            return {**failure, "execution_count": count}
+        if outcome.stdout:
+            self._side_effect("stream", {"name": "stdout", "text": outcome.stdout}, request)
+        if outcome.result is not None:
+            self._side_effect(
+                "execute_result",
+                {"execution_count": count, "data": {"text/plain": outcome.result}, "metadata": {}},
+                request,
+            )
+        return {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []}
+
+    async def _ask(self, request: Message, prompt: str) -> str:
+        stdin = self.channels["stdin"]
+        question = self.codec.message(
+            "input_request",
+            {"prompt": prompt, "password": False},
+            parent=request,
+            identities=request.identities,
+            serializer=request.serializer,
+        )
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._inputs[question.msg_id] = future
+        try:
+            await stdin.send(question)
+            async with asyncio.timeout(INPUT_TIMEOUT):
+                return await future
+        except TimeoutError:
+            raise CommandError(f"no answer on stdin within {INPUT_TIMEOUT:g} s") from None
+        finally:
+            self._inputs.pop(question.msg_id, None)
+
+    async def _serve_stdin(self) -> None:
+        stdin = self.channels["stdin"]
+        while True:
+            got = await stdin.recv()
+            if isinstance(got, Rejected):
+                await self._rejected(stdin, got)
+                continue
+            future = self._inputs.get(got.parent_header.get("msg_id", ""))
+            value = got.content.get("value")
+            if got.msg_type == "input_reply" and future is not None and not future.done():
+                future.set_result(value if isinstance(value, str) else "")
+
+    # -- publishing side effects ----------------------------------------------------------
+
+    def _side_effect(self, msg_type: str, content: dict[str, Any], parent: Message) -> None:
+        """A request's side effect: on pub (rovbus tools) and on iopub (Jupyter)."""
+        topic = status_topic(self.name)
+        for publisher in self.publishers.values():
+            publisher.publish(topic, msg_type, content, parent=parent)
+
+    def _publish_status(self, execution_state: str, parent: Message | None) -> None:
+        content = {"execution_state": execution_state}
+        topic = status_topic(self.name)
+        for publisher in self.publishers.values():
+            publisher.publish(topic, "status", content, parent=parent)
+
+    def _on_bus_state(self, port: CanPort) -> None:
+        """A bus changed state (failed, reopened): say so on ``<node>/status`` at once."""
+        pub = self.publishers.get("pub")
+        if pub is not None and not pub.socket.closed:
+            pub.publish(
+                status_topic(self.name),
+                "bus_status",
+                {"bus": port.name, "state": port.state, "error": port.last_error},
+            )
+
+    def _heartbeat(self, seq: int) -> None:
+        self.seq = seq
+        buses = {name: port.stats() for name, port in self.ports.items()}
+        degraded = any(s.state != "ok" for s in buses.values())
+        self.publishers["pub"].publish(
+            heartbeat_topic(self.name),
+            "heartbeat",
+            {
+                "seq": seq,
+                "node": self.name,
+                "group": self.config.group,
+                "session": self.codec.session,
+                "uptime": round(self.uptime, 3),
+                "interval": self.interval,
+                "state": "degraded" if degraded and self.state == "ok" else self.state,
+                "buses": {
+                    name: {
+                        "state": s.state,
+                        "rx": s.rx,
+                        "tx": s.tx,
+                        "errors": s.errors,
+                        "tx_enabled": s.tx_enabled,
+                    }
+                    for name, s in buses.items()
+                },
+                "rejected": sum(c.stats.rejected for c in self.channels.values()),
+            },
+        )
+
+    # -- what the console and the requests read and change --------------------------------
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    def node_info(self) -> dict[str, Any]:
+        ep = self.config.endpoints
+        return {
+            "node": self.name,
+            "group": self.config.group,
+            "version": __version__,
+            "session": self.codec.session,
+            "uptime": round(self.uptime, 3),
+            "state": self.state,
+            "serializer": self.system.system.serializer,
+            "signed": self.codec.signer.enabled,
+            "endpoints": {name: str(endpoint) for name, endpoint in ep.items()},
+            "buses": [
+                {
+                    "name": bus.name,
+                    "interface": bus.interface,
+                    "channel": bus.channel,
+                    "bitrate": bus.bitrate,
+                    "fd": bus.fd,
+                    "state": self.ports[bus.name].state,
+                    "tx_enabled": self.ports[bus.name].tx_enabled,
+                    "batch": bus.batch.model_dump() if bus.batch else None,
+                }
+                for bus in self.config.buses
+                if bus.name in self.ports
+            ],
+        }
+
+    def stats(self) -> dict[str, Any]:
+        sockets = {name: c.stats.snapshot() for name, c in self.channels.items()}
+        sockets.update({name: p.stats.snapshot() for name, p in self.publishers.items()})
+        sockets["hb"] = self.hb_stats.snapshot()
+        return {
+            "node": self.name,
+            "uptime": round(self.uptime, 3),
+            "buses": {name: port.stats().as_dict() for name, port in self.ports.items()},
+            "sockets": sockets,
+        }
+
+    def status_line(self) -> str:
+        buses = ", ".join(f"{name} {port.state}" for name, port in self.ports.items())
+        return (
+            f"{self.name} ({self.config.group}): {self.state}, up {self.uptime:.0f} s, "
+            f"buses: {buses or 'none'}"
+        )
+
+    def bus_lines(self) -> list[str]:
+        lines = []
+        for bus in self.config.buses:
+            port = self.ports[bus.name]
+            tx = "tx on" if port.tx_enabled else "tx off"
+            rate = f", {bus.bitrate} bit/s" if bus.bitrate else ""
+            lines.append(f"{bus.name}: {bus.interface}:{bus.channel}{rate}, {port.state}, {tx}")
+        return lines
+
+    def recent_frames(self, bus: str, count: int) -> list[CanFrame]:
+        if bus not in self.rings:
+            raise ValueError(f"node {self.name} has no bus {bus!r}; it has {', '.join(self.rings)}")
+        return self.rings[bus].last(count)
+
+    async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int:
+        port = self.ports.get(bus)
+        if port is None:
+            raise ValueError(
+                f"node {self.name} has no bus {bus!r}; it has {', '.join(self.ports) or 'none'}"
+            )
+        return await port.send(frames)
+
+    def set_tx(self, enabled: bool) -> None:
+        for port in self.ports.values():
+            if enabled:
+                port.enable_tx()
+            else:
+                port.disable_tx()
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Finish pending transmissions within the deadline, then release everything."""
+        self.state = "stopping"
+        for future in self._inputs.values():
+            future.cancel()
+        for batcher in self.batchers.values():
+            with contextlib.suppress(Exception):
+                batcher.flush_now()
+            batcher.close()
+        ports = list(self.ports.values())
+        if ports:
+            await asyncio.gather(*(p.aclose(self.drain_deadline) for p in ports))
+        if self.publishers.get("pub") is not None and not self.publishers["pub"].socket.closed:
+            self._publish_status("stopping", None)
+        for channel in self.channels.values():
+            channel.close(linger_ms=200)
+        for publisher in self.publishers.values():
+            publisher.close(linger_ms=200)
+        if self.hb_socket is not None and not self.hb_socket.closed:
+            self.hb_socket.close(linger=0)
+        if self.connection_path is not None:
+            self.connection_path.unlink(missing_ok=True)
+            self.connection_path = None
+        if self.context is not None:
+            self.context.term()
+            self.context = None
+        self.state = "stopped"
+
+
+__all__ = ["NodeDaemon"]

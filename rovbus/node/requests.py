@@ -1,0 +1,115 @@
+"""Replies to the requests a node answers on its shell and control channels.
+
+Each handler takes the request and returns the reply's content; the daemon wraps it in a
+reply envelope, with Jupyter's busy/idle status around it. A handler that fails raises a
+``RovbusError`` (or ``ValueError`` for bad arguments), which becomes an error reply in
+Jupyter's form: ``{"status": "error", "ename", "evalue", "traceback"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rovbus import __version__
+from rovbus.errors import EnvelopeError, RovbusError
+from rovbus.wire.canframe import CanFrame
+from rovbus.wire.cantext import parse_cansend
+from rovbus.wire.message import PROTOCOL_VERSION
+
+#: shell requests a node answers, and the reply type of each
+SHELL_REQUESTS = (
+    "kernel_info_request",
+    "node_info_request",
+    "can_send_request",
+    "stats_request",
+    "execute_request",
+)
+#: control requests a node answers
+CONTROL_REQUESTS = (
+    "kernel_info_request",
+    "shutdown_request",
+    "interrupt_request",
+    "tx_off_request",
+    "tx_on_request",
+)
+
+
+def reply_type(request_type: str) -> str:
+    return request_type.removesuffix("_request") + "_reply"
+
+
+def error_content(exc: BaseException) -> dict[str, Any]:
+    name = type(exc).__name__
+    return {"status": "error", "ename": name, "evalue": str(exc), "traceback": [f"{name}: {exc}"]}
+
+
+def kernel_info(node: str, group: str) -> dict[str, Any]:
+    """A kernel_info_reply that jupyter_client accepts."""
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": "rovbus",
+        "implementation_version": __version__,
+        "language_info": {
+            "name": "rovbus",
+            "version": __version__,
+            "mimetype": "text/plain",
+            "file_extension": ".txt",
+        },
+        "banner": f"rovbus {__version__}: node {node!r} of group {group!r}. Type 'help'.",
+        "help_links": [],
+    }
+
+
+def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
+    """The bus and frames of a ``can_send_request``.
+
+    ``content`` is ``{"bus": NAME, "frames": [...]}`` where each frame is either a string in
+    cansend syntax or a CAN frame content dict (its ``bus`` may be left out). The first bad
+    frame raises ``ValueError`` naming its index.
+    """
+    bus = content.get("bus")
+    if not isinstance(bus, str) or not bus:
+        raise ValueError("can_send_request needs 'bus', the name of one of the node's buses")
+    raw = content.get("frames")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("can_send_request needs 'frames', a non-empty list")
+    frames: list[CanFrame] = []
+    for index, item in enumerate(raw):
+        try:
+            if isinstance(item, str):
+                frame = parse_cansend(item, bus)
+            elif isinstance(item, dict):
+                frame = CanFrame.from_content({**_frame_defaults(bus, item), **item})
+            else:
+                raise ValueError(f"expected a cansend string or a frame map, got {item!r}")
+        except (EnvelopeError, ValueError) as exc:
+            raise ValueError(f"frame {index}: {exc}") from None
+        if frame.bus != bus:
+            raise ValueError(f"frame {index}: names bus {frame.bus!r}, the request says {bus!r}")
+        frames.append(frame)
+    return bus, frames
+
+
+def _frame_defaults(bus: str, item: dict[str, Any]) -> dict[str, Any]:
+    """What a frame map in a request may leave out: flags off, dlc from the data, and an
+    extended ID when the ID does not fit in 11 bits."""
+    arbitration_id = item.get("id")
+    data = item.get("data", b"")
+    return {
+        "bus": bus,
+        "ext": isinstance(arbitration_id, int) and arbitration_id > 0x7FF,
+        "rtr": False,
+        "err": False,
+        "fd": False,
+        "brs": False,
+        "esi": False,
+        "data": b"",
+        "dlc": len(data) if isinstance(data, bytes) else 0,
+        "ts": 0.0,
+        "dir": "tx",
+    }
+
+
+class UnknownRequest(RovbusError):
+    """A request type the channel does not answer."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: free loopback ports, small system files, and leak checks."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CAN = REPO.parent / "shared" / "data" / "can"
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def node_toml(
+    name: str,
+    group: str = "vehicle",
+    buses: tuple[str, ...] = ("can0",),
+    *,
+    tx_allow: str = '["0x100-0x7FF", "0x18FF0000-0x18FFFFFF"]',
+    batch: str | None = None,
+    iopub: bool = True,
+) -> str:
+    """One ``[nodes.NAME]`` table on fresh ports, buses on unique virtual channels."""
+    ports = free_ports(6)
+    tag = uuid.uuid4().hex[:8]
+    lines = [
+        f"[nodes.{name}]",
+        f'group = "{group}"',
+        f"[nodes.{name}.endpoints]",
+        f'pub = "tcp://127.0.0.1:{ports[0]}"',
+        f'shell = "tcp://127.0.0.1:{ports[1]}"',
+        f'control = "tcp://127.0.0.1:{ports[2]}"',
+        f'stdin = "tcp://127.0.0.1:{ports[3]}"',
+        f'hb = "tcp://127.0.0.1:{ports[4]}"',
+    ]
+    if iopub:
+        lines.append(f'iopub = "tcp://127.0.0.1:{ports[5]}"')
+    for bus in buses:
+        lines += [
+            f"[[nodes.{name}.buses]]",
+            f'name = "{bus}"',
+            'interface = "virtual"',
+            f'channel = "test-{tag}-{name}-{bus}"',
+            f"tx_allow = {tx_allow}",
+        ]
+        if batch:
+            lines.append(f"batch = {batch}")
+    return "\n".join(lines) + "\n"
+
+
+def system_toml(*nodes: str, interval: float = 0.2, extra: str = "") -> str:
+    return (
+        f'[system]\nname = "test"\nheartbeat_interval = {interval}\n\n'
+        "[groups.vehicle]\n[groups.topside]\n\n" + extra + "\n".join(nodes)
+    )
+
+
+@pytest.fixture
+def write_system(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a system file built from ``node_toml`` tables; returns its path."""
+
+    def write(*nodes: str, interval: float = 0.2, extra: str = "") -> Path:
+        path = tmp_path / f"system-{uuid.uuid4().hex[:6]}.toml"
+        path.write_text(system_toml(*nodes, interval=interval, extra=extra))
+        return path
+
+    return write
+
+
+def _open_sockets() -> list[zmq.Socket]:  # type: ignore[type-arg]
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, zmq.Socket) and not o.closed]
+
+
+@pytest.fixture
+def no_leaked_sockets() -> Iterator[None]:
+    """Fail the test if it leaves a ZeroMQ socket open."""
+    before = {id(s) for s in _open_sockets()}
+    yield
+    leaked = [s for s in _open_sockets() if id(s) not in before]
+    for s in leaked:
+        s.close(linger=0)
+    assert not leaked, f"{len(leaked)} zmq socket(s) left open: {leaked}"
