@@ -1,17 +1,7 @@
 """The node's diagnostic command language, run by ``execute_request``.
 
 A Jupyter console (``jupyter console --existing``) or ``rovbus req NODE execute`` types
-one command per request:
-
-    help                    this list
-    status                  one line: state, uptime, buses
-    stats                   counters per bus and per socket
-    buses                   one line per bus: interface, channel, state, tx
-    send BUS FRAME          transmit one frame in cansend syntax (123#DEADBEEF)
-    dump BUS [N]            the last N frames seen on BUS (default 10), candump -L lines
-    tx on | tx off          enable (asks for confirmation) or stop transmission
-
-Commands print to ``stdout`` (a ``stream`` message) or give a result (``execute_result``);
+one command per request; ``HELP`` lists them. Commands print to ``stdout`` (a ``stream`` message) or give a result (``execute_result``);
 a failing command raises ``CommandError``, which becomes Jupyter's ``error``.
 """
 
@@ -54,7 +44,14 @@ class Outcome:
     result: str | None = None
 
 
-HELP = __doc__.split("\n\n")[1].strip("\n") if __doc__ else ""
+HELP = """\
+help                  this list
+status                one line: state, uptime, buses
+stats                 counters per bus and per socket
+buses                 one line per bus: interface, channel, state, tx
+send BUS FRAME ...    transmit frames in cansend syntax (send can0 123#DEADBEEF)
+dump BUS [N]          the last N frames seen on BUS (default 10), as candump -L lines
+tx off | tx on        stop transmission at once | enable it again (asks to confirm)"""
 
 
 async def run_command(target: ConsoleTarget, code: str, ask: Ask | None) -> Outcome:

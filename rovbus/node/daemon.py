@@ -105,7 +105,7 @@ class NodeDaemon:
         self.connection_path: Path | None = None
         self._topics: dict[str, dict[tuple[int, bool], str]] = {}
         self._replies: OrderedDict[str, Message] = OrderedDict()
-        self._inputs: dict[str, asyncio.Future[str]] = {}
+        self._inputs: dict[str, tuple[tuple[bytes, ...], asyncio.Future[str]]] = {}
         self.execution_count = 0
         self.seq = 0
         self.rlog = RateLimitedLog(log)
@@ -364,7 +364,7 @@ class NodeDaemon:
             serializer=request.serializer,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inputs[question.msg_id] = future
+        self._inputs[question.msg_id] = (request.identities, future)
         try:
             await stdin.send(question)
             async with asyncio.timeout(INPUT_TIMEOUT):
@@ -381,10 +381,23 @@ class NodeDaemon:
             if isinstance(got, Rejected):
                 await self._rejected(stdin, got)
                 continue
-            future = self._inputs.get(got.parent_header.get("msg_id", ""))
+            if got.msg_type != "input_reply":
+                continue
+            future = self._pending_input_for(got)
             value = got.content.get("value")
-            if got.msg_type == "input_reply" and future is not None and not future.done():
+            if future is not None and not future.done():
                 future.set_result(value if isinstance(value, str) else "")
+
+    def _pending_input_for(self, reply: Message) -> asyncio.Future[str] | None:
+        """The question ``reply`` answers: by its parent, or (jupyter_client sends replies
+        without a parent) the open question to the same client."""
+        parent_id = reply.parent_header.get("msg_id")
+        if parent_id in self._inputs:
+            return self._inputs[parent_id][1]
+        for identities, future in self._inputs.values():
+            if identities == reply.identities:
+                return future
+        return None
 
     # -- publishing side effects ----------------------------------------------------------
 
@@ -525,7 +538,7 @@ class NodeDaemon:
     async def aclose(self) -> None:
         """Finish pending transmissions within the deadline, then release everything."""
         self.state = "stopping"
-        for future in self._inputs.values():
+        for _, future in self._inputs.values():
             future.cancel()
         for batcher in self.batchers.values():
             with contextlib.suppress(Exception):

@@ -1,0 +1,247 @@
+"""The node as a real process: systemd readiness, Jupyter's own client, signals, start-up errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import zmq
+from jupyter_client.blocking.client import BlockingKernelClient
+
+from rovbus.wire.canframe import CanFrame
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.conftest import node_toml
+
+
+class FakeSystemd:
+    """Plays systemd's side of sd_notify: a unix datagram socket the daemon writes to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.received: list[str] = []
+
+    def wait_for(self, field: str, timeout: float = 15.0) -> str:
+        """The first datagram holding ``field`` (e.g. ``READY=1``)."""
+        for text in self.received:
+            if field in text.splitlines():
+                return text
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                text = self.sock.recv(4096).decode()
+            except TimeoutError:
+                break
+            self.received.append(text)
+            if field in text.splitlines():
+                return text
+        raise AssertionError(f"no {field} from the daemon; got {self.received}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextmanager
+def node_process(
+    config: Path, name: str, tmp_path: Path, *, watchdog_usec: int | None = None
+) -> Iterator[tuple[subprocess.Popen[str], FakeSystemd]]:
+    systemd = FakeSystemd(tmp_path / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp_path))
+    env.pop("RUNTIME_DIRECTORY", None)
+    if watchdog_usec is not None:
+        env["WATCHDOG_USEC"] = str(watchdog_usec)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc, systemd
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+        systemd.close()
+
+
+def test_ready_watchdog_sigterm_and_stopping(write_system, tmp_path: Path) -> None:
+    config = write_system(node_toml("alpha"))
+    with node_process(config, "alpha", tmp_path, watchdog_usec=400_000) as (proc, systemd):
+        ready = systemd.wait_for("READY=1")
+        assert any(line.startswith("STATUS=alpha") for line in ready.splitlines())
+        systemd.wait_for("WATCHDOG=1")
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 2.0
+        systemd.wait_for("STOPPING=1")
+    # the connection file goes away with the node
+    assert not (tmp_path / "rovbus" / "alpha.json").exists()
+
+
+def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
+    config = write_system(node_toml("alpha", tx_allow='["0x100-0x1FF"]'))
+    with node_process(config, "alpha", tmp_path) as (proc, systemd):
+        systemd.wait_for("READY=1")
+        conn = tmp_path / "rovbus" / "alpha.json"
+        assert conn.stat().st_mode & 0o777 == 0o600
+        kc = BlockingKernelClient()
+        kc.load_connection_file(str(conn))
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=10)
+            info = kc.kernel_info(reply=True, timeout=5)
+            assert info["content"]["implementation"] == "rovbus"
+
+            def run(code: str, **kwargs: object) -> tuple[dict, list[dict]]:
+                outputs: list[dict] = []
+                reply = kc.execute_interactive(
+                    code, timeout=10, output_hook=outputs.append, **kwargs
+                )
+                return reply["content"], outputs
+
+            def text_of(outputs: list[dict]) -> str:
+                return "".join(
+                    o["content"].get("text", "")
+                    + o["content"].get("data", {}).get("text/plain", "")
+                    for o in outputs
+                )
+
+            content, outputs = run("help")
+            assert content["status"] == "ok"
+            assert "dump BUS" in text_of(outputs)
+
+            content, outputs = run("status")
+            assert text_of(outputs).startswith("alpha (vehicle): ok")
+
+            content, outputs = run("buses")
+            assert "can0: virtual:" in text_of(outputs)
+
+            # python-can's virtual bus is in-process: from outside, the node's own pub
+            # stream shows what it put on the wire (frames marked tx).
+            sub = _subscribe(config, "alpha/can/")
+            try:
+                content, outputs = run("send can0 123#CAFE")
+                assert "sent 1 frame(s) on can0" in text_of(outputs)
+                frame = _next_frame(sub)
+                assert (frame.arbitration_id, frame.data, frame.direction) == (
+                    0x123,
+                    b"\xca\xfe",
+                    "tx",
+                )
+                content, outputs = run("dump can0 5")
+                assert text_of(outputs).splitlines()[-1].endswith("can0 123#CAFE")
+
+                content, outputs = run("send can0 300#01")  # outside the allow-list
+                assert content["status"] == "error"
+                assert "300" in content["evalue"]
+
+                content, outputs = run("stats")
+                assert '"tx": 1' in text_of(outputs)
+
+                run("tx off")
+                assert run("send can0 123#01")[0]["status"] == "error"
+                # tx on asks for confirmation on stdin; without stdin it refuses
+                content, _ = run("tx on", allow_stdin=False)
+                assert content["status"] == "error"
+                assert "confirmation" in content["evalue"]
+                content, outputs = run(
+                    "tx on", allow_stdin=True, stdin_hook=lambda msg: kc.input("y")
+                )
+                assert "transmission enabled" in text_of(outputs)
+                assert run("send can0 124#02")[0]["status"] == "ok"
+                assert _next_frame(sub).arbitration_id == 0x124  # nothing sent while off
+            finally:
+                sub.close(linger=0)
+
+            content, outputs = run("frobnicate")
+            assert content["status"] == "error"
+            assert "unknown command" in content["evalue"]
+
+            kc.shutdown()
+            assert proc.wait(timeout=5) == 0
+        finally:
+            kc.stop_channels()
+
+
+def _subscribe(config: Path, prefix: str) -> zmq.Socket:  # type: ignore[type-arg]
+    from rovbus.config import load_system
+
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sock.setsockopt(zmq.SUBSCRIBE, b"alpha/hb")
+    sock.connect(str(load_system(config).node("alpha").endpoints.pub))
+    _next_message(sock, "heartbeat")  # the subscription is in force once one arrives
+    return sock
+
+
+def _next_message(sub: zmq.Socket, msg_type: str) -> Message:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 5
+    while sub.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+        msg = Codec().decode(sub.recv_multipart())
+        if msg.msg_type == msg_type:
+            return msg
+    raise AssertionError(f"no {msg_type} published within 5 s")
+
+
+def _next_frame(sub: zmq.Socket) -> CanFrame:  # type: ignore[type-arg]
+    return CanFrame.from_content(_next_message(sub, "can_frame").content)
+
+
+def test_port_in_use_exits_2_naming_the_endpoint(write_system, tmp_path: Path) -> None:
+    config = write_system(node_toml("alpha"))
+    text = config.read_text()
+    shell = text.split('shell = "')[1].split('"')[0]
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", int(shell.rsplit(":", 1)[1])))
+    blocker.listen()
+    try:
+        with node_process(config, "alpha", tmp_path) as (proc, systemd):
+            _, err = proc.communicate(timeout=15)
+            assert proc.returncode == 2
+            assert shell in err
+            assert "shell" in err
+            assert not any("READY=1" in t for t in systemd.received)
+    finally:
+        blocker.close()
+
+
+def test_bus_that_cannot_open_exits_2_naming_it(write_system, tmp_path: Path) -> None:
+    text = node_toml("alpha").replace('interface = "virtual"', 'interface = "socketcan"')
+    text = text.replace('channel = "test-', 'channel = "nosuchcan-')
+    config = write_system(text)
+    with node_process(config, "alpha", tmp_path) as (proc, _):
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 2
+    assert "can0" in err
+
+
+def test_unknown_node_is_a_usage_error(write_system, tmp_path: Path) -> None:
+    config = write_system(node_toml("alpha"))
+    result = subprocess.run(
+        [sys.executable, "-m", "rovbus", "node", "--config", str(config), "beta"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "beta" in result.stderr
+    assert "alpha" in result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> None:
+    """Processes, not sockets, are what these tests start (overrides the node fixture)."""
