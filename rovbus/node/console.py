@@ -1,8 +1,9 @@
 """The node's diagnostic command language, run by ``execute_request``.
 
 A Jupyter console (``jupyter console --existing``) or ``rovbus req NODE execute`` types
-one command per request; ``HELP`` lists them. Commands print to ``stdout`` (a ``stream`` message) or give a result (``execute_result``);
-a failing command raises ``CommandError``, which becomes Jupyter's ``error``.
+one command per request; ``HELP`` lists them. Commands print to ``stdout`` (a ``stream``
+message) or give a result (``execute_result``); a failing command raises ``CommandError``,
+which becomes Jupyter's ``error``.
 """
 
 from __future__ import annotations
