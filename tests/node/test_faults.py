@@ -1,0 +1,135 @@
+"""The node under a failing bus and under a key: it reports, refuses, and goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import can
+import pytest
+import zmq
+import zmq.asyncio
+from can.interfaces.virtual import VirtualBus
+
+from rovbus.config import load_system
+from rovbus.errors import RequestTimeout
+from rovbus.node.daemon import NodeDaemon
+from rovbus.transport import Requester, Subscriber
+from rovbus.wire.codec import Codec
+from tests.conftest import node_toml
+from tests.node.conftest import wait_for
+
+
+class UnpluggableBus(VirtualBus):  # type: ignore[misc]
+    """A virtual bus whose adapter can be pulled: receive raises, and so does reopening."""
+
+    unplugged = threading.Event()
+
+    def __init__(self, **kwargs: Any) -> None:
+        if self.unplugged.is_set():
+            raise can.CanInitializationError("no such adapter (unplugged)")
+        super().__init__(**kwargs)
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if self.unplugged.is_set():
+            raise can.CanOperationError("adapter unplugged")
+        return super()._recv_internal(min(timeout, 0.05) if timeout is not None else 0.05)
+
+
+async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(write_system) -> None:
+    path = write_system(node_toml("alpha"))
+    system = load_system(path)
+    channel = system.node("alpha").bus("can0").channel
+    UnpluggableBus.unplugged.clear()
+    daemon = NodeDaemon(
+        system, "alpha", bus_factories={"can0": lambda: UnpluggableBus(channel=channel)}
+    )
+    await daemon.start()
+    serving = asyncio.create_task(daemon.serve())
+    ctx = zmq.asyncio.Context()
+    codec = Codec()
+    sub = Subscriber(ctx, [str(system.node("alpha").endpoints.pub)], codec, ["alpha/"])
+    shell = Requester(ctx, str(system.node("alpha").endpoints.shell), codec)
+    try:
+        await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+        UnpluggableBus.unplugged.set()
+        failed = await wait_for(sub, lambda m: m.msg_type == "bus_status")
+        assert failed.content["bus"] == "can0"
+        assert failed.content["state"] == "failed"
+        assert "unplugged" in failed.content["error"]
+        beat = await wait_for(
+            sub,
+            lambda m: m.msg_type == "heartbeat" and m.content["buses"]["can0"]["state"] != "ok",
+        )
+        assert beat.content["state"] == "degraded"
+        # everything else goes on
+        info = await shell.request(codec.message("kernel_info_request"), timeout=5)
+        assert info.content["status"] == "ok"
+
+        UnpluggableBus.unplugged.clear()
+        back = await wait_for(
+            sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "ok", timeout=10
+        )
+        assert back.content["bus"] == "can0"
+        with can.Bus(interface="virtual", channel=channel) as device:
+            device.send(can.Message(arbitration_id=0x321, data=b"\x07", is_extended_id=False))
+            frame = await wait_for(sub, lambda m: m.msg_type == "can_frame")
+        assert frame.content["id"] == 0x321
+        stats = await shell.request(codec.message("stats_request"), timeout=5)
+        assert stats.content["buses"]["can0"]["errors"] >= 1
+        assert stats.content["buses"]["can0"]["reopen_count"] >= 1
+    finally:
+        UnpluggableBus.unplugged.clear()
+        sub.close()
+        shell.close()
+        daemon.request_stop()
+        await serving
+        await daemon.aclose()
+        ctx.term()
+
+
+@pytest.fixture
+def signed_system(write_system, tmp_path: Path) -> Path:
+    key = tmp_path / "hmac.key"
+    key.write_text("a3f1c0de" * 8 + "\n")
+    key.chmod(0o600)
+    security = f'[security]\nkey_file = "{key}"\nsignature_scheme = "hmac-sha256"\n\n'
+    return write_system(node_toml("alpha"), extra=security)  # type: ignore[no-any-return]
+
+
+async def test_with_a_key_unsigned_and_forged_requests_are_dropped_and_counted(
+    signed_system: Path,
+) -> None:
+    system = load_system(signed_system)
+    daemon = NodeDaemon(system, "alpha")
+    await daemon.start()
+    serving = asyncio.create_task(daemon.serve())
+    ctx = zmq.asyncio.Context()
+    shell = str(system.node("alpha").endpoints.shell)
+    good = Codec(system.hmac_key(), username="op")
+    try:
+        for wrong in (Codec(username="nokey"), Codec(b"not the key", username="forger")):
+            req = Requester(ctx, shell, wrong)
+            with pytest.raises(RequestTimeout):
+                await req.request(wrong.message("kernel_info_request"), timeout=0.5)
+            req.close()
+        # a replay of a good request's exact frames is refused too
+        req = Requester(ctx, shell, good)
+        request = good.message("kernel_info_request")
+        reply = await req.request(request, timeout=5)
+        assert reply.content["implementation"] == "rovbus"
+        raw = ctx.socket(zmq.DEALER)
+        raw.connect(shell)
+        await raw.send_multipart(good.encode(request))
+        assert await raw.poll(500) == 0
+        raw.close(linger=0)
+        stats = await req.request(good.message("stats_request"), timeout=5)
+        req.close()
+        assert stats.content["sockets"]["shell"]["rejected"] == 3
+    finally:
+        daemon.request_stop()
+        await serving
+        await daemon.aclose()
+        ctx.term()
