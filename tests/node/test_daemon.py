@@ -9,6 +9,7 @@ import zmq
 
 from rovbus.wire.canframe import CanFrame, frames_from_batch
 from rovbus.wire.codec import Codec
+from rovbus.wire.serializers import Serializer
 from tests.node.conftest import RunningNode, subscribed, wait_for
 
 
@@ -212,3 +213,16 @@ async def test_shutdown_request_stops_serving(start_node) -> None:
     reply = await node.request("shutdown_request", {"restart": False}, channel="control")
     assert reply.content == {"status": "ok", "restart": False}
     await asyncio.wait_for(node.task, 5)
+
+
+async def test_requests_are_answered_in_the_serializer_they_came_in(start_node) -> None:
+    node = await start_node()
+    req = node.requester()
+    try:
+        for serializer in (Serializer.JSON, Serializer.MSGPACK):
+            request = node.codec.message("kernel_info_request", serializer=serializer)
+            reply = await req.request(request, timeout=5)
+            assert reply.serializer is serializer
+            assert reply.content["implementation"] == "rovbus"
+    finally:
+        req.close()
