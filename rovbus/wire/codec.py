@@ -15,16 +15,46 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
+from hmac import compare_digest
 from typing import Any
 
 from rovbus.errors import EnvelopeError, SignatureError
-from rovbus.wire.message import PROTOCOL_VERSION, Message, check_header, format_date, parse_date
-from rovbus.wire.serializers import Serializer, detect, pack, unpack
+from rovbus.wire.message import (
+    PROTOCOL_VERSION,
+    Message,
+    check_header,
+    format_date,
+    make_message,
+    parse_date,
+)
+from rovbus.wire.serializers import (
+    PACKERS,
+    Serializer,
+    detect,
+    pack,
+    unpack_json,
+    unpack_msgpack,
+)
 from rovbus.wire.signing import DEFAULT_SCHEME, ReplayGuard, Signer
 
 DELIMITER = b"<IDS|MSG>"
 
-_DICT_FRAMES = ("header", "parent_header", "metadata", "content")
+#: First bytes of a msgpack map (fixmap, map16, map32): a msgpack header frame.
+_MSGPACK_MAP_STARTS = frozenset(bytes([b]) for b in (*range(0x80, 0x90), 0xDE, 0xDF))
+_EMPTY_MSGPACK = b"\x80"
+_EMPTY_JSON = b"{}"
+
+# The pid in msg_ids, as jupyter_client writes it; kept current across fork() without a
+# system call per message.
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
 
 
 def new_session_id() -> str:
@@ -35,10 +65,18 @@ def new_session_id() -> str:
 
 def split_envelope(frames: Sequence[bytes]) -> tuple[tuple[bytes, ...], Sequence[bytes]]:
     """Split at the delimiter: (identities, [signature, header, parent, metadata, content, ...])."""
-    for index, frame in enumerate(frames):
-        if frame == DELIMITER:
-            return tuple(frames[:index]), frames[index + 1 :]
-    raise EnvelopeError(f"no {DELIMITER.decode()} delimiter among {len(frames)} frames")
+    try:
+        index = frames.index(DELIMITER)
+    except ValueError:
+        raise EnvelopeError(
+            f"no {DELIMITER.decode()} delimiter among {len(frames)} frames"
+        ) from None
+    identities = tuple(frames[:index])
+    for identity in identities:
+        if type(identity) is not bytes:
+            identities = tuple(bytes(i) for i in identities)
+            break
+    return identities, frames[index + 1 :]
 
 
 class Codec:
@@ -62,6 +100,7 @@ class Codec:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.signer = Signer(key, signature_scheme)
+        self._signed = self.signer.enabled
         self.replay_guard = ReplayGuard(replay_window)
         self.username = username
         self.session = session or new_session_id()
@@ -84,7 +123,7 @@ class Codec:
     def header(self, msg_type: str) -> dict[str, Any]:
         """A fresh header: unique msg_id, this session and username, the date now."""
         return {
-            "msg_id": f"{self.session}_{os.getpid()}_{next(self._counter)}",
+            "msg_id": f"{self.session}_{_pid}_{next(self._counter)}",
             "session": self.session,
             "username": self.username,
             "date": format_date(self.clock()),
@@ -103,14 +142,14 @@ class Codec:
         identities: Sequence[bytes] = (),
         serializer: Serializer | None = None,
     ) -> Message:
-        return Message(
-            header=self.header(msg_type),
-            parent_header=dict(parent.header) if parent is not None else {},
-            metadata=metadata if metadata is not None else {},
-            content=content if content is not None else {},
-            buffers=tuple(buffers),
-            identities=tuple(identities),
-            serializer=serializer or self.serializer,
+        return make_message(
+            self.header(msg_type),
+            dict(parent.header) if parent is not None else {},
+            metadata if metadata is not None else {},
+            content if content is not None else {},
+            tuple(buffers),
+            tuple(identities),
+            serializer or self.serializer,
         )
 
     def reply(
@@ -136,12 +175,13 @@ class Codec:
     def encode(self, message: Message) -> list[bytes]:
         """The multipart frames of ``message``, signed with this codec's key."""
         s = message.serializer
+        pack_frame = PACKERS[s]
         empty = self._empty[s]
         parts = [
-            pack(message.header, s),
-            pack(message.parent_header, s) if message.parent_header else empty,
-            pack(message.metadata, s) if message.metadata else empty,
-            pack(message.content, s) if message.content else empty,
+            pack_frame(message.header),
+            pack_frame(message.parent_header) if message.parent_header else empty,
+            pack_frame(message.metadata) if message.metadata else empty,
+            pack_frame(message.content) if message.content else empty,
         ]
         return [
             *message.identities,
@@ -155,20 +195,51 @@ class Codec:
 
     def decode(self, frames: Sequence[bytes]) -> Message:
         """Verify and decode ``frames``. Raises only ``EnvelopeError`` or ``SignatureError``."""
-        identities, rest = split_envelope(frames)
-        if len(rest) < 5:
+        # The hot path of every receiver: split_envelope, detect and unpack, inlined.
+        try:
+            index = frames.index(DELIMITER)
+        except ValueError:
             raise EnvelopeError(
-                f"{len(rest)} frames after the delimiter, expected at least 5 "
+                f"no {DELIMITER.decode()} delimiter among {len(frames)} frames"
+            ) from None
+        n = len(frames) - index - 1
+        if n < 5:
+            raise EnvelopeError(
+                f"{n} frames after the delimiter, expected at least 5 "
                 "(signature, header, parent_header, metadata, content)"
             )
-        signature = bytes(rest[0])
-        parts = [bytes(p) for p in rest[1:5]]
-        if self.signer.enabled:
-            self._verify(signature, parts)
-        serializer = detect(parts[0])
-        header, parent_header, metadata, content = (
-            unpack(frame, serializer, name) for frame, name in zip(parts, _DICT_FRAMES, strict=True)
-        )
+        signature, header_frame, parent_frame, metadata_frame, content_frame = frames[
+            index + 1 : index + 6
+        ]
+        if not (
+            type(signature) is bytes
+            and type(header_frame) is bytes
+            and type(parent_frame) is bytes
+            and type(metadata_frame) is bytes
+            and type(content_frame) is bytes
+        ):
+            signature, header_frame, parent_frame, metadata_frame, content_frame = (
+                bytes(f) for f in frames[index + 1 : index + 6]
+            )
+        if self._signed:
+            if not signature:
+                raise SignatureError("unsigned message (a key is configured)")
+            expected = self.signer.sign((header_frame, parent_frame, metadata_frame, content_frame))
+            if not compare_digest(signature, expected):
+                raise SignatureError("invalid signature")
+            # Recorded only now that it verified: forged signatures cannot evict real ones.
+            if not self.replay_guard.record(signature):
+                raise SignatureError("replayed message (signature already seen)")
+        first = header_frame[:1]
+        if first in _MSGPACK_MAP_STARTS:
+            serializer, unpack_frame, empty = Serializer.MSGPACK, unpack_msgpack, _EMPTY_MSGPACK
+        else:
+            serializer = detect(header_frame)
+            unpack_frame, empty = unpack_json, _EMPTY_JSON
+        header = unpack_frame(header_frame, "header")
+        parent_header = {} if parent_frame == empty else unpack_frame(parent_frame, "parent_header")
+        metadata = {} if metadata_frame == empty else unpack_frame(metadata_frame, "metadata")
+        content = {} if content_frame == empty else unpack_frame(content_frame, "content")
         check_header(header)
         if self.max_age is not None:
             age = self.clock() - parse_date(header["date"])
@@ -176,21 +247,16 @@ class Codec:
                 raise SignatureError(
                     f"message {header['msg_id']} is {age:.1f} s old, older than {self.max_age} s"
                 )
-        return Message(
-            header=header,
-            parent_header=parent_header,
-            metadata=metadata,
-            content=content,
-            buffers=tuple(bytes(b) for b in rest[5:]),
-            identities=identities,
-            serializer=serializer,
+        identities: tuple[bytes, ...] = ()
+        if index:
+            identities = tuple(frames[:index])
+            for identity in identities:
+                if type(identity) is not bytes:
+                    identities = tuple(bytes(i) for i in identities)
+                    break
+        buffers: tuple[bytes, ...] = ()
+        if n > 5:
+            buffers = tuple(b if type(b) is bytes else bytes(b) for b in frames[index + 6 :])
+        return make_message(
+            header, parent_header, metadata, content, buffers, identities, serializer
         )
-
-    def _verify(self, signature: bytes, parts: Sequence[bytes]) -> None:
-        if not signature:
-            raise SignatureError("unsigned message (a key is configured)")
-        if not self.signer.verify(signature, parts):
-            raise SignatureError("invalid signature")
-        if signature in self.replay_guard:
-            raise SignatureError("replayed message (signature already seen)")
-        self.replay_guard.add(signature)

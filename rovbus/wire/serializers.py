@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any
+from collections.abc import Callable
+from json.scanner import make_scanner
+from typing import Any, cast
 
 import msgpack
 
@@ -47,35 +49,109 @@ _JSON_ENCODER = json.JSONEncoder(
 _MSGPACK_PACKER = msgpack.Packer(use_bin_type=True, autoreset=True)
 
 
-def pack(obj: dict[str, Any], serializer: Serializer) -> bytes:
-    """Serialize one dict frame. Raises ``EnvelopeError`` for values it cannot write."""
+def pack_msgpack(obj: dict[str, Any]) -> bytes:
+    """One dict frame as msgpack. Raises ``EnvelopeError`` for values it cannot write."""
     try:
-        if serializer is Serializer.MSGPACK:
-            packed: bytes = _MSGPACK_PACKER.pack(obj)
-            return packed
-        return _JSON_ENCODER.encode(obj).encode("utf-8")
+        packed: bytes = _MSGPACK_PACKER.pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         # A failed Packer.pack leaves its buffer dirty; reset it for the next caller.
         _MSGPACK_PACKER.reset()
-        raise EnvelopeError(f"cannot serialize as {serializer}: {exc}") from None
+        raise EnvelopeError(f"cannot serialize as msgpack: {exc}") from None
+    return packed
+
+
+def pack_json(obj: dict[str, Any]) -> bytes:
+    """One dict frame as compact UTF-8 JSON, bytes as ``{"$bytes": hex}``."""
+    try:
+        return _JSON_ENCODER.encode(obj).encode("utf-8")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"cannot serialize as json: {exc}") from None
+
+
+def pack(obj: dict[str, Any], serializer: Serializer) -> bytes:
+    """Serialize one dict frame. Raises ``EnvelopeError`` for values it cannot write."""
+    return pack_msgpack(obj) if serializer is Serializer.MSGPACK else pack_json(obj)
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
-def unpack(frame: bytes, serializer: Serializer, what: str) -> dict[str, Any]:
-    """Deserialize one dict frame named ``what``; anything but a dict is an ``EnvelopeError``."""
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# The C scanners behind json.loads, called directly: json.loads would also sniff the
+# encoding of bytes and run two whitespace regexes. The plain scanner serves frames that
+# cannot spell a "$bytes" key, so the Python object hook runs only where it may matter.
+# (typeshed types make_scanner's argument as a make_scanner; it takes the decoder's settings.)
+_JSON_SCANNER = make_scanner(cast(Any, json.JSONDecoder(parse_constant=_reject_constant)))
+_JSON_BYTES_SCANNER = make_scanner(
+    cast(Any, json.JSONDecoder(object_hook=_json_object_hook, parse_constant=_reject_constant))
+)
+_EMPTY_MSGPACK = b"\x80"
+_EMPTY_JSON = b"{}"
+
+
+def _loads_json(frame: bytes) -> Any:
+    text = frame.decode("utf-8")
+    # A JSON string can only spell "$bytes" literally or with a \u escape.
+    scan = _JSON_BYTES_SCANNER if b"$bytes" in frame or b"\\u" in frame else _JSON_SCANNER
     try:
-        if serializer is Serializer.MSGPACK:
-            obj = msgpack.unpackb(frame, raw=False, ext_hook=_reject_ext)
-        else:
-            obj = json.loads(frame, object_hook=_json_object_hook)
-    except Exception as exc:  # msgpack and json raise a zoo of types for bad input
-        raise EnvelopeError(f"{what} frame is not valid {serializer}: {exc}") from None
-    if not isinstance(obj, dict):
+        obj, end = scan(text, 0)
+    except StopIteration:
+        obj, end = None, -1
+    if end != len(text):  # leading or trailing whitespace or junk: let json.loads judge
+        return json.loads(
+            text,
+            object_hook=_json_object_hook if scan is _JSON_BYTES_SCANNER else None,
+            parse_constant=_reject_constant,
+        )
+    return obj
+
+
+def unpack_msgpack(frame: bytes, what: str) -> dict[str, Any]:
+    """One msgpack dict frame named ``what``; anything but a map is an ``EnvelopeError``."""
+    if frame == _EMPTY_MSGPACK:
+        return {}
+    try:
+        obj = msgpack.unpackb(frame, raw=False, ext_hook=_reject_ext)
+    except Exception as exc:  # msgpack raises a zoo of types for bad input
+        raise EnvelopeError(f"{what} frame is not valid msgpack: {exc}") from None
+    if type(obj) is not dict:
         raise EnvelopeError(f"{what} frame holds {type(obj).__name__}, expected a map")
     return obj
+
+
+def unpack_json(frame: bytes, what: str) -> dict[str, Any]:
+    """One JSON dict frame named ``what``; anything but an object is an ``EnvelopeError``."""
+    if frame == _EMPTY_JSON:
+        return {}
+    try:
+        obj = _loads_json(frame)
+    except Exception as exc:  # json, bytes.fromhex and UTF-8 decoding all raise their own
+        raise EnvelopeError(f"{what} frame is not valid json: {exc}") from None
+    if type(obj) is not dict:
+        raise EnvelopeError(f"{what} frame holds {type(obj).__name__}, expected a map")
+    return obj
+
+
+def unpack(frame: bytes, serializer: Serializer, what: str) -> dict[str, Any]:
+    """Deserialize one dict frame named ``what``; anything but a dict is an ``EnvelopeError``."""
+    if serializer is Serializer.MSGPACK:
+        return unpack_msgpack(frame, what)
+    return unpack_json(frame, what)
+
+
+#: The pack and unpack functions of each serializer, for callers that pick once.
+PACKERS: dict[Serializer, Callable[[dict[str, Any]], bytes]] = {
+    Serializer.MSGPACK: pack_msgpack,
+    Serializer.JSON: pack_json,
+}
+UNPACKERS: dict[Serializer, Callable[[bytes, str], dict[str, Any]]] = {
+    Serializer.MSGPACK: unpack_msgpack,
+    Serializer.JSON: unpack_json,
+}
 
 
 def detect(header_frame: bytes) -> Serializer:

@@ -11,17 +11,24 @@ import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_SCHEME = "hmac-sha256"
+
+
+_TRANS_5C = bytes(x ^ 0x5C for x in range(256))
+_TRANS_36 = bytes(x ^ 0x36 for x in range(256))
 
 
 class Signer:
     """Signs and verifies the four dict frames with one key and scheme.
 
-    The HMAC object is built once and copied per message, as jupyter_client does.
+    HMAC (RFC 2104) with the keyed inner and outer hash states computed once and copied
+    per message: the same digest as ``hmac.new(key, msg, digest)``, as jupyter_client
+    computes it, at about half the cost of copying an ``hmac.HMAC`` object.
     """
 
-    __slots__ = ("_auth", "key", "scheme")
+    __slots__ = ("_inner", "_outer", "key", "scheme")
 
     def __init__(self, key: bytes = b"", scheme: str = DEFAULT_SCHEME) -> None:
         if not scheme.startswith("hmac-"):
@@ -29,22 +36,34 @@ class Signer:
         digest = scheme.removeprefix("hmac-")
         if digest not in hashlib.algorithms_available:
             raise ValueError(f"signature scheme {scheme!r}: hashlib has no {digest!r}")
+        probe = hashlib.new(digest)
+        if probe.digest_size == 0 or probe.name.startswith("shake"):
+            raise ValueError(f"signature scheme {scheme!r}: {digest!r} has no fixed digest size")
         self.key = bytes(key)
         self.scheme = scheme
-        self._auth = hmac.new(self.key, digestmod=digest) if self.key else None
+        self._inner: Any = None
+        self._outer: Any = None
+        if self.key:
+            block = probe.block_size
+            k = self.key if len(self.key) <= block else hashlib.new(digest, self.key).digest()
+            k = k.ljust(block, b"\0")
+            self._inner = hashlib.new(digest, k.translate(_TRANS_36))
+            self._outer = hashlib.new(digest, k.translate(_TRANS_5C))
 
     @property
     def enabled(self) -> bool:
-        return self._auth is not None
+        return self._inner is not None
 
     def sign(self, parts: Sequence[bytes]) -> bytes:
         """The signature frame for ``parts``: hex digest, or ``b""`` without a key."""
-        if self._auth is None:
+        if self._inner is None:
             return b""
-        h = self._auth.copy()
-        for part in parts:
-            h.update(part)
-        return h.hexdigest().encode("ascii")
+        inner = self._inner.copy()
+        inner.update(b"".join(parts))  # one call beats four for the small frames of CAN
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        hexdigest: str = outer.hexdigest()
+        return hexdigest.encode("ascii")
 
     def verify(self, signature: bytes, parts: Sequence[bytes]) -> bool:
         return hmac.compare_digest(signature, self.sign(parts))
@@ -75,3 +94,13 @@ class ReplayGuard:
         self._seen[signature] = None
         if len(self._seen) > self.size:
             self._seen.popitem(last=False)
+
+    def record(self, signature: bytes) -> bool:
+        """Add ``signature``; ``False`` (and nothing changes) if it was already there."""
+        seen = self._seen
+        if signature in seen:
+            return False
+        seen[signature] = None
+        if len(seen) > self.size:
+            seen.popitem(last=False)
+        return True
