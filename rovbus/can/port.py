@@ -1,0 +1,486 @@
+"""One configured CAN bus inside an asyncio loop: :class:`CanPort`.
+
+A port owns its python-can bus from :meth:`CanPort.open` to :meth:`CanPort.aclose`:
+it receives without blocking the loop (see :mod:`rovbus.can.receive`), transmits off
+the loop through a bounded queue (see :mod:`rovbus.can.transmit`), and when the bus
+raises (adapter unplugged, bus-off, interface gone) it shuts the bus down and reopens it
+with exponential backoff while the rest of the node goes on.
+
+Every frame received, and every frame this port put on the wire (``direction="tx"``),
+goes to the ``on_frames`` callback on the loop thread, in order, as lists.
+
+Transmit drop policy: :meth:`CanPort.send` refuses a whole call (nothing queued) when a
+frame is invalid for the bus, when its frames do not fit in the queue (``queue_size``
+frames), or when the port is not ``ok`` or transmit is disabled. Frames already queued
+are dropped, their ``send`` raising CanError and ``tx_dropped`` counting them, on
+:meth:`CanPort.disable_tx`, :meth:`CanPort.drop_queued`, a bus failure (stale commands are
+never sent after a reopen) and at the end of :meth:`CanPort.aclose`'s drain deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import can
+import can.typechecking
+
+from rovbus.config.models import BusConfig, CanFilter
+from rovbus.errors import CanError
+from rovbus.wire.canframe import CanFrame
+
+from .receive import Receiver, RxConverter, TimestampSource, start_receiver
+from .stats import PortCounters, PortState, PortStats
+from .transmit import Transmitter, tx_refusal
+
+__all__ = ["CanPort"]
+
+log = logging.getLogger(__name__)
+
+#: seconds between two log lines of the same kind for one port
+LOG_INTERVAL_S = 30.0
+
+
+class _LogLimiter:
+    """At most one log line per key and interval; counts what it held back."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def allow(self, key: str) -> int | None:
+        """None: stay quiet; else the number of lines held back since the last one."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CanPort:
+    """One CAN bus of a node: receive, transmit, failure recovery, counters.
+
+    ``on_frames(frames)`` is called on the loop thread with received frames and with the
+    frames this port sent (``direction="tx"``, timestamp = send time). ``on_state(port)``
+    is called on every change of :attr:`state`. ``bus_factory`` builds the python-can bus
+    (default: ``can.Bus(**config.bus_kwargs())``); it runs in a worker thread and is called
+    again for every reopen. Receive filters from the config are applied to each new bus.
+
+    ``timestamps`` picks the receive time source, see
+    :data:`rovbus.can.receive.TimestampSource`.
+    """
+
+    def __init__(
+        self,
+        config: BusConfig,
+        on_frames: Callable[[list[CanFrame]], None],
+        *,
+        bus_factory: Callable[[], can.BusABC] | None = None,
+        on_state: Callable[[CanPort], None] | None = None,
+        timestamps: TimestampSource = "auto",
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        send_timeout_s: float = 1.0,
+        rx_backlog: int = 100_000,
+    ) -> None:
+        if backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        self._config = config
+        self._name = config.name
+        self._on_frames = on_frames
+        self._on_state = on_state
+        self._factory = bus_factory or self._default_factory
+        self._timestamps: TimestampSource = timestamps
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._send_timeout_s = send_timeout_s
+        self._rx_backlog = rx_backlog
+        self._filters = _python_can_filters(config.filters)
+        self._state: PortState = "closed"
+        self._last_error: str | None = None
+        self._tx_enabled = True
+        self._counters = PortCounters()
+        self._log = _LogLimiter(LOG_INTERVAL_S)
+        self._bus: can.BusABC | None = None
+        self._receiver: Receiver | None = None
+        self._session = 0  # bumped whenever the live bus goes away; stale callbacks check it
+        self._recovery: asyncio.Task[None] | None = None
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._tx = Transmitter(
+            self._name,
+            queue_size=config.queue_size,
+            counters=self._counters,
+            on_sent=self._emit,
+            on_error=self._on_tx_error,
+            send_timeout_s=send_timeout_s,
+        )
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The bus name from the system file."""
+        return self._name
+
+    @property
+    def config(self) -> BusConfig:
+        return self._config
+
+    @property
+    def state(self) -> PortState:
+        """``closed``, ``opening``, ``ok`` or ``failed``."""
+        return self._state
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the bus last failed or could not be reopened (None: never)."""
+        return self._last_error
+
+    @property
+    def tx_enabled(self) -> bool:
+        return self._tx_enabled
+
+    def stats(self) -> PortStats:
+        """A snapshot of the counters and state."""
+        return self._counters.snapshot(
+            bus=self._name,
+            state=self._state,
+            last_error=self._last_error,
+            tx_enabled=self._tx_enabled,
+            tx_queued=self._tx.queued,
+        )
+
+    # -- opening ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the bus and start receiving; raise CanError if it cannot be opened."""
+        self._check_openable()
+        self._set_state("opening")
+        try:
+            bus = await self._create_bus()
+        except BaseException:
+            if not self._closing:
+                self._set_state("closed")
+            raise
+        self._go_live(bus)
+
+    async def start(self) -> None:
+        """Like :meth:`open`, but a bus that cannot be opened goes ``failed`` and is retried
+        with backoff in the background instead of raising."""
+        self._check_openable()
+        self._set_state("opening")
+        try:
+            bus = await self._create_bus()
+        except CanError as exc:
+            self._last_error = str(exc)
+            self._counters.errors += 1
+            self._set_state("failed")
+            self._recovery = asyncio.create_task(self._reopen(), name=f"rovbus-can-{self._name}")
+            return
+        except BaseException:
+            if not self._closing:
+                self._set_state("closed")
+            raise
+        self._go_live(bus)
+
+    def _check_openable(self) -> None:
+        if self._closing:
+            raise CanError(f"bus {self._name!r}: port is closed")
+        if self._state != "closed":
+            raise CanError(f"bus {self._name!r}: already {self._state}")
+
+    def _default_factory(self) -> can.BusABC:
+        return can.Bus(**self._config.bus_kwargs())
+
+    def _make_bus(self) -> can.BusABC:
+        """Worker thread: build the bus and apply the receive filters."""
+        config = self._config
+        try:
+            bus = self._factory()
+        except Exception as exc:
+            raise CanError(
+                f"bus {self._name!r}: cannot open {config.interface} channel "
+                f"{config.channel!r}: {_describe(exc)}"
+            ) from exc
+        try:
+            bus.set_filters(self._filters)
+        except Exception as exc:
+            bus.shutdown()
+            raise CanError(f"bus {self._name!r}: cannot set filters: {_describe(exc)}") from exc
+        return bus
+
+    async def _create_bus(self) -> can.BusABC:
+        task = asyncio.ensure_future(asyncio.to_thread(self._make_bus))
+        try:
+            bus = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_shutdown_created)  # a bus that opens after all is closed
+            raise
+        if self._closing:
+            bus.shutdown()
+            raise CanError(f"bus {self._name!r}: port closed while opening")
+        return bus
+
+    def _go_live(self, bus: can.BusABC) -> None:
+        self._session += 1
+        session = self._session
+        self._bus = bus
+        self._receiver = start_receiver(
+            bus,
+            asyncio.get_running_loop(),
+            RxConverter(self._name, self._timestamps),
+            lambda frames, dropped: self._on_rx(session, frames, dropped),
+            lambda exc: self._on_fail(session, "receive", exc),
+            name=self._name,
+            backlog=self._rx_backlog,
+        )
+        if self._tx_enabled:
+            self._tx.attach(bus)
+        self._set_state("ok")
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _on_rx(self, session: int, frames: list[CanFrame], dropped: int) -> None:
+        counters = self._counters
+        if session != self._session:
+            counters.rx_dropped += len(frames) + dropped
+            return
+        counters.rx_dropped += dropped
+        if not frames:
+            return
+        counters.rx += len(frames)
+        counters.rx_bytes += sum([len(f.data) for f in frames])
+        counters.error_frames += sum([f.is_error_frame for f in frames])
+        self._emit(frames)
+
+    def _emit(self, frames: list[CanFrame]) -> None:
+        try:
+            self._on_frames(frames)
+        except Exception:
+            self._counters.callback_errors += 1
+            held = self._log.allow("callback")
+            if held is not None:
+                log.exception(
+                    "CAN bus %s: on_frames consumer raised (%d more not logged)", self._name, held
+                )
+
+    def set_filters(self, filters: Sequence[CanFilter] | None) -> None:
+        """Replace the receive filters (None or empty: receive everything), now and on
+        every reopen. Raises CanError if the live bus refuses them."""
+        self._filters = _python_can_filters(filters)
+        bus = self._bus
+        if bus is not None:
+            try:
+                bus.set_filters(self._filters)
+            except Exception as exc:
+                raise CanError(f"bus {self._name!r}: cannot set filters: {_describe(exc)}") from exc
+
+    # -- transmitting -------------------------------------------------------------------
+
+    async def send(self, frames: Sequence[CanFrame]) -> int:
+        """Transmit ``frames`` in order; return their count once all are on the wire.
+
+        Every frame is checked first (bus name, not an error frame, FD only on an FD bus,
+        ID in ``tx_allow``); the first bad one raises CanError naming its index and why,
+        and nothing is sent. Raises CanError "transmit queue full" when they do not fit in
+        the queue (nothing is queued), and CanError when the port is not ``ok``, transmit is
+        disabled, or the frames are dropped or fail before reaching the wire.
+        """
+        frames = tuple(frames)
+        fd = self._config.fd
+        allow = self._config.tx_allow
+        name = self._name
+        for index, frame in enumerate(frames):
+            why = tx_refusal(frame, name, fd=fd, allow=allow)
+            if why is not None:
+                raise CanError(f"bus {name!r}: frame {index} refused, nothing sent: {why}")
+        if not frames:
+            return 0
+        if self._closing or self._state == "closed":
+            raise CanError(f"bus {name!r}: port is closed")
+        if self._state != "ok":
+            raise CanError(f"bus {name!r}: bus is {self._state} ({self._last_error})")
+        if not self._tx_enabled:
+            raise CanError(f"bus {name!r}: transmit disabled")
+        msgs = []
+        for frame in frames:
+            msg = frame.to_can_message()
+            msg.channel = None  # the bus's own channel; socketcan would route by this name
+            msgs.append(msg)
+        future = self._tx.enqueue(frames, msgs)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._tx.withdraw(future)
+            raise
+
+    def disable_tx(self) -> int:
+        """Stop transmitting now and drop what is queued (their ``send`` raise CanError
+        "transmit disabled"); new sends are refused until :meth:`enable_tx`. Returns the
+        number of frames dropped."""
+        self._tx_enabled = False
+        self._tx.detach()
+        return self._tx.drop_all("transmit disabled")
+
+    def enable_tx(self) -> None:
+        """Allow transmitting again."""
+        self._tx_enabled = True
+        if self._bus is not None and self._state == "ok":
+            self._tx.attach(self._bus)
+
+    def drop_queued(self) -> int:
+        """Interrupt: drop every queued frame not yet on the wire; return how many."""
+        return self._tx.drop_all("transmit queue dropped (interrupt)")
+
+    # -- failure and recovery -----------------------------------------------------------
+
+    def _on_tx_error(self, exc: BaseException) -> None:
+        self._on_fail(self._session, "transmit", exc)
+
+    def _on_fail(self, session: int, where: str, exc: BaseException) -> None:
+        if session != self._session or self._state != "ok":
+            return
+        self._session += 1
+        self._last_error = f"{where}: {_describe(exc)}"
+        self._counters.errors += 1
+        held = self._log.allow("failed")
+        if held is not None:
+            log.warning(
+                "CAN bus %s failed (%s); reopening (%d more failures not logged)",
+                self._name,
+                self._last_error,
+                held,
+            )
+        bus, receiver = self._bus, self._receiver
+        self._bus = self._receiver = None
+        if receiver is not None:
+            receiver.stop()
+        self._tx.detach()
+        self._tx.drop_all(f"bus failed ({self._last_error})")
+        self._set_state("failed")
+        if self._closing:
+            self._recovery = asyncio.create_task(self._release(bus, receiver))
+        else:
+            self._recovery = asyncio.create_task(
+                self._recover(bus, receiver), name=f"rovbus-can-{self._name}"
+            )
+
+    async def _recover(self, bus: can.BusABC | None, receiver: Receiver | None) -> None:
+        await self._release(bus, receiver)
+        await self._reopen()
+
+    async def _reopen(self) -> None:
+        delay = self._backoff_initial_s
+        attempts = 0
+        while True:
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                bus = await self._create_bus()
+            except CanError as exc:
+                self._last_error = f"reopen: {exc}"
+                held = self._log.allow("reopen")
+                if held is not None:
+                    log.warning(
+                        "CAN bus %s: reopen attempt %d failed: %s", self._name, attempts, exc
+                    )
+                delay = min(delay * 2, self._backoff_max_s)
+                continue
+            self._counters.reopen_count += 1
+            self._recovery = None
+            self._go_live(bus)
+            log.info("CAN bus %s reopened after %d attempt(s)", self._name, attempts)
+            return
+
+    async def _release(self, bus: can.BusABC | None, receiver: Receiver | None) -> None:
+        """Stop receiving, let the transmit worker leave ``bus.send``, shut the bus down."""
+        try:
+            if receiver is not None:
+                receiver.stop()
+                if not await asyncio.to_thread(receiver.join, 1.0):
+                    log.warning("CAN bus %s: receive thread did not stop within 1 s", self._name)
+            await self._tx.wait_worker(self._send_timeout_s + 0.5)
+        finally:
+            if bus is not None:
+                with contextlib.suppress(Exception):
+                    bus.shutdown()
+
+    # -- closing ------------------------------------------------------------------------
+
+    async def aclose(self, deadline: float = 1.0) -> None:
+        """Stop receiving, let queued frames go out for up to ``deadline`` seconds, drop the
+        rest, shut the bus down. Idempotent; releases the bus even when cancelled."""
+        if self._close_task is None:
+            self._closing = True
+            self._close_task = asyncio.create_task(self._close(deadline))
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, deadline: float) -> None:
+        try:
+            if self._state == "ok" and self._tx_enabled:
+                await self._tx.wait_idle(deadline)
+        finally:
+            self._tx.detach()
+            self._tx.drop_all("port closed")
+            self._session += 1
+            recovery, self._recovery = self._recovery, None
+            if recovery is not None:
+                recovery.cancel()
+                await asyncio.wait({recovery})
+            bus, receiver = self._bus, self._receiver
+            self._bus = self._receiver = None
+            try:
+                await self._release(bus, receiver)
+            finally:
+                self._tx.close()
+                self._set_state("closed")
+
+    async def __aenter__(self) -> CanPort:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- state --------------------------------------------------------------------------
+
+    def _set_state(self, state: PortState) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        if self._on_state is not None:
+            try:
+                self._on_state(self)
+            except Exception:
+                held = self._log.allow("on_state")
+                if held is not None:
+                    log.exception("CAN bus %s: on_state callback raised", self._name)
+
+    def __repr__(self) -> str:
+        config = self._config
+        return f"<CanPort {self._name!r} {config.interface}:{config.channel} {self._state}>"
+
+
+def _python_can_filters(
+    filters: Sequence[CanFilter] | None,
+) -> list[can.typechecking.CanFilter] | None:
+    if not filters:
+        return None
+    return [{"can_id": f.id, "can_mask": f.mask, "extended": f.extended} for f in filters]
+
+
+def _shutdown_created(task: asyncio.Future[can.BusABC]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().shutdown()

@@ -1,0 +1,136 @@
+"""A failing bus goes ``failed``, is counted, reopens by itself and works again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import can
+import pytest
+from can_helpers import WAIT_S, Collector, GatedBus, StateWatch, bus_config
+
+from rovbus.can import CanPort
+from rovbus.errors import CanError
+from rovbus.wire.canframe import CanFrame
+
+
+class Factory:
+    """Builds a GatedBus per (re)open; ``refuse`` makes the next opens fail."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.buses: list[GatedBus] = []
+        self.refuse = 0
+
+    def __call__(self) -> can.BusABC:
+        if self.refuse:
+            self.refuse -= 1
+            raise can.CanInitializationError("adapter not present (test)")
+        bus = GatedBus(channel=self.channel)
+        self.buses.append(bus)
+        return bus
+
+
+async def test_receive_failure_reopens_and_receives_again(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    got = Collector()
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        got,
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+    )
+    await port.open()
+    peer.send(can.Message(arbitration_id=0x100, is_extended_id=False))
+    await got.wait_for(lambda: len(got.frames) == 1)
+
+    factory.refuse = 2  # the adapter stays away for two reopen attempts
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("failed")
+    assert port.last_error is not None
+    assert "adapter unplugged" in port.last_error
+    with pytest.raises(CanError, match="failed"):
+        await port.send([CanFrame("main", 0x100)])
+
+    await states.wait_for("ok", count=2)
+    assert len(factory.buses) == 2
+    assert factory.buses[0]._is_shutdown  # the failed bus was released
+    peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
+    await got.wait_for(lambda: len(got.frames) == 2)
+    assert got.frames[-1].arbitration_id == 0x101
+    stats = port.stats()
+    assert (stats.errors, stats.reopen_count, stats.state) == (1, 1, "ok")
+    assert states.states == ["opening", "ok", "failed", "ok"]
+    await port.aclose()
+
+
+async def test_send_failure_fails_the_call_drops_the_queue_and_reopens(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    first = factory.buses[0]
+    first.gate.clear()
+    one = asyncio.create_task(port.send([CanFrame("main", 0x100), CanFrame("main", 0x101)]))
+    assert await asyncio.to_thread(first.entered.wait, WAIT_S)
+    two = asyncio.create_task(port.send([CanFrame("main", 0x102)]))
+    await asyncio.sleep(0)  # one loop step: `two` queues its frame
+    first.fail_send.set()
+    first.gate.set()
+    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
+        await one
+    with pytest.raises(CanError, match="bus failed"):
+        await two
+    await states.wait_for("ok", count=2)
+    assert await port.send([CanFrame("main", 0x103)]) == 1
+    msg = await asyncio.to_thread(peer.recv, WAIT_S)
+    assert msg is not None
+    assert msg.arbitration_id == 0x103  # nothing from before the failure went out late
+    stats = port.stats()
+    assert (stats.errors, stats.tx_errors, stats.tx_dropped, stats.tx) == (1, 1, 2, 1)
+    await port.aclose()
+
+
+async def test_start_retries_a_bus_that_is_not_there_yet(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    factory.refuse = 1
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.start()
+    assert port.state == "failed"
+    await states.wait_for("ok")
+    assert port.stats().reopen_count == 1
+    await port.aclose()
+
+
+async def test_aclose_while_failed_stops_the_retries(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    factory.refuse = 1_000_000
+    port = make_port(bus_config(channel), Collector(), bus_factory=factory)
+    await port.start()
+    assert port.state == "failed"
+    await port.aclose()
+    assert port.state == "closed"

@@ -1,0 +1,216 @@
+"""CanPort transmitting: checks, queue, tx echo, disable and interrupt."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import can
+import pytest
+from can_helpers import WAIT_S, Collector, GatedBus, bus_config
+
+from rovbus.can import CanPort
+from rovbus.errors import CanError
+from rovbus.wire.canframe import CanFrame
+
+
+def frame(aid: int, data: bytes = b"\x01", **kw: object) -> CanFrame:
+    return CanFrame("main", aid, data, **kw)  # type: ignore[arg-type]
+
+
+async def recv(bus: can.BusABC) -> can.Message:
+    msg = await asyncio.to_thread(bus.recv, WAIT_S)
+    assert msg is not None, "nothing arrived on the wire"
+    return msg
+
+
+async def wait_entered(bus: GatedBus) -> None:
+    assert await asyncio.to_thread(bus.entered.wait, WAIT_S)
+
+
+async def test_send_puts_frames_on_the_wire_and_reports_them_as_tx(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    got = Collector()
+    port = make_port(bus_config(channel, fd=True), got)
+    await port.open()
+    frames = [
+        frame(0x100, b"\x01\x02"),
+        frame(0x101, b"", is_remote_frame=True, dlc=3),
+        frame(0x1A0, bytes(range(16)), is_fd=True, bitrate_switch=True),
+    ]
+    before = time.time()
+    assert await port.send(frames) == 3
+    for sent in frames:
+        msg = await recv(peer)
+        assert msg.arbitration_id == sent.arbitration_id
+        assert bytes(msg.data) == sent.data
+        assert msg.is_remote_frame == sent.is_remote_frame
+        assert msg.dlc == sent.dlc
+        assert msg.is_fd == sent.is_fd
+        assert msg.bitrate_switch == sent.bitrate_switch
+    await got.wait_for(lambda: len(got.tx()) == 3)
+    for sent, echoed in zip(frames, got.tx(), strict=True):
+        assert echoed.direction == "tx"
+        assert before <= echoed.timestamp <= time.time()
+        assert (echoed.arbitration_id, echoed.data, echoed.dlc) == (
+            sent.arbitration_id,
+            sent.data,
+            sent.dlc,
+        )
+    stats = port.stats()
+    assert (stats.tx, stats.tx_bytes, stats.tx_queued) == (3, 2 + 16, 0)
+    await port.aclose()
+
+
+async def test_allow_list_refusal_sends_nothing_and_names_the_frame(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    got = Collector()
+    port = make_port(bus_config(channel, tx_allow=["0x100-0x10F"]), got)
+    await port.open()
+    with pytest.raises(CanError, match=r"frame 2 refused.*ID 0x200 is not in the tx_allow"):
+        await port.send([frame(0x100), frame(0x10F), frame(0x200), frame(0x101)])
+    with pytest.raises(CanError, match=r"frame 0 refused.*for bus 'other'"):
+        await port.send([CanFrame("other", 0x100)])
+    with pytest.raises(CanError, match=r"frame 1 refused.*error frames"):
+        await port.send([frame(0x100), CanFrame("main", 0x100, is_error_frame=True)])
+    # nothing went out: the next frame on the wire is the one sent now
+    await port.send([frame(0x105, b"ok")])
+    assert (await recv(peer)).arbitration_id == 0x105
+    assert port.stats().tx == 1
+    await port.aclose()
+
+
+async def test_fd_frame_refused_on_a_classic_bus(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel, fd=False), Collector())
+    await port.open()
+    with pytest.raises(CanError, match=r"frame 1 refused.*CAN FD frame"):
+        await port.send([frame(0x100), frame(0x101, bytes(12), is_fd=True)])
+    assert port.stats().tx == 0
+    await port.aclose()
+
+
+async def test_queue_full_refuses_the_whole_call(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    port = make_port(bus_config(channel, queue_size=4), Collector(), bus_factory=lambda: gated)
+    await port.open()
+    first = asyncio.create_task(port.send([frame(0x100 + i) for i in range(4)]))
+    await wait_entered(gated)  # frame 0 is inside bus.send, frames 1-3 wait
+    assert port.stats().tx_queued == 3
+    with pytest.raises(CanError, match="transmit queue full"):
+        await port.send([frame(0x200), frame(0x201)])
+    second = asyncio.create_task(port.send([frame(0x202)]))  # exactly fits
+    gated.gate.set()
+    assert await first == 4
+    assert await second == 1
+    ids = [(await recv(peer)).arbitration_id for _ in range(5)]
+    assert ids == [0x100, 0x101, 0x102, 0x103, 0x202]
+    assert port.stats().tx_dropped == 0
+    await port.aclose()
+
+
+async def test_disable_tx_drops_queued_and_refuses_new(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    got = Collector()
+    port = make_port(bus_config(channel), got, bus_factory=lambda: gated)
+    await port.open()
+    pending = asyncio.create_task(port.send([frame(0x100 + i) for i in range(5)]))
+    await wait_entered(gated)
+    assert port.disable_tx() == 4
+    assert not port.tx_enabled
+    with pytest.raises(CanError, match="transmit disabled"):
+        await pending
+    with pytest.raises(CanError, match="transmit disabled"):
+        await port.send([frame(0x300)])
+    gated.gate.set()  # the frame that was already inside bus.send goes out
+    assert (await recv(peer)).arbitration_id == 0x100
+    port.enable_tx()
+    assert await port.send([frame(0x301)]) == 1
+    assert (await recv(peer)).arbitration_id == 0x301  # nothing dropped went out
+    await got.wait_for(lambda: len(got.tx()) == 2)
+    assert [f.arbitration_id for f in got.tx()] == [0x100, 0x301]
+    stats = port.stats()
+    assert (stats.tx, stats.tx_dropped) == (2, 4)
+    await port.aclose()
+
+
+async def test_drop_queued_interrupts_without_disabling(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: gated)
+    await port.open()
+    one = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
+    two = asyncio.create_task(port.send([frame(0x102)]))
+    await wait_entered(gated)  # both tasks have run up to their await by now
+    assert port.stats().tx_queued == 2
+    assert port.drop_queued() == 2
+    for task in (one, two):
+        with pytest.raises(CanError, match="interrupt"):
+            await task
+    assert port.tx_enabled
+    gated.gate.set()
+    assert await port.send([frame(0x110)]) == 1
+    assert [(await recv(peer)).arbitration_id for _ in range(2)] == [0x100, 0x110]
+    assert port.stats().tx_dropped == 2
+    await port.aclose()
+
+
+async def test_cancelled_send_takes_its_frames_off_the_queue(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: gated)
+    await port.open()
+    first = asyncio.create_task(port.send([frame(0x100)]))
+    await wait_entered(gated)
+    second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
+    await asyncio.sleep(0)  # one loop step: `second` queues its frames
+    assert port.stats().tx_queued == 2
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    gated.gate.set()
+    assert await first == 1
+    assert await port.send([frame(0x103)]) == 1
+    assert [(await recv(peer)).arbitration_id for _ in range(2)] == [0x100, 0x103]
+    await port.aclose()
+
+
+async def test_aclose_lets_queued_frames_finish_within_the_deadline(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel), Collector())
+    await port.open()
+    task = asyncio.create_task(port.send([frame(0x100 + i) for i in range(20)]))
+    await asyncio.sleep(0)
+    await port.aclose(deadline=WAIT_S)
+    assert await task == 20
+    assert [(await recv(peer)).arbitration_id for _ in range(20)] == [0x100 + i for i in range(20)]
+    with pytest.raises(CanError, match="closed"):
+        await port.send([frame(0x100)])
+
+
+async def test_aclose_drops_what_misses_the_deadline(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: gated)
+    await port.open()
+    task = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
+    await wait_entered(gated)
+    closing = asyncio.create_task(port.aclose(deadline=0.05))
+    with pytest.raises(CanError, match="port closed"):
+        await task
+    gated.gate.set()
+    await closing
+    assert port.state == "closed"
+    assert port.stats().tx_dropped == 1
