@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 
 import can
@@ -30,6 +29,7 @@ import can.typechecking
 
 from rovbus.config.models import BusConfig, CanFilter
 from rovbus.errors import CanError
+from rovbus.ratelimit import RateLimiter
 from rovbus.wire.canframe import CanFrame
 
 from .receive import Receiver, RxConverter, TimestampSource, start_receiver
@@ -42,25 +42,6 @@ log = logging.getLogger(__name__)
 
 #: seconds between two log lines of the same kind for one port
 LOG_INTERVAL_S = 30.0
-
-
-class _LogLimiter:
-    """At most one log line per key and interval; counts what it held back."""
-
-    def __init__(self, interval_s: float) -> None:
-        self._interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def allow(self, key: str) -> int | None:
-        """None: stay quiet; else the number of lines held back since the last one."""
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)
 
 
 def _describe(exc: BaseException) -> str:
@@ -111,7 +92,7 @@ class CanPort:
         self._last_error: str | None = None
         self._tx_enabled = True
         self._counters = PortCounters()
-        self._log = _LogLimiter(LOG_INTERVAL_S)
+        self._log = RateLimiter(LOG_INTERVAL_S)
         self._bus: can.BusABC | None = None
         self._receiver: Receiver | None = None
         self._session = 0  # bumped whenever the live bus goes away; stale callbacks check it

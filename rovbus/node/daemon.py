@@ -40,7 +40,6 @@ from rovbus.node.connection_file import (
 )
 from rovbus.node.console import CommandError, run_command
 from rovbus.node.heartbeat import tick_forever
-from rovbus.node.ratelimit import RateLimitedLog
 from rovbus.node.requests import (
     CONTROL_REQUESTS,
     SHELL_REQUESTS,
@@ -50,6 +49,7 @@ from rovbus.node.requests import (
     kernel_info,
     reply_type,
 )
+from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, Rejected, SocketStats, bind, echo_forever
 from rovbus.transport.sockets import DEFAULT_OPTIONS
 from rovbus.wire.canframe import CanFrame, batch_content
@@ -108,7 +108,7 @@ class NodeDaemon:
         self._inputs: dict[str, tuple[tuple[bytes, ...], asyncio.Future[str]]] = {}
         self.execution_count = 0
         self.seq = 0
-        self.rlog = RateLimitedLog(log)
+        self._log_limit = RateLimiter(10.0)
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -259,10 +259,14 @@ class NodeDaemon:
                 log.exception("%s: unhandled error answering %s", name, got.msg_type)
 
     async def _rejected(self, channel: Channel, rejected: Rejected) -> None:
-        self.rlog.warning(
-            f"{channel.name}:{type(rejected.error).__name__}",
-            f"{channel.name}: dropped a bad message: {rejected.error}",
-        )
+        held = self._log_limit.allow(f"{channel.name}:{type(rejected.error).__name__}")
+        if held is not None:
+            log.warning(
+                "%s: dropped a bad message: %s (%d more since the last report)",
+                channel.name,
+                rejected.error,
+                held,
+            )
         header = rejected.header
         if header is None:
             return
