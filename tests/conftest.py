@@ -99,3 +99,15 @@ def no_leaked_sockets() -> Iterator[None]:
     for s in leaked:
         s.close(linger=0)
     assert not leaked, f"{len(leaked)} zmq socket(s) left open: {leaked}"
+
+
+def forwarder_toml(name: str, inner: str = "vehicle", outer: str = "topside") -> str:
+    """One ``[forwarders.NAME]`` table on fresh loopback ports."""
+    ports = free_ports(3)
+    return (
+        f'[forwarders.{name}]\ninner = "{inner}"\nouter = "{outer}"\n'
+        f"[forwarders.{name}.endpoints]\n"
+        f'pub = "tcp://127.0.0.1:{ports[0]}"\n'
+        f'request = "tcp://127.0.0.1:{ports[1]}"\n'
+        f'control = "tcp://127.0.0.1:{ports[2]}"\n'
+    )

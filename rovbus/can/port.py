@@ -85,6 +85,8 @@ class CanPort:
         self._timestamps: TimestampSource = timestamps
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._retry_delay = backoff_initial_s  # the next reopen's delay
+        self._live_since = 0.0  # loop time the bus last went live
         self._send_timeout_s = send_timeout_s
         self._rx_backlog = rx_backlog
         self._filters = _python_can_filters(config.filters)
@@ -218,6 +220,7 @@ class CanPort:
         self._session += 1
         session = self._session
         self._bus = bus
+        self._live_since = asyncio.get_running_loop().time()
         self._receiver = start_receiver(
             bus,
             asyncio.get_running_loop(),
@@ -351,6 +354,12 @@ class CanPort:
         self._tx.detach()
         self._tx.drop_all(f"bus failed ({self._last_error})")
         self._set_state("failed")
+        # Back off afresh only after a bus that held for backoff_max_s. One that fails again
+        # soon after a reopen (socketcan opens fine on an interface that is down, then the
+        # first read raises ENETDOWN) keeps backing off instead of flapping every
+        # backoff_initial_s.
+        if asyncio.get_running_loop().time() - self._live_since >= self._backoff_max_s:
+            self._retry_delay = self._backoff_initial_s
         if self._closing:
             self._recovery = asyncio.create_task(self._release(bus, receiver))
         else:
@@ -363,7 +372,7 @@ class CanPort:
         await self._reopen()
 
     async def _reopen(self) -> None:
-        delay = self._backoff_initial_s
+        delay = self._retry_delay
         attempts = 0
         while True:
             await asyncio.sleep(delay)
@@ -380,6 +389,7 @@ class CanPort:
                 delay = min(delay * 2, self._backoff_max_s)
                 continue
             self._counters.reopen_count += 1
+            self._retry_delay = min(delay * 2, self._backoff_max_s)  # if it fails again soon
             self._recovery = None
             self._go_live(bus)
             log.info("CAN bus %s reopened after %d attempt(s)", self._name, attempts)

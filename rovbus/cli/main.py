@@ -22,11 +22,35 @@ EXIT_USAGE = 2
 COMMANDS: dict[str, str] = {
     "check-config": "check_config",
     "node": "node",
+    "sub": "sub",
+    "pub": "pub",
+    "req": "req",
+    "ctl": "ctl",
+    "send": "send",
+    "dump": "dump",
+    "nodes": "nodes",
+    "hz": "hz",
+    "bw": "bw",
+    "record": "record",
+    "play": "play",
+    "connection-file": "connection_file",
+    "forwarder": "forwarder",
+    "keygen": "keygen",
+    "demo": "demo",
+    "sim": "sim",
 }
 
 EPILOG = """\
 examples:
   rovbus check-config config/demo.toml
+  export ROVBUS_CONFIG=config/demo.toml        # then every command finds the system file
+  rovbus nodes                                 # who is alive
+  rovbus sub propulsion/hb --once              # one heartbeat
+  rovbus dump propulsion/can0 123:7FF          # candump, with its filters
+  rovbus send propulsion can0 123#DEADBEEF     # cansend
+  rovbus req propulsion node_info              # a request, the reply as JSON
+  rovbus record run1.log && rovbus play run1.log --node propulsion --bus can0
+  rovbus hz propulsion/can/                    # rates per topic, like ros2 topic hz
   rovbus COMMAND --help
 """
 

@@ -11,6 +11,10 @@ examples:
   rovbus node --config config/demo.toml propulsion
   rovbus node --config /etc/rovbus/vehicle.toml navigation --log-level debug
 
+When the node's buses list simulated `devices`, the node runs them in its own process
+(python-can's virtual bus is in-process only) and answers fault-injection requests
+(`rovbus sim fault ...`); --no-devices leaves the devices to `rovbus sim devices`.
+
 The daemon stops cleanly on SIGTERM or Ctrl-C. Exit 2: start-up failed (bad system
 file, port in use, a bus that cannot open); the message names the cause.
 """
@@ -32,6 +36,12 @@ def add_parser(sub: Any) -> None:
         choices=["debug", "info", "warning", "error"],
         help="log level (default: the node's log_level in the system file, else info)",
     )
+    p.add_argument(
+        "--no-devices",
+        action="store_true",
+        help="do not run the simulated devices of the node's buses here (they run as their "
+        "own process: rovbus sim devices); fault injection stays on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,4 +57,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"rovbus node: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or node.log_level or "info")
+    if any(bus.devices for bus in node.buses):
+        from rovbus.sim.simnode import SimNode
+
+        devices = not args.no_devices
+        return run_daemon(lambda: SimNode(system, args.name, devices=devices))
     return run_daemon(lambda: NodeDaemon(system, args.name))

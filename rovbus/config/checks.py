@@ -218,6 +218,19 @@ def check_key_files(config: SystemConfig) -> Iterator[str]:
             yield from _check_file(["security", "curve", *keys], path, secret=False)
 
 
+def check_device_files(config: SystemConfig) -> Iterator[str]:
+    """The log files of replay devices exist (relative paths: from the system file's folder)."""
+    for node_name, node in config.nodes.items():
+        for index, bus in enumerate(node.buses):
+            for d_index, device in enumerate(bus.devices):
+                path = getattr(device, "file", None)
+                if device.kind == "replay" and path is not None and not path.is_file():
+                    yield problem(
+                        ["nodes", node_name, "buses", index, "devices", d_index, "file"],
+                        f"replay file {path} does not exist",
+                    )
+
+
 #: the checks that need only the parsed file
 CHECKS: tuple[Check, ...] = (
     check_names,
@@ -230,5 +243,5 @@ CHECKS: tuple[Check, ...] = (
 
 def run_checks(config: SystemConfig, *, check_files: bool = True) -> list[str]:
     """Every problem every check finds, in check order."""
-    checks = (*CHECKS, check_key_files) if check_files else CHECKS
+    checks = (*CHECKS, check_key_files, check_device_files) if check_files else CHECKS
     return [found for check in checks for found in check(config)]

@@ -35,17 +35,25 @@ from rovbus.errors import ConfigError
 
 __all__ = [
     "BatchConfig",
+    "BatteryDevice",
     "BusConfig",
     "CanFilter",
     "CurveConfig",
+    "DepthDevice",
+    "DeviceConfig",
     "ForwarderConfig",
     "ForwarderEndpoints",
     "GroupConfig",
+    "ImuDevice",
+    "LeakDevice",
     "LogLevel",
     "NodeConfig",
     "NodeEndpoints",
+    "PduDevice",
+    "ReplayDevice",
     "SecurityConfig",
     "SystemSettings",
+    "ThrustersDevice",
 ]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -249,6 +257,130 @@ class BatchConfig(_Model):
     max_delay_ms: float = Field(default=2.0, ge=0)
 
 
+# -- simulated devices on a bus (rovbus.sim runs them) -------------------------------------
+
+
+def _validate_can_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a CAN ID such as 0x200, got {describe(value)}")
+    if not 0 <= value <= 0x7FF:
+        raise ValueError(f"0x{value:X} is out of the 11-bit range 0x0-0x7FF")
+    return value
+
+
+#: an 11-bit CAN ID (the demo devices speak standard frames)
+StandardId = Annotated[int, PlainValidator(_validate_can_id)]
+
+
+class _Device(_Model):
+    rate_hz: float = Field(gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        """The CAN IDs this device transmits."""
+        return []
+
+
+class ThrustersDevice(_Device):
+    """``count`` thruster ESCs: setpoint ``setpoint_id + i`` (int16 rpm) in, ``stop_id``
+    stops all; status ``base_id + i`` (rpm, current, temperature) out, per ESC."""
+
+    kind: Literal["thrusters"]
+    count: int = Field(default=8, ge=1, le=16)
+    setpoint_id: StandardId = 0x200
+    stop_id: StandardId = 0x210
+    base_id: StandardId = 0x220
+    rate_hz: float = Field(default=20.0, gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        return [self.base_id + i for i in range(self.count)]
+
+
+class DepthDevice(_Device):
+    """A pressure/depth sensor: depth, pressure, water temperature."""
+
+    kind: Literal["depth"]
+    base_id: StandardId = 0x120
+    rate_hz: float = Field(default=10.0, gt=0, le=1000)
+    max_depth: float = Field(default=120.0, gt=0, le=600)
+
+    def ids(self) -> list[int]:
+        return [self.base_id]
+
+
+class ImuDevice(_Device):
+    """An IMU/compass: heading, pitch, roll, yaw rate."""
+
+    kind: Literal["imu"]
+    base_id: StandardId = 0x110
+    rate_hz: float = Field(default=50.0, gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        return [self.base_id]
+
+
+class BatteryDevice(_Device):
+    """A battery monitor: pack voltage, current, state of charge, temperature."""
+
+    kind: Literal["battery"]
+    base_id: StandardId = 0x300
+    rate_hz: float = Field(default=2.0, gt=0, le=1000)
+    cells: int = Field(default=12, ge=1, le=32)
+    capacity_ah: float = Field(default=40.0, gt=0)
+
+    def ids(self) -> list[int]:
+        return [self.base_id]
+
+
+class LeakDevice(_Device):
+    """A leak detector: leak flag per probe, housing humidity."""
+
+    kind: Literal["leak"]
+    base_id: StandardId = 0x310
+    rate_hz: float = Field(default=1.0, gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        return [self.base_id]
+
+
+class PduDevice(_Device):
+    """A power distribution unit: relay commands ``command_id + i`` (byte 0: 0 off, 1 on),
+    lights level at ``lights_id``; status (relays, bus voltage, current) at ``base_id``."""
+
+    kind: Literal["pdu"]
+    command_id: StandardId = 0x400
+    lights_id: StandardId = 0x420
+    base_id: StandardId = 0x440
+    rate_hz: float = Field(default=2.0, gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        return [self.base_id]
+
+
+class ReplayDevice(_Model):
+    """Plays a log file python-can reads (candump, asc, blf, trc, ...) with its original
+    timing (``speed`` scales it), from the start again if ``loop``."""
+
+    kind: Literal["replay"]
+    file: FilePath
+    loop: bool = False
+    speed: float = Field(default=1.0, gt=0, le=1000)
+
+    def ids(self) -> list[int]:
+        return []
+
+
+DeviceConfig = Annotated[
+    ThrustersDevice
+    | DepthDevice
+    | ImuDevice
+    | BatteryDevice
+    | LeakDevice
+    | PduDevice
+    | ReplayDevice,
+    Field(discriminator="kind"),
+]
+
+
 class BusConfig(_Model):
     """``[[nodes.NAME.buses]]``: one CAN bus opened through python-can."""
 
@@ -263,6 +395,8 @@ class BusConfig(_Model):
     tx_allow: TxAllowField = TxAllowList()
     batch: BatchConfig | None = None
     queue_size: int = Field(default=1024, ge=1)
+    #: simulated devices on this bus (``rovbus node`` runs them in the node process)
+    devices: list[DeviceConfig] = Field(default_factory=list)
 
     def allows(self, arbitration_id: int) -> bool:
         """True when this node may transmit ``arbitration_id`` on this bus."""
@@ -284,6 +418,13 @@ class BusConfig(_Model):
         if self.filters:
             kwargs["can_filters"] = self.can_filters()
         kwargs.update(self.options)
+        return kwargs
+
+    def device_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the simulated devices' own bus on this channel: no
+        receive filters (the node's filters are the node's)."""
+        kwargs = self.bus_kwargs()
+        kwargs.pop("can_filters", None)
         return kwargs
 
 

@@ -103,6 +103,13 @@ def _message(error: ErrorDetails, allowed_keys: list[str] | None) -> str:
         return "expected a non-empty string"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", error["msg"]))
+    if kind == "union_tag_invalid":
+        expected = str(ctx.get("expected_tags", "")).replace("'", "")
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"unknown {key} {describe(ctx.get('tag'))}; expected one of: {expected}"
+    if kind == "union_tag_not_found":
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"required key {key!r} is missing".replace("'", '"')
     return f"{error['msg']}, got {describe(value)}"
 
 
@@ -126,6 +133,10 @@ def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str] 
     current: Any = root
     for part in loc:
         current = _unwrap(current)
+        member = _tagged_member(current, part)
+        if member is not None:  # a discriminated union's tag: pydantic's loc names it
+            current = member
+            continue
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
             if field is None:
@@ -145,9 +156,36 @@ def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str] 
     return None
 
 
+def _tagged_member(annotation: Any, tag: str | int) -> Any:
+    """The member of a tagged union (``kind = "..."``) whose tag is ``tag``, else None."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    for member in typing.get_args(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = member.model_fields.get("kind")
+            if field is not None and typing.get_args(field.annotation) == (tag,):
+                return member
+    return None
+
+
+def _clean_loc_markers(loc: Iterable[str | int]) -> Iterable[str | int]:
+    return (p for p in loc if not (isinstance(p, str) and p.startswith(("[key]", "function-"))))
+
+
+#: lists of tagged tables (``kind = "..."``): pydantic puts the tag into the error's loc
+_TAGGED_LISTS = frozenset({"devices"})
+
+
 def _clean_loc(loc: Iterable[str | int]) -> list[str | int]:
-    # pydantic adds markers for dict keys and function validators; the TOML path has none
-    return [p for p in loc if not (isinstance(p, str) and p.startswith(("[key]", "function-")))]
+    # pydantic adds markers for dict keys and function validators, and the tag of a
+    # tagged union after its list index; the TOML path has none of them
+    out: list[str | int] = []
+    parts = list(_clean_loc_markers(loc))
+    for i, part in enumerate(parts):
+        if i >= 2 and isinstance(parts[i - 1], int) and parts[i - 2] in _TAGGED_LISTS:
+            continue  # the tag
+        out.append(part)
+    return out
 
 
 def validation_problems(error: ValidationError, root: type[BaseModel]) -> list[str]:
@@ -155,7 +193,8 @@ def validation_problems(error: ValidationError, root: type[BaseModel]) -> list[s
     found: list[str] = []
     for detail in error.errors(include_url=False):
         loc = _clean_loc(detail["loc"])
-        allowed = _allowed_keys(root, loc[:-1]) if detail["type"] == "extra_forbidden" else None
+        raw = list(_clean_loc_markers(detail["loc"]))
+        allowed = _allowed_keys(root, raw[:-1]) if detail["type"] == "extra_forbidden" else None
         line = problem(loc, _message(detail, allowed))
         if line not in found:
             found.append(line)

@@ -21,7 +21,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_t
 log = logging.getLogger(__name__)
 
 BusFactory = Callable[[], can.BusABC]
+#: an extra request handler: the request in, the reply's content out (see ``add_handler``)
+Handler = Callable[[Message], Awaitable[dict[str, Any]]]
 
 REPLY_CACHE_SIZE = 256
 INPUT_TIMEOUT = 60.0
@@ -109,6 +111,7 @@ class NodeDaemon:
         self.execution_count = 0
         self.seq = 0
         self._log_limit = RateLimiter(10.0)
+        self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -193,19 +196,34 @@ class NodeDaemon:
         except CanError as exc:
             raise CanError(f"node {self.name}: bus {name}: {exc}") from None
 
+    def add_handler(self, msg_type: str, handler: Handler, *, channel: str = "shell") -> None:
+        """Answer ``msg_type`` (e.g. ``"sim_fault_request"``) on ``channel`` with ``handler``.
+
+        The handler returns the reply's content (with ``"status": "ok"``); a
+        ``RovbusError`` or ``ValueError`` it raises becomes an error reply. The built-in
+        requests cannot be replaced."""
+        if channel not in self._handlers:
+            raise ValueError(f"channel must be shell or control, not {channel!r}")
+        if not msg_type.endswith("_request"):
+            raise ValueError(f"a request type ends with _request: {msg_type!r}")
+        if msg_type in SHELL_REQUESTS or msg_type in CONTROL_REQUESTS:
+            raise ValueError(f"{msg_type} is a built-in request")
+        self._handlers[channel][msg_type] = handler
+
     # -- the CAN stream -----------------------------------------------------------------
 
     def _on_frames(self, frames: list[CanFrame]) -> None:
         """Called by the ports on the loop thread with frames received or sent."""
-        pub = self.publishers["pub"]
+        publish = self.publishers["pub"].publish
+        rings, batchers, topic_of = self.rings, self.batchers, self._can_topic
         for frame in frames:
             bus = frame.bus
-            self.rings[bus].append(frame)
-            batcher = self.batchers.get(bus)
+            rings[bus].append(frame)
+            batcher = batchers.get(bus)
             if batcher is not None:
                 batcher.add(frame)
                 continue
-            pub.publish(self._can_topic(bus, frame), "can_frame", frame.to_content())
+            publish(topic_of(bus, frame), "can_frame", frame.to_content())
 
     def _can_topic(self, bus: str, frame: CanFrame) -> str:
         topics = self._topics[bus]
@@ -285,12 +303,17 @@ class NodeDaemon:
         self._publish_status("busy", request)
         try:
             try:
-                if request.msg_type not in answers:
+                extra = self._handlers.get(channel.name, {})
+                handler = extra.get(request.msg_type)
+                if handler is not None:
+                    content = await handler(request)
+                elif request.msg_type not in answers:
                     raise UnknownRequest(
                         f"{channel.name} channel of node {self.name} does not answer "
-                        f"{request.msg_type!r}; it answers {', '.join(answers)}"
+                        f"{request.msg_type!r}; it answers {', '.join([*answers, *extra])}"
                     )
-                content = await self._handle(request)
+                else:
+                    content = await self._handle(request)
             except (RovbusError, ValueError) as exc:
                 content = error_content(exc)
             reply = self.codec.reply(request, reply_type(request.msg_type), content)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from hmac import compare_digest
 from typing import Any
 
+import msgpack
+
 from rovbus.errors import EnvelopeError, SignatureError
 from rovbus.wire.message import (
     PROTOCOL_VERSION,
@@ -32,6 +34,7 @@ from rovbus.wire.serializers import (
     Serializer,
     detect,
     pack,
+    pack_msgpack,
     unpack_json,
     unpack_msgpack,
 )
@@ -43,6 +46,11 @@ DELIMITER = b"<IDS|MSG>"
 _MSGPACK_MAP_STARTS = frozenset(bytes([b]) for b in (*range(0x80, 0x90), 0xDE, 0xDF))
 _EMPTY_MSGPACK = b"\x80"
 _EMPTY_JSON = b"{}"
+
+#: msgpack of one string, as ``pack_msgpack`` writes it inside a map (same packer settings)
+_packb: Callable[[str], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+#: a msgpack map of the six header fields, and its first key
+_HEADER_HEAD = b"\x86" + _packb("msg_id")
 
 # The pid in msg_ids, as jupyter_client writes it; kept current across fork() without a
 # system call per message.
@@ -109,6 +117,10 @@ class Codec:
         self.clock = clock
         self._counter = itertools.count(1)
         self._empty = {s: pack({}, s) for s in Serializer}
+        # encode_new's msgpack header: the bytes around msg_id and date (see _splice).
+        self._splice_for: tuple[str, str] = ("", "")
+        self._header_middle = b""
+        self._header_tails: dict[str, bytes] = {}
 
     @property
     def key(self) -> bytes:
@@ -171,6 +183,55 @@ class Codec:
         )
 
     # -- encoding ---------------------------------------------------------------------
+
+    def encode_new(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        identities: Sequence[bytes] = (),
+        serializer: Serializer | None = None,
+    ) -> list[bytes]:
+        """``encode(message(msg_type, content, identities=..., serializer=...))``, the same
+        bytes, without building the header dict and the ``Message``: a node's per-frame path.
+
+        With msgpack the header is spliced from bytes prepared once (per ``msg_type``)
+        around the packed msg_id and date; JSON takes the general path.
+        """
+        s = serializer or self.serializer
+        if s is not Serializer.MSGPACK:
+            return self.encode(self.message(msg_type, content, identities=identities, serializer=s))
+        session = self.session
+        splice_for = self._splice_for
+        if splice_for[0] is not session or splice_for[1] is not self.username:
+            self._splice()
+        tail = self._header_tails.get(msg_type)
+        if tail is None:
+            tail = self._header_tails[msg_type] = b"".join(
+                [_packb(x) for x in ("msg_type", msg_type, "version", PROTOCOL_VERSION)]
+            )
+        header = b"".join(
+            (
+                _HEADER_HEAD,
+                _packb(f"{session}_{_pid}_{next(self._counter)}"),
+                self._header_middle,
+                _packb(format_date(self.clock())),
+                tail,
+            )
+        )
+        empty = _EMPTY_MSGPACK
+        parts = [header, empty, empty, pack_msgpack(content) if content else empty]
+        return [*identities, DELIMITER, self.signer.sign(parts), *parts]
+
+    def _splice(self) -> None:
+        """Prepare the header bytes between msg_id and date for this session and username.
+
+        The header map's order is ``header()``'s: msg_id, session, username, date,
+        msg_type, version.
+        """
+        self._splice_for = (self.session, self.username)
+        self._header_middle = b"".join(
+            [_packb(x) for x in ("session", self.session, "username", self.username, "date")]
+        )
 
     def encode(self, message: Message) -> list[bytes]:
         """The multipart frames of ``message``, signed with this codec's key."""

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,61 +17,7 @@ from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import node_toml
-
-
-class FakeSystemd:
-    """Plays systemd's side of sd_notify: a unix datagram socket the daemon writes to."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.received: list[str] = []
-
-    def wait_for(self, field: str, timeout: float = 15.0) -> str:
-        """The first datagram holding ``field`` (e.g. ``READY=1``)."""
-        for text in self.received:
-            if field in text.splitlines():
-                return text
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                text = self.sock.recv(4096).decode()
-            except TimeoutError:
-                break
-            self.received.append(text)
-            if field in text.splitlines():
-                return text
-        raise AssertionError(f"no {field} from the daemon; got {self.received}")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@contextmanager
-def node_process(
-    config: Path, name: str, tmp_path: Path, *, watchdog_usec: int | None = None
-) -> Iterator[tuple[subprocess.Popen[str], FakeSystemd]]:
-    systemd = FakeSystemd(tmp_path / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp_path))
-    env.pop("RUNTIME_DIRECTORY", None)
-    if watchdog_usec is not None:
-        env["WATCHDOG_USEC"] = str(watchdog_usec)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc, systemd
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-        systemd.close()
+from tests.processes import node_process
 
 
 def test_ready_watchdog_sigterm_and_stopping(write_system, tmp_path: Path) -> None:

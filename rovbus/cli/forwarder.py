@@ -1,0 +1,65 @@
+"""``rovbus forwarder``: run one forwarder (a group boundary) of the system file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EPILOG = """\
+examples:
+  rovbus forwarder --config config/demo.toml tether
+  rovbus forwarder --config /etc/rovbus/vehicle.toml tether --request-timeout 5
+
+The forwarder subscribes to the inner group's nodes for whatever someone outside
+subscribed to, and carries requests to them by name. It stops cleanly on SIGTERM or
+Ctrl-C. Exit 2: start-up failed (bad system file, port in use, bad key file).
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "forwarder",
+        help="run a forwarder: join an inner group to an outer one (the tether)",
+        description="Run one forwarder of the system file: republish the inner group's "
+        "topics outside (only what is subscribed), route requests to inner nodes by name, "
+        "answer its own control requests.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="the forwarder's name in the system file")
+    p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="error reply when a node has not answered a request within this (default 3)",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="log level (default: info)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rovbus.config import load_system
+    from rovbus.errors import ConfigError
+    from rovbus.forwarder import ForwarderDaemon
+    from rovbus.node.process import run_daemon, setup_logging
+
+    if args.request_timeout <= 0:
+        print("rovbus forwarder: --request-timeout must be positive", file=sys.stderr)
+        return 2
+    try:
+        system = load_system(args.config)
+        system.forwarder(args.name)
+    except ConfigError as exc:
+        print(f"rovbus forwarder: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    return run_daemon(
+        lambda: ForwarderDaemon(system, args.name, request_timeout=args.request_timeout)
+    )

@@ -1,0 +1,239 @@
+"""What the operator commands share: connection options, receive options, the client, exit codes.
+
+Only argparse (and the standard library) at module level: ``rovbus --help`` builds every
+parser, and must stay fast. The client, zmq and the config layer load in ``run_client``.
+
+Exit status: 0 ok, 1 a runtime failure (timeout, error reply), 2 a usage or config error,
+130 interrupted (Ctrl-C), without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
+    from rovbus.client import Client, Received, Subscription
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_CONFIG = "/etc/rovbus/vehicle.toml"
+
+log = logging.getLogger("rovbus.cli")
+
+
+def default_config() -> str:
+    return os.environ.get("ROVBUS_CONFIG") or DEFAULT_CONFIG
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--group``, ``--connect``, ``--request``, ``--routed``, ``-v``/``-q``."""
+    g = p.add_argument_group("connection")
+    g.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help=f"the system file (default: $ROVBUS_CONFIG, else {DEFAULT_CONFIG})",
+    )
+    g.add_argument(
+        "--group",
+        "-g",
+        metavar="NAME",
+        help="connect as a member of this group (default: the first group without nodes "
+        "that a forwarder serves, such as topside, else the first group with nodes)",
+    )
+    g.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="subscribe to this PUB endpoint instead of the system file's (repeatable)",
+    )
+    g.add_argument(
+        "--request",
+        metavar="ENDPOINT",
+        help="send requests to this endpoint (a node's shell or control, or a forwarder's "
+        "request endpoint with --routed) instead of the system file's",
+    )
+    g.add_argument(
+        "--routed",
+        action="store_true",
+        help="--request is a forwarder: add the [node, channel] routing frames",
+    )
+    g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    g.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+
+
+def add_receive_args(p: argparse.ArgumentParser, unit: str = "messages") -> None:
+    """``-n/--count``, ``--timeout``, ``--once``."""
+    g = p.add_argument_group("receiving")
+    g.add_argument("-n", "--count", type=int, metavar="N", help=f"stop after N {unit}")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SEC",
+        help="stop after SEC seconds without a message; exit 1 if --count was not reached "
+        "(or nothing arrived)",
+    )
+    g.add_argument("--once", action="store_true", help="stop after the first one (-n 1)")
+
+
+def parser_defaults() -> dict[str, Any]:
+    return {"formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def setup_logging(args: argparse.Namespace, command: str) -> None:
+    level = logging.WARNING
+    if getattr(args, "verbose", False):
+        level = logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level, format=f"rovbus {command}: %(message)s", stream=sys.stderr, force=True
+    )
+
+
+def make_client(args: argparse.Namespace) -> Client:
+    """The client the options describe; raises ConfigError."""
+    from rovbus.client import Client
+
+    pub: list[str] = list(getattr(args, "connect", []) or [])
+    request: str | None = getattr(args, "request", None)
+    routed = bool(getattr(args, "routed", False))
+    config = args.config
+    if config is None and (pub or request):
+        # endpoints by hand: the system file only adds keys, if there is one
+        default = default_config()
+        if not Path(default).exists():
+            return Client.from_endpoints(pub, request, routed=routed)
+        config = default
+    return Client.from_system(
+        config or default_config(),
+        getattr(args, "group", None),
+        pub=pub,
+        request=request,
+        routed=routed,
+    )
+
+
+def run_client(
+    args: argparse.Namespace, command: str, body: Callable[[Client], Awaitable[int]]
+) -> int:
+    """Build the client, run ``body`` on an event loop, map errors to exit codes."""
+    setup_logging(args, command)
+    import asyncio
+
+    from rovbus.client import RequestFailed
+    from rovbus.errors import ConfigError, FrameSyntaxError, RequestTimeout, RovbusError
+
+    async def main() -> int:
+        client = make_client(args)
+        try:
+            return await body(client)
+        finally:
+            await client.aclose()
+
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(main())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except ConfigError as exc:
+        print(f"rovbus {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FrameSyntaxError as exc:
+        print(f"rovbus {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RequestTimeout, RequestFailed) as exc:
+        print(f"rovbus {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RovbusError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):  # `rovbus sub | head`: the reader left
+            _silence_stdout()
+            return EXIT_OK
+        print(f"rovbus {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def _loop_factory() -> Callable[[], AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def receive_limit(args: argparse.Namespace) -> int | None:
+    if getattr(args, "once", False):
+        return 1
+    count: int | None = getattr(args, "count", None)
+    return count
+
+
+async def receive_loop(
+    sub: Subscription,
+    args: argparse.Namespace,
+    handle: Callable[[Received, int | None], int],
+    *,
+    duration: float | None = None,
+) -> int:
+    """Feed ``handle(received, remaining)`` until ``--count`` units (``handle`` returns how
+    many it consumed), ``--timeout`` idle seconds, or ``duration`` seconds; the exit code."""
+    import asyncio
+
+    limit = receive_limit(args)
+    idle: float | None = getattr(args, "timeout", None)
+    loop = asyncio.get_running_loop()
+    end = None if duration is None else loop.time() + duration
+    done = 0
+    while limit is None or done < limit:
+        wait = idle
+        if end is not None:
+            left = end - loop.time()
+            if left <= 0:
+                return EXIT_OK
+            wait = left if wait is None else min(wait, left)
+        try:
+            if wait is None:
+                got = await sub.next_received()
+            else:
+                got = await asyncio.wait_for(sub.next_received(), wait)
+        except TimeoutError:
+            if end is not None and loop.time() >= end:
+                return EXIT_OK
+            if limit is not None or done == 0:
+                what = f"{done} of {limit}" if limit is not None else "nothing"
+                log.error("timed out after %g s without a message (%s received)", idle, what)
+                return EXIT_FAILURE
+            return EXIT_OK
+        done += handle(got, None if limit is None else limit - done)
+    return EXIT_OK
+
+
+async def joined(sub: Subscription, command: str) -> None:
+    """Wait until ``sub`` has joined, then log it (tests and scripts wait for this line)."""
+    heard = await sub.ready()
+    log.info(
+        "listening to %s (%d node(s) heard)",
+        " ".join(repr(p) for p in sub.prefixes) or "nothing",
+        len(heard),
+    )

@@ -1,0 +1,182 @@
+"""What ``rovbus hz`` and ``rovbus bw`` share: per-topic statistics over a sliding window.
+
+Like ``ros2 topic hz``/``bw``: each topic keeps its last ``window`` arrivals (receive time
+and size in bytes on the wire); a report prints one line per topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rovbus.cli.options import add_connection_args, parser_defaults
+
+if TYPE_CHECKING:
+    from rovbus.client import Client, Received
+
+__all__ = ["TopicWindow", "add_rate_parser", "run_rates"]
+
+
+@dataclass(slots=True)
+class TopicWindow:
+    size: int
+    times: deque[float] = field(default_factory=deque)
+    sizes: deque[int] = field(default_factory=deque)
+    total: int = 0
+
+    def add(self, t: float, nbytes: int) -> None:
+        self.times.append(t)
+        self.sizes.append(nbytes)
+        self.total += 1
+        while len(self.times) > self.size:
+            self.times.popleft()
+            self.sizes.popleft()
+
+    def hz(self) -> tuple[float, float, float, float] | None:
+        """(rate, min gap, max gap, std dev of gaps) or None with fewer than 2 arrivals."""
+        t = list(self.times)
+        if len(t) < 2:
+            return None
+        gaps = [b - a for a, b in itertools.pairwise(t)]
+        mean = sum(gaps) / len(gaps)
+        std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))
+        return (1.0 / mean if mean > 0 else math.inf), min(gaps), max(gaps), std
+
+    def bw(self, now: float) -> tuple[float, float, int, int] | None:
+        """(bytes/s, mean size, min size, max size) over the window, None when empty."""
+        if not self.times:
+            return None
+        span = now - self.times[0]
+        sizes = list(self.sizes)
+        rate = sum(sizes) / span if span > 0 else 0.0
+        return rate, sum(sizes) / len(sizes), min(sizes), max(sizes)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n:.2f} GB"
+
+
+def add_rate_parser(sub: Any, name: str, help_text: str, epilog: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text + ", per topic.",
+        epilog=epilog,
+        **parser_defaults(),
+    )
+    p.add_argument("prefixes", nargs="+", metavar="PREFIX")
+    p.add_argument(
+        "--window", "-w", type=int, default=100, metavar="N", help="messages per topic (100)"
+    )
+    p.add_argument("--period", type=float, default=1.0, metavar="SEC", help="report every SEC (1)")
+    p.add_argument("-n", "--count", type=int, metavar="N", help="stop after N reports")
+    p.add_argument("--once", action="store_true", help="one report, then stop")
+    p.add_argument(
+        "--timeout", type=float, metavar="SEC", help="exit 1 if nothing arrives within SEC seconds"
+    )
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    add_connection_args(p)
+
+
+def run_rates(args: argparse.Namespace, command: str) -> int:
+    import asyncio
+    import json
+    import logging
+    import sys
+    import time
+
+    from rovbus.cli.options import EXIT_FAILURE, EXIT_OK, joined, run_client
+
+    log = logging.getLogger("rovbus.cli")
+    reports = 1 if args.once else args.count
+
+    def report(windows: dict[str, TopicWindow], now: float) -> None:
+        lines = []
+        for topic in sorted(windows):
+            w = windows[topic]
+            if command == "hz":
+                h = w.hz()
+                if args.json:
+                    lines.append(
+                        json.dumps(
+                            {
+                                "topic": topic,
+                                "rate": h and h[0],
+                                "min": h and h[1],
+                                "max": h and h[2],
+                                "std": h and h[3],
+                                "window": len(w.times),
+                            }
+                        )
+                    )
+                elif h is None:
+                    lines.append(f"{topic}  (1 message)")
+                else:
+                    lines.append(
+                        f"{topic}  {h[0]:9.3f} Hz  min {h[1]:.4f}s  max {h[2]:.4f}s  "
+                        f"std {h[3]:.5f}s  window {len(w.times)}"
+                    )
+            else:
+                b = w.bw(now)
+                if b is None:
+                    continue
+                if args.json:
+                    lines.append(
+                        json.dumps(
+                            {
+                                "topic": topic,
+                                "bytes_per_s": b[0],
+                                "mean": b[1],
+                                "min": b[2],
+                                "max": b[3],
+                                "window": len(w.times),
+                            }
+                        )
+                    )
+                else:
+                    lines.append(
+                        f"{topic}  {_bytes(b[0])}/s  mean {_bytes(b[1])}  min {b[2]} B  "
+                        f"max {b[3]} B  window {len(w.times)}"
+                    )
+        sys.stdout.write("\n".join(lines) + ("\n" if args.json else "\n\n"))
+        sys.stdout.flush()
+
+    async def body(client: Client) -> int:
+        windows: dict[str, TopicWindow] = {}
+        async with client.subscribe(args.prefixes) as subscription:
+            await joined(subscription, command)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            next_report = started + args.period
+            done = 0
+            while reports is None or done < reports:
+                left = next_report - loop.time()
+                if left > 0:
+                    try:
+                        got: Received = await asyncio.wait_for(subscription.next_received(), left)
+                    except TimeoutError:
+                        continue
+                    w = windows.get(got.message.topic)
+                    if w is None:
+                        w = windows[got.message.topic] = TopicWindow(args.window)
+                    w.add(got.time, got.size)
+                    continue
+                next_report += args.period
+                if not windows:
+                    if args.timeout is not None and loop.time() - started >= args.timeout:
+                        log.error("nothing arrived within %g s", args.timeout)
+                        return EXIT_FAILURE
+                    continue
+                report(windows, time.time())
+                done += 1
+        return EXIT_OK
+
+    return run_client(args, command, body)

@@ -1,0 +1,321 @@
+"""The asyncio client: subscribe, request, transmit, and the node table.
+
+A :class:`Client` is a member of one group of the system file (see
+:mod:`rovbus.client.routes`) or talks to endpoints given by hand. It signs and verifies
+with the system's key, applies CURVE client keys to sockets that reach a forwarder's outer
+side when the system configures CURVE, and opens sockets lazily: constructing a client
+does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import importlib
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+
+import zmq.asyncio
+
+from rovbus.client.errors import RequestFailed
+from rovbus.client.nodetable import NodeRow, NodeTable
+from rovbus.client.routes import Routes, explicit_routes, routes_for_group
+from rovbus.client.subscription import Subscription
+from rovbus.errors import ConfigError
+from rovbus.transport.requester import Requester, SocketSetup
+from rovbus.wire.canframe import CanFrame
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer
+
+if TYPE_CHECKING:
+    from rovbus.config import SystemConfig
+
+__all__ = ["Client", "curve_setup_for", "request_type"]
+
+
+def request_type(name: str) -> str:
+    """``node_info`` or ``node-info`` -> ``node_info_request``; full names pass through."""
+    name = name.replace("-", "_")
+    return name if name.endswith("_request") else f"{name}_request"
+
+
+def curve_setup_for(system: SystemConfig) -> SocketSetup | None:
+    """The CURVE client setup of ``system`` (None when CURVE is off).
+
+    Provided by ``rovbus.transport.curve.client_setup``; a ConfigError if CURVE is
+    configured and this installation lacks it.
+    """
+    if not system.curve:
+        return None
+    try:
+        module = importlib.import_module("rovbus.transport.curve")
+    except ImportError:
+        raise ConfigError(
+            str(system.source),
+            ["security.curve: CURVE is configured but rovbus.transport.curve is missing"],
+        ) from None
+    return cast("SocketSetup | None", module.client_setup(system))
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in a container
+        return "operator"
+
+
+class Client:
+    """An operator's connection to the bus. ``async with Client.from_system(...) as c:``."""
+
+    def __init__(
+        self,
+        routes: Routes,
+        codec: Codec,
+        *,
+        system: SystemConfig | None = None,
+        curve_setup: SocketSetup | None = None,
+        heartbeat_interval: float = 1.0,
+        dead_after: int = 3,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.routes = routes
+        self.codec = codec
+        self.system = system
+        self.curve_setup = curve_setup
+        self.heartbeat_interval = heartbeat_interval
+        self._own_context = context is None
+        self.context = context if context is not None else zmq.asyncio.Context()
+        expected: list[tuple[str, str]] = []
+        if system is not None:
+            expected = [(n, r.group) for n, r in routes.nodes.items()]
+        self.table = NodeTable(dead_after, expected)
+        self._requesters: dict[str, Requester] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_system(
+        cls,
+        system: SystemConfig | str | Path,
+        group: str | None = None,
+        *,
+        username: str | None = None,
+        pub: Sequence[str] = (),
+        request: str | None = None,
+        routed: bool = False,
+    ) -> Client:
+        """A client that is a member of ``group`` (default: :func:`default_group`).
+
+        ``pub``/``request`` replace the routes by endpoints
+        given by hand, keeping the system's keys. Raises ConfigError."""
+        if isinstance(system, str | Path):
+            from rovbus.config import load_system
+
+            system = load_system(system)
+        cfg = system
+        if pub or request:
+            routes = explicit_routes(list(pub), request, routed=routed)
+        else:
+            routes = routes_for_group(cfg, group)
+        security = cfg.security
+        codec = Codec(
+            cfg.hmac_key(),
+            security.signature_scheme if security else "hmac-sha256",
+            username=username or _username(),
+            serializer=Serializer(cfg.system.serializer),
+            replay_window=security.replay_window if security else 4096,
+            max_age=security.max_age if security else None,
+        )
+        intervals = [cfg.heartbeat_interval_of(n) for n in routes.nodes] or [
+            cfg.system.heartbeat_interval
+        ]
+        return cls(
+            routes,
+            codec,
+            system=cfg,
+            curve_setup=curve_setup_for(cfg),
+            heartbeat_interval=max(intervals),
+            dead_after=cfg.system.dead_after,
+        )
+
+    @classmethod
+    def from_endpoints(
+        cls,
+        pub: Sequence[str] = (),
+        request: str | None = None,
+        *,
+        routed: bool = False,
+        key: bytes = b"",
+        signature_scheme: str = "hmac-sha256",
+        username: str | None = None,
+        heartbeat_interval: float = 1.0,
+    ) -> Client:
+        """A client of endpoints given by hand, without a system file: every ``pub``
+        endpoint is subscribed; every request goes to ``request`` (a node's shell or
+        control endpoint, or with ``routed`` a forwarder's request endpoint)."""
+        codec = Codec(key, signature_scheme, username=username or _username())
+        return cls(
+            explicit_routes(list(pub), request, routed=routed),
+            codec,
+            heartbeat_interval=heartbeat_interval,
+        )
+
+    # -- subscribing --------------------------------------------------------------------
+
+    def subscribe(self, prefixes: Iterable[str] = ("",)) -> Subscription:
+        """Subscribe to topics starting with any of ``prefixes`` ("" : everything).
+
+        Returns a :class:`Subscription`: an async iterator of messages and an async
+        context manager; ``await sub.ready()`` waits until it has joined."""
+        self._check_open()
+        return Subscription(self, prefixes)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _requester(self, endpoint: str, via: str | None) -> Requester:
+        req = self._requesters.get(endpoint)
+        if req is None:
+            setup = self.curve_setup if via is not None else None
+            req = Requester(self.context, endpoint, self.codec, setup=setup, name="request")
+            self._requesters[endpoint] = req
+        return req
+
+    async def request(
+        self,
+        node: str,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        *,
+        channel: str = "shell",
+        timeout: float = 3.0,
+        retries: int = 2,
+        check: bool = True,
+    ) -> Message:
+        """Send a request to ``node`` and return its reply.
+
+        ``msg_type`` may leave out ``_request``. A lost reply is retried ``retries``
+        times on a fresh socket with the same msg_id (the node answers a repeat from its
+        cache, without acting twice). Raises RequestTimeout after the last attempt,
+        RequestFailed for an error reply (unless ``check`` is false: then the error reply
+        is returned), ConfigError for a node that is not reachable."""
+        self._check_open()
+        route = self.routes.route(node)
+        endpoint = route.endpoint(channel)
+        message = self.codec.message(
+            request_type(msg_type), content or {}, identities=route.identities(channel)
+        )
+        reply = await self._requester(endpoint, route.via).request(message, timeout, retries)
+        if check and reply.content.get("status") == "error":
+            raise RequestFailed(node, reply)
+        return reply
+
+    async def send_frames(
+        self,
+        node: str,
+        bus: str,
+        frames: Sequence[CanFrame | str | dict[str, Any]],
+        *,
+        timeout: float = 3.0,
+        retries: int = 2,
+    ) -> int:
+        """Transmit ``frames`` (CanFrame, cansend text or content maps) on ``bus`` of
+        ``node``, in order; returns how many went on the wire."""
+        items: list[str | dict[str, Any]] = []
+        for frame in frames:
+            if isinstance(frame, CanFrame):
+                content = frame.to_content()
+                content["bus"] = bus
+                content["dir"] = "tx"
+                items.append(content)
+            else:
+                items.append(frame)
+        reply = await self.request(
+            node,
+            "can_send_request",
+            {"bus": bus, "frames": items},
+            timeout=timeout,
+            retries=retries,
+        )
+        sent = reply.content.get("sent", 0)
+        return sent if isinstance(sent, int) else 0
+
+    # -- the node table -----------------------------------------------------------------
+
+    def _heartbeat(self, message: Message) -> None:
+        self.table.observe(message, time.monotonic())
+
+    async def _watch_heartbeats(self, sub: Subscription) -> None:
+        async with sub:
+            async for _ in sub:
+                pass  # Subscription feeds every heartbeat to the table
+
+    def watch_nodes(self) -> None:
+        """Start following every node's heartbeats in the background (idempotent)."""
+        self._check_open()
+        if self._watch is None:
+            # endpoints by hand: the node names are unknown, so everything, filtered
+            prefixes = [f"{n}/hb" for n in self.routes.nodes] or [""]
+            self._watch = asyncio.create_task(self._watch_heartbeats(self.subscribe(prefixes)))
+
+    async def node_table(self, wait: float | None = None) -> list[NodeRow]:
+        """The node table from heartbeats: one row per node heard or named by the system.
+
+        The first call starts following heartbeats and waits up to ``wait`` seconds
+        (default: two heartbeat intervals and a half) until every reachable node has been
+        heard twice (so its frame rates are known); later calls return at once unless
+        ``wait`` is given."""
+        first = self._watch is None
+        self.watch_nodes()
+        if wait is None:
+            wait = 2.5 * self.heartbeat_interval if first else 0.0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        expected = set(self.routes.nodes)
+        while loop.time() < deadline:
+            known = self.table.rates_known()
+            if expected and known >= expected:
+                break
+            await asyncio.sleep(0.05)
+        return self.table.rows(time.monotonic())
+
+    # -- closing ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the client is closed")
+
+    async def aclose(self) -> None:
+        """Close every socket and the context (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+        for sub in list(self._subscriptions):
+            sub.close()
+        for req in self._requesters.values():
+            req.close()
+        self._requesters.clear()
+        await asyncio.sleep(0)
+        if self._own_context:
+            self.context.destroy(linger=0)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,228 @@
+"""A subscription by topic prefixes across every pub source of a client.
+
+One SUB socket per kind of source: the client's own group's node PUB endpoints share one;
+each forwarder's outer XPUB gets its own (it may need CURVE keys, and an empty prefix must
+not cross a tether: it is narrowed to ``<node>/`` for each node behind the forwarder).
+Besides the caller's prefixes, every socket subscribes to ``<node>/hb`` of each node it
+reaches, so :meth:`Subscription.ready` can tell when the subscription has joined (a
+heartbeat of every node arrived, or the wait ran out) and the client's node table stays
+current. Heartbeats the caller did not ask for are not yielded.
+
+Messages that fail to decode or verify are counted (``rejected``) and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rovbus.errors import ConfigError
+from rovbus.transport.channel import Rejected
+from rovbus.transport.subscriber import Subscriber
+from rovbus.wire.message import Message
+
+if TYPE_CHECKING:
+    from rovbus.client.client import Client
+    from rovbus.client.routes import PubSource
+
+__all__ = ["Received", "Subscription"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message with its raw envelope frames and its receive time (UTC epoch seconds)."""
+
+    message: Message
+    frames: list[bytes]
+    time: float
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire (every frame of the envelope)."""
+        return sum(len(f) for f in self.frames)
+
+
+def _socket_prefixes(source: PubSource, prefixes: Sequence[str]) -> list[str]:
+    wanted: list[str] = []
+    for prefix in prefixes:
+        if prefix == "" and source.via is not None and source.nodes:
+            wanted += [f"{node}/" for node in source.nodes]  # never "" across a tether
+        else:
+            wanted.append(prefix)
+    wanted += [f"{node}/hb" for node in source.nodes]
+    return list(dict.fromkeys(wanted))
+
+
+class Subscription:
+    """An async iterator of the messages whose topic starts with one of ``prefixes``.
+
+    Use it as ``async with client.subscribe([...]) as sub: async for msg in sub: ...``;
+    :meth:`received` yields :class:`Received` (frames and receive time) instead.
+    """
+
+    def __init__(self, client: Client, prefixes: Iterable[str]) -> None:
+        self.client = client
+        self.prefixes = tuple(dict.fromkeys(prefixes))
+        self._match = tuple(p.encode() for p in self.prefixes)
+        self.subscribers: list[Subscriber] = []
+        self._buffer: deque[Received] = deque()
+        self._pending: dict[asyncio.Task[list[bytes]], Subscriber] = {}
+        self.rejected = 0
+        self.last_rejected: Rejected | None = None
+        self.closed = False
+        if not client.routes.sources:
+            where = f"group {client.routes.group!r}" if client.routes.group else "here"
+            raise ConfigError(
+                client.routes.source,
+                [f"nothing to subscribe to from {where}: no nodes, no forwarder (try --group)"],
+            )
+        groups: dict[str | None, list[PubSource]] = {}
+        for source in client.routes.sources:
+            groups.setdefault(source.via, []).append(source)
+        try:
+            for via, sources in groups.items():
+                wanted: list[str] = []
+                for source in sources:
+                    wanted += _socket_prefixes(source, self.prefixes)
+                setup = client.curve_setup if via is not None and sources[0].secure else None
+                self.subscribers.append(
+                    Subscriber(
+                        client.context,
+                        [s.endpoint for s in sources],
+                        client.codec,
+                        list(dict.fromkeys(wanted)),
+                        setup=setup,
+                    )
+                )
+        except BaseException:
+            self.close()
+            raise
+        client._subscriptions.add(self)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _wanted(self, topic: bytes) -> bool:
+        return topic.startswith(self._match) if self._match else False
+
+    async def _recv_raw(self) -> tuple[Subscriber, list[bytes]]:
+        if len(self.subscribers) == 1:
+            sub = self.subscribers[0]
+            frames: list[bytes] = await sub.channel.socket.recv_multipart()
+            return sub, frames
+        if not self.subscribers:
+            raise RuntimeError("subscription has no sockets (closed?)")
+        for sub in self.subscribers:
+            if sub not in self._pending.values():
+                task = asyncio.ensure_future(sub.channel.socket.recv_multipart())
+                self._pending[task] = sub
+        done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        task = next(iter(done))
+        sub = self._pending.pop(task)
+        return sub, task.result()
+
+    async def _next_any(self) -> Received | None:
+        """The next good message (any topic), or None for one that was rejected."""
+        sub, frames = await self._recv_raw()
+        got = sub.channel.decode(frames)
+        if isinstance(got, Rejected):
+            self.rejected += 1
+            self.last_rejected = got
+            return None
+        if got.msg_type == "heartbeat":
+            self.client._heartbeat(got)
+        return Received(got, frames, time.time())
+
+    async def next_received(self) -> Received:
+        """The next message matching the prefixes, with its frames and receive time."""
+        if self._buffer:
+            return self._buffer.popleft()
+        while True:
+            got = await self._next_any()
+            if got is not None and self._wanted(
+                got.message.identities[0] if got.message.identities else b""
+            ):
+                return got
+
+    async def recv(self) -> Message:
+        """The next message matching the prefixes."""
+        return (await self.next_received()).message
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Message:
+        if self.closed:
+            raise StopAsyncIteration
+        return await self.recv()
+
+    async def received(self) -> AsyncIterator[Received]:
+        """Every matching message as :class:`Received`, until closed."""
+        while not self.closed:
+            yield await self.next_received()
+
+    # -- joining ------------------------------------------------------------------------
+
+    async def ready(self, timeout: float | None = None) -> set[str]:
+        """Wait until a heartbeat of every reachable node arrived (proof the subscription
+        reached its publisher), at most ``timeout`` seconds (default: two heartbeat
+        intervals and a half); returns the nodes heard. Messages that arrive meanwhile are
+        kept for the iterator. Without known nodes (endpoints given by hand) it waits a
+        fixed 0.3 s, ZeroMQ's usual join time on loopback.
+        """
+        expected = {n for s in self.client.routes.sources for n in s.nodes}
+        if timeout is None:
+            timeout = 2.5 * self.client.heartbeat_interval
+        heard: set[str] = set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if expected else min(timeout, 0.3))
+        while not expected or heard < expected:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                got = await asyncio.wait_for(self._next_any(), left)
+            except TimeoutError:
+                break
+            if got is None:
+                continue
+            msg = got.message
+            if msg.msg_type == "heartbeat" and isinstance(msg.content.get("node"), str):
+                heard.add(msg.content["node"])
+            if self._wanted(msg.identities[0] if msg.identities else b""):
+                self._buffer.append(got)
+        return heard
+
+    # -- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every socket (idempotent)."""
+        self.closed = True
+        for task in self._pending:
+            task.cancel()
+        self._pending.clear()
+        for sub in self.subscribers:
+            sub.close(0)
+        self.subscribers = []
+        self.client._subscriptions.discard(self)
+
+    async def aclose(self) -> None:
+        self.close()
+        await asyncio.sleep(0)  # let cancelled receives finish
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            await self.aclose()

@@ -1,0 +1,188 @@
+"""A node with simulated devices: operator setpoints reach the thrusters, faults are seen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import zmq.asyncio
+
+from rovbus.config import load_system
+from rovbus.node.daemon import NodeDaemon
+from rovbus.sim import SimNode, demo_database
+from rovbus.transport import Requester, Subscriber
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.node.conftest import wait_for
+from tests.sim.conftest import sim_node_toml
+
+
+class Running:
+    def __init__(self, node: SimNode, ctx: zmq.asyncio.Context) -> None:
+        self.node = node
+        self.ctx = ctx
+        self.codec = Codec(username="tester")
+        self.config = node.daemon.config
+
+    async def request(self, msg_type: str, content: dict[str, Any] | None = None) -> Message:
+        req = Requester(self.ctx, str(self.config.endpoints.shell), self.codec)
+        try:
+            return await req.request(self.codec.message(msg_type, content or {}), timeout=5)
+        finally:
+            req.close()
+
+    async def subscribed(self, *prefixes: str) -> Subscriber:
+        sub = Subscriber(
+            self.ctx,
+            [str(self.config.endpoints.pub)],
+            self.codec,
+            [f"{self.node.name}/", *prefixes],
+        )
+        await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+        return sub
+
+
+@pytest.fixture
+async def sim_node(write_system) -> AsyncIterator[Callable[..., Any]]:  # type: ignore[no-untyped-def]
+    started: list[tuple[SimNode, asyncio.Task[None], zmq.asyncio.Context]] = []
+
+    async def start(buses: dict[str, str]) -> Running:
+        system = load_system(write_system(sim_node_toml("alpha", buses, iopub=False)))
+        node = SimNode(system, "alpha")
+        await node.start()
+        task = asyncio.create_task(node.serve())
+        ctx = zmq.asyncio.Context()
+        started.append((node, task, ctx))
+        return Running(node, ctx)
+
+    yield start
+    for node, task, ctx in started:
+        node.request_stop()
+        await asyncio.wait_for(task, 5)
+        await node.aclose()
+        ctx.destroy(linger=0)
+
+
+def _rx(beat: Message, bus: str = "can0") -> int:
+    value: int = beat.content["buses"][bus]["rx"]
+    return value
+
+
+async def _beats(sub: Subscriber, count: int = 2) -> list[Message]:
+    return [await wait_for(sub, lambda m: m.msg_type == "heartbeat") for _ in range(count)]
+
+
+async def test_operator_setpoint_moves_a_thruster(sim_node) -> None:
+    running = await sim_node({"can0": '[{ kind = "thrusters", count = 2, rate_hz = 50 }]'})
+    sub = await running.subscribed()
+    status = demo_database().get_message_by_name("ThrusterStatus0")
+    try:
+        reply = await running.request("can_send_request", {"bus": "can0", "frames": ["201#DC05"]})
+        assert reply.content["status"] == "ok"
+
+        def at_speed(m: Message) -> bool:
+            if m.msg_type != "can_frame" or m.content["id"] != 0x221:
+                return False
+            return abs(status.decode(m.content["data"])["Rpm"] - 1500) < 50
+
+        await wait_for(sub, at_speed, timeout=5)
+    finally:
+        sub.close()
+
+
+async def test_drop_corrupt_bus_off_and_device_stop_are_seen(sim_node) -> None:
+    running = await sim_node({"can0": '[{ kind = "imu", rate_hz = 100 }]'})
+    sub = await running.subscribed()
+    try:
+        # drop everything: the heartbeat's rx counter stands still
+        reply = await running.request(
+            "sim_fault_request", {"bus": "can0", "fault": "drop", "value": 1.0}
+        )
+        assert reply.content["faults"]["drop"] == 1.0
+        first, second = await _beats(sub)
+        assert _rx(second) - _rx(first) <= 2  # one in flight at most
+        await running.request("sim_fault_request", {"bus": "can0", "fault": "clear"})
+        first, second = await _beats(sub)
+        assert _rx(second) - _rx(first) >= 5
+
+        # corrupt every frame: payloads differ from what the device sends; counted
+        await running.request(
+            "sim_fault_request", {"bus": "can0", "fault": "corrupt", "value": 1.0}
+        )
+        await asyncio.sleep(0.2)
+        stats = await running.request("sim_status_request")
+        bus = stats.content["buses"]["can0"]
+        assert bus["faults"]["corrupted"] > 5
+        assert bus["faults"]["dropped"] > 5
+        assert bus["devices"][0]["kind"] == "imu"
+        await running.request("sim_fault_request", {"bus": "can0", "fault": "clear"})
+
+        # bus-off: the port fails, the node says so and is degraded; recover: back to ok
+        await running.request("sim_fault_request", {"bus": "can0", "fault": "bus-off"})
+        failed = await wait_for(sub, lambda m: m.msg_type == "bus_status")
+        assert (failed.content["bus"], failed.content["state"]) == ("can0", "failed")
+        assert "bus-off" in failed.content["error"]
+        degraded = await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+        assert degraded.content["state"] == "degraded"
+        await running.request("sim_fault_request", {"bus": "can0", "fault": "recover"})
+        back = await wait_for(
+            sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "ok", timeout=10
+        )
+        assert back.content["bus"] == "can0"
+        await wait_for(sub, lambda m: m.msg_type == "can_frame")
+
+        # a stopped device sends nothing; started again, it does
+        reply = await running.request(
+            "sim_device_request", {"bus": "can0", "device": "imu", "action": "stop"}
+        )
+        assert reply.content["running"] is False
+        await asyncio.sleep(0.1)
+        first, second = await _beats(sub)
+        assert _rx(second) == _rx(first)
+        reply = await running.request(
+            "sim_device_request", {"bus": "can0", "device": 0, "action": "start"}
+        )
+        assert reply.content["running"] is True
+        await wait_for(sub, lambda m: m.msg_type == "can_frame")
+
+        # bad requests are error replies
+        for content in (
+            {"bus": "nope", "fault": "drop", "value": 0.1},
+            {"bus": "can0", "fault": "melt"},
+            {"bus": "can0", "fault": "drop", "value": 2},
+        ):
+            reply = await running.request("sim_fault_request", content)
+            assert reply.content["status"] == "error"
+    finally:
+        sub.close()
+
+
+async def test_delay_holds_frames(sim_node) -> None:
+    running = await sim_node({"can0": '[{ kind = "imu", rate_hz = 50 }]'})
+    sub = await running.subscribed()
+    try:
+        await running.request("sim_fault_request", {"bus": "can0", "fault": "delay", "value": 300})
+        await asyncio.sleep(0.5)
+        stats = await running.request("sim_status_request")
+        assert stats.content["buses"]["can0"]["faults"]["delayed"] > 5
+        await wait_for(sub, lambda m: m.msg_type == "can_frame")  # still flowing
+    finally:
+        sub.close()
+
+
+def test_add_handler_rules(write_system) -> None:
+    system = load_system(write_system(sim_node_toml("alpha", {"can0": "[]"})))
+    daemon = NodeDaemon(system, "alpha")
+
+    async def handler(request: Message) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    with pytest.raises(ValueError, match="built-in"):
+        daemon.add_handler("stats_request", handler)
+    with pytest.raises(ValueError, match="_request"):
+        daemon.add_handler("sim_fault", handler)
+    with pytest.raises(ValueError, match="shell or control"):
+        daemon.add_handler("x_request", handler, channel="stdin")
+    daemon.add_handler("x_request", handler, channel="control")
