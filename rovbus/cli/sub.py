@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             msg = got.message
             if fmt == "candump":
                 frames = can_frames(msg)
+                if remaining is not None:  # a batch may hold more frames than -n wants
+                    frames = frames[:remaining]
                 for frame in frames:
                     write(format_candump(frame) + "\n")
                     if decoder is not None and (decoded := decoder.decode(frame)):
