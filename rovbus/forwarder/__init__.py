@@ -1,0 +1,45 @@
+"""Forwarders: the boundary between two groups (the tether), run as ``rovbus forwarder NAME``.
+
+What this layer promises:
+
+- **Pub-sub across the boundary** in libzmq, not Python: an XSUB connected to every pub
+  endpoint behind (inner nodes, and the outer side of inner forwarders, so forwarders
+  chain) and an XPUB bound outside, joined by ``zmq.proxy_steerable`` in its own thread.
+  Subscriptions travel upstream, so only what someone outside subscribed to crosses.
+  libzmq's ``STATISTICS`` gives the counters (:mod:`rovbus.forwarder.pubpath`).
+- **Late joiners** get every node's latest ``hb`` and ``status`` at once, from a
+  last-value cache that sits upstream of the proxy as one more publisher and sees
+  subscriptions, never the data (:mod:`rovbus.forwarder.lvc`).
+- **Requests by node name**: ``[..., node, channel, <IDS|MSG>, ...]`` to the ``request``
+  endpoint reaches the node, its reply comes back, through any number of forwarders.
+  Every request gets an answer: the node's, or an error reply naming the cause (unknown
+  node, not connected, timeout) (:mod:`rovbus.forwarder.routing`).
+- **Edge security**: with ``[security.curve]`` the outer sockets are CURVE servers and a
+  ZAP handler admits only listed client keys; with a key, requests are verified before
+  they go in, and nothing is re-signed (:mod:`rovbus.transport.curve`).
+- **A daemon**: its own ``<name>/hb`` with counters; ``kernel_info``, ``node_info``,
+  ``stats``, ``pause``, ``resume`` and ``shutdown`` on its ``control`` endpoint; sd_notify
+  and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`.
+"""
+
+from rovbus.forwarder.daemon import CONTROL_REQUESTS, ForwarderDaemon
+from rovbus.forwarder.lvc import LastValueCache
+from rovbus.forwarder.pubpath import ProxyStats, PubPath
+from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter, RouteError, UnknownNode
+from rovbus.forwarder.topology import PubSource, Target, Topology, topology_of
+
+__all__ = [
+    "CONTROL_REQUESTS",
+    "DEFAULT_TIMEOUT",
+    "ForwarderDaemon",
+    "LastValueCache",
+    "ProxyStats",
+    "PubPath",
+    "PubSource",
+    "RequestRouter",
+    "RouteError",
+    "Target",
+    "Topology",
+    "UnknownNode",
+    "topology_of",
+]

@@ -1,0 +1,437 @@
+"""The forwarder daemon: one group boundary (the tether), run by ``rovbus forwarder NAME``.
+
+Sockets, all bound on the outer side (and CURVE servers there when the system configures
+CURVE), and connections to the inner side::
+
+    pub      XPUB    outer side of the pub path (libzmq proxy from an XSUB inside)
+    request  ROUTER  requests to nodes behind, by name; replies routed back
+    control  ROUTER  the forwarder's own requests: kernel_info, node_info, stats,
+                     pause, resume, shutdown
+
+``start`` binds and connects everything and starts the proxy thread (and raises, before
+anything is announced, if a port is taken or a key file is bad); ``serve`` routes requests,
+keeps the last-value cache, answers control requests and publishes ``<name>/hb`` until it
+is stopped; ``aclose`` stops the proxy and releases everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from rovbus import __version__
+from rovbus.config import ForwarderConfig, SystemConfig
+from rovbus.errors import RovbusError
+from rovbus.forwarder.lvc import LastValueCache
+from rovbus.forwarder.pubpath import ProxyStats, PubPath
+from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
+from rovbus.forwarder.topology import Topology, topology_of
+from rovbus.node.requests import UnknownRequest, error_content, reply_type
+from rovbus.ratelimit import RateLimiter
+from rovbus.transport import Channel, Rejected, bind
+from rovbus.transport.curve import (
+    CurveAuthenticator,
+    allowed_client_keys,
+    client_setup,
+    server_setup,
+)
+from rovbus.transport.sockets import DEFAULT_OPTIONS
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import PROTOCOL_VERSION, Message
+from rovbus.wire.serializers import Serializer
+from rovbus.wire.topics import heartbeat_topic
+
+__all__ = ["CONTROL_REQUESTS", "ForwarderDaemon"]
+
+log = logging.getLogger(__name__)
+
+CONTROL_REQUESTS = (
+    "kernel_info_request",
+    "node_info_request",
+    "stats_request",
+    "pause_request",
+    "resume_request",
+    "shutdown_request",
+)
+
+
+class ForwarderDaemon:
+    def __init__(
+        self,
+        system: SystemConfig,
+        name: str,
+        *,
+        request_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.system = system
+        self.config: ForwarderConfig = system.forwarder(name)
+        self.name = name
+        self.topology: Topology = topology_of(system, name)
+        self.request_timeout = request_timeout
+        security = system.security
+        self.serializer = Serializer(system.system.serializer)
+
+        def codec() -> Codec:
+            return Codec(
+                system.hmac_key(),
+                security.signature_scheme if security else "hmac-sha256",
+                username=name,
+                serializer=self.serializer,
+                replay_window=security.replay_window if security else 4096,
+                max_age=security.max_age if security else None,
+            )
+
+        self.codec = codec()  # our own messages, and requests from outside
+        self._cache_codec = codec()  # what the last-value cache verifies
+        self._cache_codec.session = self.codec.session
+        self.max_age = security.max_age if security and security.max_age else None
+        self.interval = system.system.heartbeat_interval
+        self.state = "starting"
+        self._started = time.monotonic()
+        self._stop: asyncio.Event | None = None
+        self.context: zmq.asyncio.Context | None = None
+        self.auth: CurveAuthenticator | None = None
+        self.pubpath: PubPath | None = None
+        self.lvc: LastValueCache | None = None
+        self.router: RequestRouter | None = None
+        self.control: Channel | None = None
+        self.last_proxy_stats = ProxyStats()
+        self.seq = 0
+        self._log_limit = RateLimiter(10.0)
+
+    # -- start-up ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind, connect, start the proxy; raises ``RovbusError`` naming the cause."""
+        self._stop = asyncio.Event()
+        self.context = ctx = zmq.asyncio.Context()
+        try:
+            outer = server_setup(self.system)
+            inner = client_setup(self.system)
+            if outer is not None:
+                self.auth = CurveAuthenticator(
+                    ctx, allowed_client_keys(self.system), f"forwarder {self.name}"
+                )
+                self.auth.start()
+            ep = self.config.endpoints
+            self.lvc = LastValueCache(
+                ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
+            )
+            self.pubpath = PubPath(ctx, self.name, str(ep.pub), outer_setup=outer)
+            self.pubpath.xsub.connect(self.lvc.endpoint)
+            self.pubpath.connect_inner(self.topology.sources, inner)
+            self.lvc.watch(self.topology.cached_topics(), self.topology.sources, inner)
+            request = self._router_socket(ctx, str(ep.request), "request", outer)
+            self.router = RequestRouter(
+                ctx,
+                self.name,
+                self.topology,
+                self.codec,
+                request,
+                timeout=self.request_timeout,
+                inner_setup=inner,
+            )
+            self.router.open()
+            self.control = Channel(
+                "control", self._router_socket(ctx, str(ep.control), "control", outer), self.codec
+            )
+            self.pubpath.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        self.state = "ok"
+
+    def _router_socket(
+        self, ctx: zmq.asyncio.Context, endpoint: str, what: str, setup: Any
+    ) -> zmq.asyncio.Socket:
+        sock = ctx.socket(zmq.ROUTER)
+        try:
+            DEFAULT_OPTIONS.apply(sock)
+            if setup is not None:
+                setup(sock)
+            bind(sock, endpoint, what)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        return sock
+
+    # -- serving ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def serve(self) -> None:
+        """Route, cache, answer and publish heartbeats until ``request_stop``."""
+        if self._stop is None or self.router is None or self.lvc is None:
+            raise RuntimeError("ForwarderDaemon.serve() before start()")
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self.router.serve()),
+                tg.create_task(self.lvc.collect_forever()),
+                tg.create_task(self.lvc.serve_subscriptions()),
+                tg.create_task(self._serve_control()),
+                tg.create_task(self._heartbeats()),
+            ]
+            await self._stop.wait()
+            self.state = "stopping"
+            for task in tasks:
+                task.cancel()
+
+    async def _serve_control(self) -> None:
+        assert self.control is not None
+        channel = self.control
+        while True:
+            got = await channel.recv()
+            if isinstance(got, Rejected):
+                await self._rejected(channel, got)
+                continue
+            try:
+                await self._answer(channel, got)
+            except Exception:  # a handler bug must not stop the forwarder
+                log.exception("control: unhandled error answering %s", got.msg_type)
+
+    async def _rejected(self, channel: Channel, rejected: Rejected) -> None:
+        held = self._log_limit.allow(f"control:{type(rejected.error).__name__}")
+        if held is not None:
+            log.warning(
+                "control: dropped a bad message: %s (%d more since the last report)",
+                rejected.error,
+                held,
+            )
+        if rejected.header is None:
+            return
+        request = Message(
+            header=rejected.header, identities=rejected.identities, serializer=rejected.serializer
+        )
+        reply = self.codec.reply(
+            request, reply_type(rejected.header["msg_type"]), error_content(rejected.error)
+        )
+        await channel.send(reply)
+
+    async def _answer(self, channel: Channel, request: Message) -> None:
+        try:
+            if request.msg_type not in CONTROL_REQUESTS:
+                raise UnknownRequest(
+                    f"forwarder {self.name} does not answer {request.msg_type!r}; it answers "
+                    f"{', '.join(CONTROL_REQUESTS)} (requests for nodes go to its request "
+                    "endpoint with [node, channel] routing frames)"
+                )
+            content = await self._handle(request)
+        except (RovbusError, ValueError) as exc:
+            content = error_content(exc)
+        await channel.send(self.codec.reply(request, reply_type(request.msg_type), content))
+
+    async def _handle(self, request: Message) -> dict[str, Any]:
+        kind = request.msg_type
+        if kind == "kernel_info_request":
+            return self.kernel_info()
+        if kind == "node_info_request":
+            return {"status": "ok", **(await self.node_info())}
+        if kind == "stats_request":
+            return {"status": "ok", **(await self.stats())}
+        assert self.pubpath is not None
+        if kind == "pause_request":
+            await self.pubpath.pause()
+            return {"status": "ok", "paused": True}
+        if kind == "resume_request":
+            await self.pubpath.resume()
+            return {"status": "ok", "paused": False}
+        if kind == "shutdown_request":
+            self.request_stop()
+            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
+        raise UnknownRequest(f"no handler for {kind!r}")
+
+    async def _heartbeats(self) -> None:
+        """``<name>/hb`` on a fixed timeline (as the nodes' ``tick_forever``), with stats."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        seq = 0
+        while True:
+            await self._heartbeat(seq)
+            seq += 1
+            due = start + seq * self.interval
+            now = loop.time()
+            if now > due:
+                seq = math.ceil((now - start) / self.interval)
+                due = start + seq * self.interval
+            await asyncio.sleep(due - now)
+
+    async def _heartbeat(self, seq: int) -> None:
+        assert self.lvc is not None
+        self.seq = seq
+        proxy = await self._proxy_stats()
+        self.lvc.publish(
+            heartbeat_topic(self.name),
+            "heartbeat",
+            {
+                "seq": seq,
+                "node": self.name,
+                "kind": "forwarder",
+                "group": self.config.outer,
+                "inner": self.config.inner,
+                "session": self.codec.session,
+                "uptime": round(self.uptime, 3),
+                "interval": self.interval,
+                "state": self._health(),
+                "buses": {},
+                "nodes": self.topology.nodes,
+                "pub": {**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
+                "requests": self.router.stats.snapshot() if self.router else {},
+                "rejected": self._rejected_count(),
+            },
+        )
+
+    async def _proxy_stats(self) -> ProxyStats:
+        if self.pubpath is not None and self.pubpath.running:
+            try:
+                self.last_proxy_stats = await self.pubpath.statistics()
+            except RovbusError as exc:
+                log.warning("%s", exc)
+        return self.last_proxy_stats
+
+    def _health(self) -> str:
+        if self.state != "ok":
+            return self.state
+        if self.pubpath is None or not self.pubpath.running:
+            return "degraded"
+        return "paused" if self.pubpath.paused else "ok"
+
+    def _rejected_count(self) -> int:
+        count = self.router.stats.rejected if self.router else 0
+        count += self.control.stats.rejected if self.control else 0
+        return count + (self.auth.refused if self.auth else 0)
+
+    # -- what the requests read -------------------------------------------------------------
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self._started
+
+    def kernel_info(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "protocol_version": PROTOCOL_VERSION,
+            "implementation": "rovbus-forwarder",
+            "implementation_version": __version__,
+            "language_info": {
+                "name": "rovbus",
+                "version": __version__,
+                "mimetype": "text/plain",
+                "file_extension": ".txt",
+            },
+            "banner": (
+                f"rovbus {__version__}: forwarder {self.name!r} from group "
+                f"{self.config.inner!r} to {self.config.outer!r}"
+            ),
+            "help_links": [],
+        }
+
+    async def node_info(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "forwarder": self.name,
+            "kind": "forwarder",
+            "version": __version__,
+            "session": self.codec.session,
+            "uptime": round(self.uptime, 3),
+            "state": self._health(),
+            "inner": self.config.inner,
+            "outer": self.config.outer,
+            "group": self.config.outer,
+            "nodes": [
+                {"name": t.node, "group": t.group, "via": t.via, "hops": t.hops}
+                for t in self.topology.targets.values()
+            ],
+            "forwarders": list(self.topology.inner_forwarders),
+            "endpoints": {name: str(ep) for name, ep in self.config.endpoints.items()},
+            "inner_sources": [s.endpoint for s in self.topology.sources],
+            "signed": self.codec.signer.enabled,
+            "curve": self.auth is not None,
+            "request_timeout": self.request_timeout,
+            "serializer": self.serializer.value,
+            "counters": await self.stats(),
+        }
+
+    async def stats(self) -> dict[str, Any]:
+        proxy = await self._proxy_stats()
+        lvc = self.lvc.stats() if self.lvc else {}
+        result: dict[str, Any] = {
+            "forwarder": self.name,
+            "uptime": round(self.uptime, 3),
+            "pub": {
+                **proxy.as_dict(),
+                "subscriptions": lvc.get("subscriptions", 0),
+                "prefixes": sorted(
+                    p.decode("utf-8", "replace") for p in (self.lvc.prefixes if self.lvc else ())
+                ),
+                "paused": bool(self.pubpath and self.pubpath.paused),
+                "running": bool(self.pubpath and self.pubpath.running),
+            },
+            "lvc": {**lvc, "topics": self.lvc.topics() if self.lvc else []},
+            "requests": self.router.stats.snapshot() if self.router else {},
+            "control": self.control.stats.snapshot() if self.control else {},
+        }
+        if self.auth is not None:
+            result["curve"] = {"admitted": self.auth.admitted, "refused": self.auth.refused}
+        return result
+
+    def status_line(self) -> str:
+        subs = len(self.lvc.prefixes) if self.lvc else 0
+        return (
+            f"{self.name} ({self.config.inner} -> {self.config.outer}): {self._health()}, "
+            f"up {self.uptime:.0f} s, {len(self.topology.targets)} node(s) behind, "
+            f"{subs} subscription(s)"
+        )
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop the proxy thread, close every socket, stop ZAP, terminate the context."""
+        self.state = "stopping"
+        if self.lvc is not None and not self.lvc.xpub.closed and self.pubpath is not None:
+            # a last heartbeat saying so, for whoever is subscribed (best effort)
+            self.lvc.publish(
+                heartbeat_topic(self.name),
+                "heartbeat",
+                {
+                    "seq": self.seq + 1,
+                    "node": self.name,
+                    "kind": "forwarder",
+                    "group": self.config.outer,
+                    "session": self.codec.session,
+                    "interval": self.interval,
+                    "state": "stopping",
+                    "buses": {},
+                },
+            )
+        if self.pubpath is not None:
+            await self.pubpath.stop()
+            if self.pubpath.running:
+                log.error("%s: the proxy thread did not stop", self.name)
+            else:
+                self.pubpath.close()
+            self.pubpath = None
+        if self.router is not None:
+            self.router.close()
+            self.router.outer.close(linger=200)
+            self.router = None
+        if self.control is not None:
+            self.control.close(linger_ms=200)
+            self.control = None
+        if self.lvc is not None:
+            self.lvc.close()
+            self.lvc = None
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        if self.context is not None:
+            self.context.term()
+            self.context = None
+        self.state = "stopped"

@@ -1,0 +1,385 @@
+"""Requests by node name across a boundary, and their replies back.
+
+A client outside sends to the forwarder's ``request`` ROUTER with two routing frames just
+before the delimiter::
+
+    [return stack ..., b"<node>", b"<shell|control>", b"<IDS|MSG>", signature, header, ...]
+
+The ROUTER has put the client's identity first in the return stack. The router takes the
+last two frames before the delimiter as (node, channel) and:
+
+- a node of the inner group: sends ``[return stack ..., DELIM, ...]`` on a DEALER
+  connected to that node's channel. The node's ROUTER answers with the return stack as
+  identities, which comes back on the DEALER and goes out on the ROUTER to the client.
+- a node behind an inner forwarder: sends ``[return stack ..., node, channel, DELIM, ...]``
+  to that forwarder's ``request`` endpoint, which does the same; each hop adds one
+  identity to the stack on the way in and removes it on the way out.
+
+Signatures do not cover identity frames, so nothing is re-signed. With a key, a request is
+verified here before it goes in (a forged or replayed request is dropped and counted, and
+never answered); its reply is passed through untouched.
+
+Every request gets an answer: the node's reply, or an error reply signed with the system
+key, in the request's serializer, ``msg_type`` = the request's with ``_reply``: the node
+is unknown (the reply names the nodes behind this forwarder), the channel is not shell or
+control, the node is not connected, or no reply came within the timeout (plus a margin per
+forwarder on the way, so the innermost hop that knows most answers first). A reply that
+comes after its timeout is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
+from rovbus.forwarder.topology import Target, Topology, sync_twin
+from rovbus.node.requests import error_content, reply_type
+from rovbus.ratelimit import RateLimiter
+from rovbus.transport.channel import peek_header
+from rovbus.transport.curve import SocketSetup
+from rovbus.transport.sockets import SocketOptions, connect
+from rovbus.wire.codec import DELIMITER, Codec
+from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer, detect, unpack
+
+__all__ = ["CHANNELS", "RequestRouter", "RouteError", "UnknownNode"]
+
+log = logging.getLogger(__name__)
+
+CHANNELS = (b"shell", b"control")
+DEFAULT_TIMEOUT = 3.0
+HOP_MARGIN = 0.5  # seconds added to the timeout per forwarder between us and the node
+MAX_PENDING = 10_000
+
+#: DEALERs towards the inner side queue nothing for a peer that is not connected
+#: (``IMMEDIATE``): a request to a node that is down is refused at once, not delivered
+#: minutes later when it comes back.
+INNER_OPTIONS = SocketOptions(linger_ms=0, sndhwm=1000, rcvhwm=1000)
+
+
+class RouteError(RovbusError):
+    """A request cannot be routed (bad routing frames, unknown channel)."""
+
+
+class UnknownNode(RouteError):
+    """The request names a node that is not behind this forwarder."""
+
+
+class NodeUnreachable(TransportError):
+    """The node is not connected, or did not answer in time."""
+
+
+@dataclass(slots=True)
+class Pending:
+    header: dict[str, Any]
+    serializer: Serializer
+    stack: tuple[bytes, ...]
+    target: Target
+    channel: str
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class RouterStats:
+    requests: int = 0
+    forwarded: int = 0
+    replies: int = 0
+    errors: int = 0  # error replies the forwarder wrote itself
+    unknown_node: int = 0
+    unreachable: int = 0
+    timeouts: int = 0
+    late_replies: int = 0
+    rejected: int = 0  # malformed, unsigned, forged, replayed
+    per_node: dict[str, int] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "forwarded": self.forwarded,
+            "replies": self.replies,
+            "errors": self.errors,
+            "unknown_node": self.unknown_node,
+            "unreachable": self.unreachable,
+            "timeouts": self.timeouts,
+            "late_replies": self.late_replies,
+            "rejected": self.rejected,
+            "per_node": dict(self.per_node),
+        }
+
+
+class RequestRouter:
+    """The outer ``request`` ROUTER and one DEALER per inner endpoint."""
+
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        name: str,
+        topology: Topology,
+        codec: Codec,
+        outer: zmq.asyncio.Socket,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        inner_setup: SocketSetup | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"the request timeout must be positive, got {timeout}")
+        self.ctx = ctx
+        self.name = name
+        self.topology = topology
+        self.codec = codec
+        self.outer = outer
+        self.timeout = timeout
+        self.inner_setup = inner_setup
+        self.stats = RouterStats()
+        self.dealers: dict[str, zmq.asyncio.Socket] = {}
+        # sync twins of the asyncio sockets, for sends that must fail now, not in a future
+        self._now: dict[zmq.asyncio.Socket, zmq.Socket[Any]] = {outer: sync_twin(outer)}
+        self.pending: dict[tuple[tuple[bytes, ...], str], Pending] = {}
+        self._log_limit = RateLimiter(10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- sockets ----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect a DEALER to every inner endpoint a request can go to."""
+        secure = {t.shell for t in self.topology.targets.values() if t.via is not None}
+        for target in self.topology.targets.values():
+            for endpoint in (target.shell, target.control):
+                if endpoint in self.dealers:
+                    continue
+                sock = self.ctx.socket(zmq.DEALER)
+                self.dealers[endpoint] = sock
+                self._now[sock] = sync_twin(sock)
+                INNER_OPTIONS.apply(sock)
+                sock.setsockopt(zmq.IMMEDIATE, 1)
+                if endpoint in secure and self.inner_setup is not None:
+                    self.inner_setup(sock)
+                connect(sock, endpoint, f"request to {target.via or target.node}")
+
+    async def serve(self) -> None:
+        """Route requests and replies until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for sock in self.dealers.values():
+                tg.create_task(self._serve_replies(sock))
+            tg.create_task(self._serve_requests())
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for pending in self.pending.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+        self.pending.clear()
+        for sock in self.dealers.values():
+            if not sock.closed:
+                sock.close(linger=0)
+
+    # -- the way in -------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        while True:
+            frames: list[bytes] = await self.outer.recv_multipart()
+            try:
+                await self.route(frames)
+            except Exception:  # a bug here must not stop the forwarder
+                log.exception("%s: unhandled error routing a request", self.name)
+
+    async def route(self, frames: list[bytes]) -> None:
+        self.stats.requests += 1
+        try:
+            request = self.codec.decode(frames)  # verifies; identities are not signed
+        except SignatureError as exc:
+            self._reject(f"dropped a request: {exc}")
+            return
+        except WireError as exc:
+            await self._refuse_unreadable(frames, exc)
+            return
+        index = len(request.identities)
+        if index < 3:  # the ROUTER's identity, then node and channel
+            await self._error(
+                request,
+                RouteError(
+                    f"a request to forwarder {self.name} needs two routing frames before "
+                    "the delimiter: [node, channel]"
+                ),
+            )
+            return
+        stack = request.identities[:-2]
+        node_frame, channel_frame = request.identities[-2:]
+        body = frames[index + 1 :]
+        request = Message(
+            request.header,
+            request.parent_header,
+            identities=stack,
+            serializer=request.serializer,
+        )
+        node = node_frame.decode("utf-8", "replace")
+        target = self.topology.targets.get(node)
+        if channel_frame not in CHANNELS:
+            channel = channel_frame.decode("utf-8", "replace")
+            await self._error(
+                request, RouteError(f"channel {channel!r} is not routed; use shell or control")
+            )
+            return
+        if target is None:
+            self.stats.unknown_node += 1
+            known = ", ".join(self.topology.targets) or "none"
+            await self._error(
+                request,
+                UnknownNode(
+                    f"no node {node!r} behind forwarder {self.name} "
+                    f"(inner group {self.topology.forwarder.inner!r}); known nodes: {known}"
+                ),
+            )
+            return
+        channel = channel_frame.decode()
+        if target.via is None:
+            out = [*stack, DELIMITER, *body]
+        else:
+            out = [*stack, node_frame, channel_frame, DELIMITER, *body]
+        sock = self.dealers[target.endpoint(channel)]
+        if not self._try_send(sock, out):
+            # not connected (yet, or any more): wait for it within the timeout, off this loop
+            task = asyncio.create_task(
+                self._send_when_connected(sock, out, request, target, channel)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._sent(request, stack, target, channel)
+
+    def _try_send(self, sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+        try:
+            self._now[sock].send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    async def _send_when_connected(
+        self,
+        sock: zmq.asyncio.Socket,
+        out: list[bytes],
+        request: Message,
+        target: Target,
+        channel: str,
+    ) -> None:
+        """Retry a request to an endpoint not connected; an error reply at the timeout."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            if sock.closed:
+                return
+            if self._try_send(sock, out):
+                self._sent(request, request.identities, target, channel)
+                return
+        self.stats.unreachable += 1
+        where = f"forwarder {target.via}" if target.via else f"node {target.node!r}"
+        self._send_error_now(
+            request,
+            NodeUnreachable(
+                f"{where} has not been connected to forwarder {self.name} for "
+                f"{self.timeout:g} s (down or unreachable); request {request.msg_type} not sent"
+            ),
+        )
+
+    def _sent(self, request: Message, stack: tuple[bytes, ...], target: Target, ch: str) -> None:
+        self.stats.forwarded += 1
+        self.stats.per_node[target.node] = self.stats.per_node.get(target.node, 0) + 1
+        self._expect(request, stack, target, ch)
+
+    def _expect(self, request: Message, stack: tuple[bytes, ...], target: Target, ch: str) -> None:
+        key = (stack, request.msg_id)
+        old = self.pending.pop(key, None)
+        if old is not None and old.timer is not None:
+            old.timer.cancel()
+        if len(self.pending) >= MAX_PENDING:  # bounded: the oldest gets its error now
+            oldest_key = next(iter(self.pending))
+            self._expire(oldest_key)
+        pending = Pending(request.header, request.serializer, stack, target, ch)
+        delay = self.timeout + HOP_MARGIN * target.hops
+        pending.timer = asyncio.get_running_loop().call_later(delay, self._expire, key)
+        self.pending[key] = pending
+
+    def _expire(self, key: tuple[tuple[bytes, ...], str]) -> None:
+        pending = self.pending.pop(key, None)
+        if pending is None:
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        self.stats.timeouts += 1
+        target = pending.target
+        delay = self.timeout + HOP_MARGIN * target.hops
+        where = f" via forwarder {target.via}" if target.via else ""
+        exc = NodeUnreachable(
+            f"node {target.node!r}{where} did not answer {pending.header['msg_type']} on "
+            f"{pending.channel} within {delay:g} s (forwarder {self.name})"
+        )
+        request = Message(
+            header=pending.header, identities=pending.stack, serializer=pending.serializer
+        )
+        self._send_error_now(request, exc)
+
+    # -- the way out --------------------------------------------------------------------
+
+    async def _serve_replies(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            frames: list[bytes] = await sock.recv_multipart()
+            key = self._reply_key(frames)
+            pending = self.pending.pop(key, None) if key is not None else None
+            if pending is None:
+                self.stats.late_replies += 1
+                continue
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self._send_out(frames)
+            self.stats.replies += 1
+
+    @staticmethod
+    def _reply_key(frames: list[bytes]) -> tuple[tuple[bytes, ...], str] | None:
+        try:
+            index = frames.index(DELIMITER)
+            parent_frame = frames[index + 3]
+            parent = unpack(parent_frame, detect(parent_frame), "parent_header")
+        except (ValueError, IndexError, WireError):
+            return None
+        msg_id = parent.get("msg_id")
+        if not isinstance(msg_id, str):
+            return None
+        return tuple(frames[:index]), msg_id
+
+    # -- answers of our own ---------------------------------------------------------------
+
+    def _send_out(self, frames: list[bytes]) -> None:
+        try:
+            self._now[self.outer].send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:  # the client's pipe is full: it is not reading
+            self._reject("a reply was dropped: the client does not read")
+
+    def _send_error_now(self, request: Message, exc: BaseException) -> None:
+        self.stats.errors += 1
+        reply = self.codec.reply(request, reply_type(request.msg_type), error_content(exc))
+        self._send_out(self.codec.encode(reply))
+
+    async def _error(self, request: Message, exc: BaseException) -> None:
+        self._send_error_now(request, exc)
+
+    async def _refuse_unreadable(self, frames: list[bytes], exc: BaseException) -> None:
+        """An error reply if the header can be read without trusting the message."""
+        identities, header, serializer = peek_header(frames)
+        self._reject(f"a bad request: {exc}")
+        if header is None or not identities:
+            return
+        request = Message(header=header, identities=identities, serializer=serializer)
+        self._send_error_now(request, exc)
+
+    def _reject(self, what: str) -> None:
+        self.stats.rejected += 1
+        held = self._log_limit.allow(what.split(":")[0])
+        if held is not None:
+            log.warning("%s: %s (%d more since the last report)", self.name, what, held)

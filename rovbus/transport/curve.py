@@ -1,0 +1,256 @@
+"""CURVE encryption and ZAP authentication for a forwarder's outer side.
+
+Key files use pyzmq's certificate format (``zmq.auth.create_certificates``): ``NAME.key``
+holds the public key, ``NAME.key_secret`` the public and the secret key (mode 0600). The
+system file names them under ``[security.curve]``; ``rovbus keygen`` writes them.
+
+- :func:`server_setup`: what a forwarder applies to its outer sockets (its key pair,
+  ``curve_server``).
+- :func:`client_setup`: what a client (an operator tool, or a forwarder connecting to the
+  outer side of another forwarder) applies before it connects: its key pair and the
+  server's public key. ``None`` when the system does not configure CURVE.
+- :class:`CurveAuthenticator`: the ZAP handler on the forwarder's event loop; it admits
+  the public keys on the allow-list and logs each refused key once, not once per attempt
+  (a refused client reconnects every 100 ms).
+
+One server key pair serves every forwarder of a system. A forwarder that connects to
+another forwarder's outer side authenticates with the client key pair when the system
+file names one, else with the server key pair; the server's own public key is therefore
+always admitted (whoever holds the server secret could impersonate the server anyway).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from rovbus.config import CurveConfig, SystemConfig
+from rovbus.errors import ConfigError
+
+__all__ = [
+    "CurveAuthenticator",
+    "SocketSetup",
+    "allowed_client_keys",
+    "client_setup",
+    "read_public_key",
+    "read_secret_keypair",
+    "server_setup",
+    "write_keypair",
+]
+
+log = logging.getLogger(__name__)
+
+SocketSetup = Callable[[zmq.Socket[Any]], None]
+
+_PUBLIC_BANNER = """\
+#   ****  Generated on {0} by rovbus keygen  ****
+#   ZeroMQ CURVE Public Certificate
+#   Exchange securely, or use a secure mechanism to verify the contents
+#   of this file after exchange. Store public certificates in your home
+#   directory, in the .curve subdirectory.
+"""
+_SECRET_BANNER = """\
+#   ****  Generated on {0} by rovbus keygen  ****
+#   ZeroMQ CURVE **Secret** Certificate
+#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.
+"""
+
+
+# -- key files ------------------------------------------------------------------------------
+
+
+def _write_new(path: Path, text: str, mode: int, overwrite: bool) -> None:
+    """Create ``path`` with ``mode`` from the start (no window where it is readable)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    fd = os.open(path, flags, mode)
+    try:
+        os.fchmod(fd, mode)  # an existing file keeps its old mode through O_TRUNC
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def write_keypair(directory: Path, name: str, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """A fresh CURVE key pair as ``DIR/NAME.key`` (0644) and ``DIR/NAME.key_secret`` (0600).
+
+    Raises ``FileExistsError`` rather than replace an existing key unless ``overwrite``.
+    """
+    public, secret = zmq.curve_keypair()
+    public_path = directory / f"{name}.key"
+    secret_path = directory / f"{name}.key_secret"
+    if not overwrite:
+        for path in (public_path, secret_path):
+            if path.exists():
+                raise FileExistsError(f"{path} exists; not replacing a key (use --force)")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    body = f'metadata\ncurve\n    public-key = "{public.decode()}"\n'
+    _write_new(
+        secret_path,
+        _SECRET_BANNER.format(now) + f'\n{body}    secret-key = "{secret.decode()}"\n',
+        0o600,
+        overwrite,
+    )
+    _write_new(public_path, _PUBLIC_BANNER.format(now) + f"\n{body}", 0o644, overwrite)
+    return public_path, secret_path
+
+
+def _bad_key(path: Path, where: str, problem: str) -> ConfigError:
+    return ConfigError(str(path), [f"security.curve.{where}: {path}: {problem}"])
+
+
+def read_public_key(path: Path, where: str = "public key") -> bytes:
+    """The z85 public key of a certificate file; ``ConfigError`` naming it otherwise."""
+    try:
+        public, _ = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise _bad_key(path, where, f"not a CURVE certificate ({exc})") from None
+    if public is None or len(public) != 40:
+        raise _bad_key(path, where, "no 40-character z85 public-key in it")
+    return public
+
+
+def read_secret_keypair(path: Path, where: str = "secret key") -> tuple[bytes, bytes]:
+    """``(public, secret)`` z85 keys of a ``.key_secret`` file; ``ConfigError`` otherwise."""
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise _bad_key(path, where, f"not a CURVE certificate ({exc})") from None
+    if public is None or secret is None or len(public) != 40 or len(secret) != 40:
+        raise _bad_key(path, where, "expected both a public-key and a secret-key (z85)")
+    return public, secret
+
+
+def _curve(system: SystemConfig) -> CurveConfig | None:
+    return system.security.curve if system.security is not None else None
+
+
+# -- socket setups --------------------------------------------------------------------------
+
+
+def server_setup(system: SystemConfig) -> SocketSetup | None:
+    """Applies the forwarder's server key pair to a socket; ``None`` without CURVE."""
+    curve = _curve(system)
+    if curve is None:
+        return None
+    if curve.server_secret_file is None:
+        raise ConfigError(
+            str(system.source),
+            ["security.curve.server_secret_file: a forwarder needs the server's secret key"],
+        )
+    public, secret = read_secret_keypair(curve.server_secret_file, "server_secret_file")
+
+    def setup(sock: zmq.Socket[Any]) -> None:
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True
+
+    return setup
+
+
+def client_setup(
+    system: SystemConfig,
+    *,
+    secret_file: Path | None = None,
+    server_public_file: Path | None = None,
+) -> SocketSetup | None:
+    """Applies CURVE client keys to a socket, before it connects; ``None`` without CURVE.
+
+    The client's key pair comes from ``secret_file`` (a flag), else
+    ``security.curve.client_secret_file``, else the server key pair (a forwarder talking
+    to another forwarder). The server's public key from ``server_public_file``, else
+    ``security.curve.server_public_file``. ``ConfigError`` naming the file at fault.
+    """
+    curve = _curve(system)
+    if curve is None and (secret_file is None or server_public_file is None):
+        return None
+    if curve is not None:
+        secret_file = secret_file or curve.client_secret_file or curve.server_secret_file
+        server_public_file = server_public_file or curve.server_public_file
+    if secret_file is None or server_public_file is None:
+        raise ConfigError(
+            str(system.source),
+            ["security.curve.client_secret_file: CURVE is on and no client key pair is named"],
+        )
+    public, secret = read_secret_keypair(secret_file, "client_secret_file")
+    server = read_public_key(server_public_file, "server_public_file")
+
+    def setup(sock: zmq.Socket[Any]) -> None:
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_serverkey = server
+
+    return setup
+
+
+def allowed_client_keys(system: SystemConfig) -> frozenset[bytes]:
+    """The z85 public keys admitted: ``allowed_clients`` and the server's own key."""
+    curve = _curve(system)
+    if curve is None:
+        return frozenset()
+    keys = {
+        read_public_key(path, f"allowed_clients[{i}]")
+        for i, path in enumerate(curve.allowed_clients)
+    }
+    keys.add(read_public_key(curve.server_public_file, "server_public_file"))
+    return frozenset(keys)
+
+
+# -- ZAP --------------------------------------------------------------------------------------
+
+
+class _AllowList:
+    """The credentials provider pyzmq's authenticator calls for each CURVE handshake."""
+
+    def __init__(self, owner: CurveAuthenticator) -> None:
+        self.owner = owner
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return self.owner.check(key)
+
+
+class CurveAuthenticator(AsyncioAuthenticator):
+    """Admits the listed client keys; counts refusals and logs each refused key once.
+
+    Runs on the event loop of the context it serves; ``start()`` before the CURVE server
+    sockets bind, ``stop()`` before the context terminates.
+    """
+
+    def __init__(self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str) -> None:
+        super().__init__(context, log=logging.getLogger("rovbus.zap"))
+        self.allowed = allowed
+        self.what = what
+        self.admitted = 0
+        self.refused = 0
+        self.refused_keys: set[bytes] = set()
+        self._address = ""
+        self.configure_curve_callback("*", _AllowList(self))
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        # pyzmq's callback sees the key only; keep the peer's address for the log line
+        self._address = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"
+        await super().handle_zap_message(msg)
+
+    def check(self, key: bytes) -> bool:
+        if key in self.allowed:
+            self.admitted += 1
+            return True
+        self.refused += 1
+        if key not in self.refused_keys:
+            if len(self.refused_keys) < 4096:  # bounded: a flood of fresh keys is a counter
+                self.refused_keys.add(key)
+            log.warning(
+                "%s: refused a CURVE client from %s: key %s is not on the allow-list "
+                "(logged once per key; see refused in stats)",
+                self.what,
+                self._address or "?",
+                key.decode("ascii", "replace"),
+            )
+        return False

@@ -1,0 +1,137 @@
+"""Fixtures for forwarder tests: systems of nodes and forwarders as processes, a client outside."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq.asyncio
+
+from rovbus.config import SystemConfig, load_system
+from rovbus.transport import Requester, Subscriber
+from rovbus.transport.curve import SocketSetup
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.processes import FakeSystemd, running
+
+
+@dataclass
+class System:
+    path: Path
+    config: SystemConfig
+    procs: dict[str, tuple[subprocess.Popen[str], FakeSystemd]]
+
+    def proc(self, name: str) -> subprocess.Popen[str]:
+        return self.procs[name][0]
+
+
+@contextmanager
+def system_running(
+    path: Path,
+    tmp: Path,
+    nodes: list[str],
+    forwarders: list[str],
+    forwarder_args: tuple[str, ...] = (),
+) -> Iterator[System]:
+    with running(path, tmp, nodes, forwarders, forwarder_args=forwarder_args) as procs:
+        yield System(path, load_system(path), procs)
+
+
+def with_interval(node_table: str, interval: float) -> str:
+    """A ``node_toml`` table with its own heartbeat interval."""
+    head, rest = node_table.split("\n", 1)
+    return f"{head}\nheartbeat_interval = {interval}\n{rest}"
+
+
+class Outside:
+    """A client on the outer side of a forwarder: subscribes to its pub, requests by name."""
+
+    def __init__(
+        self,
+        system: SystemConfig,
+        forwarder: str,
+        *,
+        setup: SocketSetup | None = None,
+        key: bytes | None = None,
+    ) -> None:
+        self.system = system
+        self.fwd = system.forwarder(forwarder)
+        self.setup = setup
+        self.ctx = zmq.asyncio.Context()
+        self.codec = Codec(system.hmac_key() if key is None else key, username="tester")
+        self._closers: list[Callable[[], None]] = []
+
+    def subscriber(self, *prefixes: str) -> Subscriber:
+        sub = Subscriber(
+            self.ctx, [str(self.fwd.endpoints.pub)], self.codec, prefixes, setup=self.setup
+        )
+        self._closers.append(sub.close)
+        return sub
+
+    async def request(
+        self,
+        node: str,
+        msg_type: str,
+        content: dict[str, Any] | None = None,
+        *,
+        channel: str = "shell",
+        timeout: float = 10.0,
+        identities: tuple[bytes, ...] | None = None,
+    ) -> Message:
+        req = Requester(self.ctx, str(self.fwd.endpoints.request), self.codec, setup=self.setup)
+        try:
+            ids = (node.encode(), channel.encode()) if identities is None else identities
+            message = self.codec.message(msg_type, content or {}, identities=ids)
+            return await req.request(message, timeout=timeout)
+        finally:
+            req.close()
+
+    async def control(
+        self, msg_type: str, content: dict[str, Any] | None = None, *, timeout: float = 10.0
+    ) -> Message:
+        req = Requester(self.ctx, str(self.fwd.endpoints.control), self.codec, setup=self.setup)
+        try:
+            return await req.request(self.codec.message(msg_type, content or {}), timeout=timeout)
+        finally:
+            req.close()
+
+    async def stats(self) -> dict[str, Any]:
+        reply = await self.control("stats_request")
+        assert reply.content["status"] == "ok", reply.content
+        return reply.content
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+        self.ctx.destroy(linger=0)
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """Await ``check()`` (sync or async) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = check()
+        if asyncio.iscoroutine(got):
+            got = await got
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def next_message(
+    sub: Subscriber, predicate: Callable[[Message], bool], timeout: float = 5.0
+) -> Message:
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await sub.recv()
+            if predicate(msg):
+                return msg

@@ -1,0 +1,194 @@
+"""Edge security: keygen, CURVE with an allow-list on the outer side, HMAC across it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq.auth
+
+from rovbus.cli.keygen import write_hmac_key
+from rovbus.cli.main import main
+from rovbus.errors import RequestTimeout
+from rovbus.transport.curve import client_setup, write_keypair
+from tests.conftest import REPO, forwarder_toml, node_toml, system_toml
+from tests.forwarder.conftest import Outside, System, eventually, next_message, system_running
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_keygen_writes_a_pair_and_an_hmac_key_with_private_modes(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    cmd = [sys.executable, "-m", "rovbus", "keygen", "tether", "--dir", str(keys), "--hmac"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    public, secret, hmac = keys / "tether.key", keys / "tether.key_secret", keys / "hmac.key"
+    assert (mode(secret), mode(hmac), mode(public)) == (0o600, 0o600, 0o644)
+    assert mode(keys) == 0o700
+    pub_key, no_secret = zmq.auth.load_certificate(public)
+    pair = zmq.auth.load_certificate(secret)
+    assert no_secret is None
+    assert pair[0] == pub_key
+    assert pair[1] is not None
+    assert len(pair[1]) == 40
+    assert len(hmac.read_text().strip()) == 64
+    # never replaces a key silently
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+    assert zmq.auth.load_certificate(secret) == pair
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("secure")
+    keys = tmp / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("tether", "operator", "intruder"):
+        write_keypair(keys, name)
+    write_hmac_key(keys / "hmac.key")
+    security = f"""
+[security]
+key_file = "{keys}/hmac.key"
+max_age = 30.0
+[security.curve]
+server_secret_file = "{keys}/tether.key_secret"
+server_public_file = "{keys}/tether.key"
+allowed_clients = ["{keys}/operator.key"]
+client_secret_file = "{keys}/operator.key_secret"
+client_public_file = "{keys}/operator.key"
+
+[groups.shore]
+"""
+    path = tmp / "system.toml"
+    path.write_text(
+        system_toml(
+            node_toml("alpha"),
+            forwarder_toml("tether"),
+            forwarder_toml("gateway", "topside", "shore"),
+            interval=0.5,
+            extra=security,
+        )
+    )
+    with system_running(path, tmp, ["alpha"], ["tether", "gateway"]) as system:
+        yield system
+
+
+@pytest.fixture
+async def operator(secure: System) -> Iterator[Outside]:  # type: ignore[misc]
+    client = Outside(secure.config, "tether", setup=client_setup(secure.config))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def intruder(secure: System) -> Iterator[Outside]:  # type: ignore[misc]
+    keys = Path(str(secure.config.security.key_file)).parent  # type: ignore[union-attr]
+    setup = client_setup(secure.config, secret_file=keys / "intruder.key_secret")
+    client = Outside(secure.config, "tether", setup=setup)
+    yield client
+    client.close()
+
+
+async def test_a_listed_client_subscribes_and_requests(operator: Outside) -> None:
+    sub = operator.subscriber("alpha/hb")
+    hb = await next_message(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
+    assert hb.content["node"] == "alpha"
+    assert hb.header["username"] == "alpha"  # signed by the node, verified here
+    reply = await operator.request("alpha", "node_info_request")
+    assert reply.content["status"] == "ok"
+    assert reply.content["signed"] is True
+    assert (await operator.stats())["curve"]["admitted"] >= 1
+
+
+async def test_an_unlisted_client_receives_nothing_and_cannot_request(
+    intruder: Outside, operator: Outside
+) -> None:
+    sub = intruder.subscriber("alpha/", "tether/")
+    with pytest.raises(TimeoutError):
+        await next_message(sub, lambda m: True, timeout=1.5)
+    with pytest.raises(RequestTimeout):
+        await intruder.request("alpha", "node_info_request", timeout=1.0)
+    assert sub.stats.messages_in == 0
+    assert (await operator.stats())["curve"]["refused"] >= 2
+
+
+async def test_an_unsigned_request_is_dropped_at_the_edge(secure: System) -> None:
+    unsigned = Outside(secure.config, "tether", setup=client_setup(secure.config), key=b"")
+    try:
+        with pytest.raises(RequestTimeout):
+            await unsigned.request("alpha", "node_info_request", timeout=1.0)
+    finally:
+        unsigned.close()
+    operator = Outside(secure.config, "tether", setup=client_setup(secure.config))
+    try:
+        assert (await operator.stats())["requests"]["rejected"] >= 1
+    finally:
+        operator.close()
+
+
+async def test_the_shore_reaches_the_vehicle_through_two_curve_edges(secure: System) -> None:
+    shore = Outside(secure.config, "gateway", setup=client_setup(secure.config))
+    try:
+        reply = await shore.request("alpha", "kernel_info_request", channel="control")
+        assert reply.content["implementation"] == "rovbus"
+        sub = shore.subscriber("alpha/hb")
+        await next_message(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
+    finally:
+        shore.close()
+
+
+async def test_a_refused_key_is_logged_once(
+    secure: System, intruder: Outside, operator: Outside
+) -> None:
+    before = (await operator.stats())["curve"]["refused"]
+    intruder.subscriber("alpha/")  # two sockets, two handshakes, one key
+    with pytest.raises(RequestTimeout):
+        await intruder.request("alpha", "node_info_request", timeout=0.5)
+
+    async def refused_again() -> bool:
+        return bool((await operator.stats())["curve"]["refused"] >= before + 2)
+
+    await eventually(refused_again, what="the intruder to be refused twice")
+    proc, _ = secure.procs["tether"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.to_thread(proc.communicate, None, 10)
+    assert proc.returncode == 0
+    assert err.count("refused a CURVE client") == 1, err
+
+
+async def test_the_secure_demo_admits_the_operator_and_refuses_others(tmp_path: Path) -> None:
+    """config/secure-demo.toml with keys made by the command its header documents."""
+    shutil.copy(REPO / "config" / "secure-demo.toml", tmp_path / "secure-demo.toml")
+    for name, extra in (("tether", ["--hmac"]), ("operator", []), ("intruder", [])):
+        cmd = ["keygen", name, "--dir", str(tmp_path / "keys"), *extra]
+        assert main(cmd) == 0
+    path = tmp_path / "secure-demo.toml"
+    with system_running(path, tmp_path, [], ["tether"]) as system:
+        assert system.config.signing
+        assert system.config.curve
+        operator = Outside(system.config, "tether", setup=client_setup(system.config))
+        setup = client_setup(system.config, secret_file=tmp_path / "keys" / "intruder.key_secret")
+        intruder = Outside(system.config, "tether", setup=setup)
+        try:
+            info = await operator.control("node_info_request")
+            assert info.content["curve"] is True
+            assert [n["name"] for n in info.content["nodes"]] == [
+                "propulsion",
+                "navigation",
+                "power",
+            ]
+            with pytest.raises(RequestTimeout):
+                await intruder.control("kernel_info_request", timeout=1.0)
+        finally:
+            operator.close()
+            intruder.close()
