@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from typing import Any
 
@@ -32,18 +31,19 @@ from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
-from rovbus.node.requests import UnknownRequest, error_content, reply_type
-from rovbus.ratelimit import RateLimiter
-from rovbus.transport import Channel, Rejected, bind
+from rovbus.node.heartbeat import tick_forever
+from rovbus.node.requests import UnknownRequest
+from rovbus.transport import Channel, bind
 from rovbus.transport.curve import (
     CurveAuthenticator,
     allowed_client_keys,
     client_setup,
     server_setup,
 )
+from rovbus.transport.server import RequestLoop
 from rovbus.transport.sockets import DEFAULT_OPTIONS
 from rovbus.wire.codec import Codec
-from rovbus.wire.message import PROTOCOL_VERSION, Message
+from rovbus.wire.message import PROTOCOL_VERSION, Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
 
@@ -103,7 +103,7 @@ class ForwarderDaemon:
         self.control: Channel | None = None
         self.last_proxy_stats = ProxyStats()
         self.seq = 0
-        self._log_limit = RateLimiter(10.0)
+        self._requests = RequestLoop(log)
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class ForwarderDaemon:
                 tg.create_task(self.lvc.collect_forever()),
                 tg.create_task(self.lvc.serve_subscriptions()),
                 tg.create_task(self._serve_control()),
-                tg.create_task(self._heartbeats()),
+                tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
             await self._stop.wait()
             self.state = "stopping"
@@ -185,35 +185,10 @@ class ForwarderDaemon:
                 task.cancel()
 
     async def _serve_control(self) -> None:
-        assert self.control is not None
+        if self.control is None:
+            raise RuntimeError("ForwarderDaemon.serve() before start()")
         channel = self.control
-        while True:
-            got = await channel.recv()
-            if isinstance(got, Rejected):
-                await self._rejected(channel, got)
-                continue
-            try:
-                await self._answer(channel, got)
-            except Exception:  # a handler bug must not stop the forwarder
-                log.exception("control: unhandled error answering %s", got.msg_type)
-
-    async def _rejected(self, channel: Channel, rejected: Rejected) -> None:
-        held = self._log_limit.allow(f"control:{type(rejected.error).__name__}")
-        if held is not None:
-            log.warning(
-                "control: dropped a bad message: %s (%d more since the last report)",
-                rejected.error,
-                held,
-            )
-        if rejected.header is None:
-            return
-        request = Message(
-            header=rejected.header, identities=rejected.identities, serializer=rejected.serializer
-        )
-        reply = self.codec.reply(
-            request, reply_type(rejected.header["msg_type"]), error_content(rejected.error)
-        )
-        await channel.send(reply)
+        await self._requests.serve(channel, lambda request: self._answer(channel, request))
 
     async def _answer(self, channel: Channel, request: Message) -> None:
         try:
@@ -247,21 +222,6 @@ class ForwarderDaemon:
             self.request_stop()
             return {"status": "ok", "restart": bool(request.content.get("restart", False))}
         raise UnknownRequest(f"no handler for {kind!r}")
-
-    async def _heartbeats(self) -> None:
-        """``<name>/hb`` on a fixed timeline (as the nodes' ``tick_forever``), with stats."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        seq = 0
-        while True:
-            await self._heartbeat(seq)
-            seq += 1
-            due = start + seq * self.interval
-            now = loop.time()
-            if now > due:
-                seq = math.ceil((now - start) / self.interval)
-                due = start + seq * self.interval
-            await asyncio.sleep(due - now)
 
     async def _heartbeat(self, seq: int) -> None:
         assert self.lvc is not None

@@ -39,13 +39,12 @@ import zmq.asyncio
 
 from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
 from rovbus.forwarder.topology import Target, Topology, sync_twin
-from rovbus.node.requests import error_content, reply_type
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec
-from rovbus.wire.message import Message
+from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
 
 __all__ = ["CHANNELS", "RequestRouter", "RouteError", "UnknownNode"]

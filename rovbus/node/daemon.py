@@ -44,17 +44,15 @@ from rovbus.node.requests import (
     CONTROL_REQUESTS,
     SHELL_REQUESTS,
     UnknownRequest,
-    error_content,
     frames_to_send,
     kernel_info,
-    reply_type,
 )
-from rovbus.ratelimit import RateLimiter
-from rovbus.transport import Channel, Publisher, Rejected, SocketStats, bind, echo_forever
-from rovbus.transport.sockets import DEFAULT_OPTIONS
+from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
+from rovbus.transport.server import RequestLoop
+from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
-from rovbus.wire.message import Message
+from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
 
@@ -110,7 +108,7 @@ class NodeDaemon:
         self._inputs: dict[str, tuple[tuple[bytes, ...], asyncio.Future[str]]] = {}
         self.execution_count = 0
         self.seq = 0
-        self._log_limit = RateLimiter(10.0)
+        self._requests = RequestLoop(log)
         self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
 
     # -- start-up ---------------------------------------------------------------------
@@ -132,24 +130,26 @@ class NodeDaemon:
 
     def _bind_sockets(self, ctx: zmq.asyncio.Context) -> None:
         ep = self.config.endpoints
+        # receiving sockets refuse oversized frames: the peer is disconnected, no allocation
+        receiving = SocketOptions(maxmsgsize=self.system.system.max_message_size)
         pub = zmq.Socket(ctx, zmq.PUB)
         self.publishers["pub"] = Publisher(
             "pub", pub, self.codec, Serializer(self.system.system.serializer)
         )
-        DEFAULT_OPTIONS.apply(pub)
+        receiving.apply(pub)
         bind(pub, str(ep.pub), "pub")
         for name, endpoint in (("shell", ep.shell), ("control", ep.control), ("stdin", ep.stdin)):
             sock = ctx.socket(zmq.ROUTER)
             self.channels[name] = Channel(name, sock, self.codec)
-            DEFAULT_OPTIONS.apply(sock)
+            receiving.apply(sock)
             bind(sock, str(endpoint), name)
         self.hb_socket = ctx.socket(zmq.REP)
-        DEFAULT_OPTIONS.apply(self.hb_socket)
+        receiving.apply(self.hb_socket)
         bind(self.hb_socket, str(ep.hb), "hb")
         if ep.iopub is not None:
             iopub = zmq.Socket(ctx, zmq.PUB)
             self.publishers["iopub"] = Publisher("iopub", iopub, self.codec, Serializer.JSON)
-            DEFAULT_OPTIONS.apply(iopub)
+            receiving.apply(iopub)
             bind(iopub, str(ep.iopub), "iopub")
 
     def _write_connection_file(self) -> None:
@@ -255,7 +255,7 @@ class NodeDaemon:
             tasks = [
                 tg.create_task(self._serve_channel("shell", SHELL_REQUESTS)),
                 tg.create_task(self._serve_channel("control", CONTROL_REQUESTS)),
-                tg.create_task(self._serve_stdin()),
+                tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
                 tg.create_task(echo_forever(self.hb_socket, self.hb_stats)),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
@@ -266,34 +266,7 @@ class NodeDaemon:
 
     async def _serve_channel(self, name: str, answers: Sequence[str]) -> None:
         channel = self.channels[name]
-        while True:
-            got = await channel.recv()
-            if isinstance(got, Rejected):
-                await self._rejected(channel, got)
-                continue
-            try:
-                await self._answer(channel, got, answers)
-            except Exception:  # a handler bug must not stop the node
-                log.exception("%s: unhandled error answering %s", name, got.msg_type)
-
-    async def _rejected(self, channel: Channel, rejected: Rejected) -> None:
-        held = self._log_limit.allow(f"{channel.name}:{type(rejected.error).__name__}")
-        if held is not None:
-            log.warning(
-                "%s: dropped a bad message: %s (%d more since the last report)",
-                channel.name,
-                rejected.error,
-                held,
-            )
-        header = rejected.header
-        if header is None:
-            return
-        request = Message(
-            header=header, identities=rejected.identities, serializer=rejected.serializer
-        )
-        await channel.send(
-            self.codec.reply(request, reply_type(header["msg_type"]), error_content(rejected.error))
-        )
+        await self._requests.serve(channel, lambda request: self._answer(channel, request, answers))
 
     async def _answer(self, channel: Channel, request: Message, answers: Sequence[str]) -> None:
         cached = self._replies.get(request.msg_id)
@@ -401,19 +374,14 @@ class NodeDaemon:
         finally:
             self._inputs.pop(question.msg_id, None)
 
-    async def _serve_stdin(self) -> None:
-        stdin = self.channels["stdin"]
-        while True:
-            got = await stdin.recv()
-            if isinstance(got, Rejected):
-                await self._rejected(stdin, got)
-                continue
-            if got.msg_type != "input_reply":
-                continue
-            future = self._pending_input_for(got)
-            value = got.content.get("value")
-            if future is not None and not future.done():
-                future.set_result(value if isinstance(value, str) else "")
+    async def _on_stdin(self, message: Message) -> None:
+        """An ``input_reply`` answers the open question it belongs to; the rest is ignored."""
+        if message.msg_type != "input_reply":
+            return
+        future = self._pending_input_for(message)
+        value = message.content.get("value")
+        if future is not None and not future.done():
+            future.set_result(value if isinstance(value, str) else "")
 
     def _pending_input_for(self, reply: Message) -> asyncio.Future[str] | None:
         """The question ``reply`` answers: by its parent, or (jupyter_client sends replies

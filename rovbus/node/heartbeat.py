@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
-async def tick_forever(interval: float, tick: Callable[[int], None]) -> None:
-    """Call ``tick(seq)`` every ``interval`` seconds, seq counting ticks since start (0, 1, ...)."""
+async def tick_forever(interval: float, tick: Callable[[int], Awaitable[None] | None]) -> None:
+    """Call ``tick(seq)`` every ``interval`` seconds, seq counting ticks since start (0, 1, ...);
+    a tick that returns an awaitable is awaited before the next is scheduled."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     seq = 0
     while True:
-        tick(seq)
+        pending = tick(seq)
+        if pending is not None:
+            await pending
         seq += 1
         due = start + seq * interval
         now = loop.time()

@@ -34,15 +34,6 @@ CONTROL_REQUESTS = (
 )
 
 
-def reply_type(request_type: str) -> str:
-    return request_type.removesuffix("_request") + "_reply"
-
-
-def error_content(exc: BaseException) -> dict[str, Any]:
-    name = type(exc).__name__
-    return {"status": "error", "ename": name, "evalue": str(exc), "traceback": [f"{name}: {exc}"]}
-
-
 def kernel_info(node: str, group: str) -> dict[str, Any]:
     """A kernel_info_reply that jupyter_client accepts."""
     return {

@@ -128,3 +128,14 @@ def check_header(header: dict[str, Any]) -> None:
             raise EnvelopeError(f"header.{name} is missing")
         if not isinstance(value, str):
             raise EnvelopeError(f"header.{name} is {type(value).__name__}, expected a string")
+
+
+def reply_type(request_type: str) -> str:
+    """``stats_request`` -> ``stats_reply``, as Jupyter names replies."""
+    return request_type.removesuffix("_request") + "_reply"
+
+
+def error_content(exc: BaseException) -> dict[str, Any]:
+    """A failed request's reply content, in Jupyter's error form."""
+    name = type(exc).__name__
+    return {"status": "error", "ename": name, "evalue": str(exc), "traceback": [f"{name}: {exc}"]}
