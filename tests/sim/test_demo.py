@@ -114,3 +114,58 @@ def test_kill_and_restart_by_request_but_a_crash_fails_the_run(tmp_path: Path) -
     assert proc.returncode == 1, out + err
     assert "DIED: node navigation (exit status -9)" in out
     assert "DIED: node power" not in out
+
+
+def _states(config: Path, tmp_path: Path, *group: str) -> dict[str, str]:
+    """``rovbus nodes --json`` as seen from a group: node name -> state."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rovbus",
+            "nodes",
+            "--json",
+            "--wait",
+            "1.5",
+            "--config",
+            str(config),
+            *group,
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # exit status 1 says some node is not alive; the rows say which
+    assert result.returncode in (0, 1), result.stderr
+    return {row["node"]: row["state"] for row in json.loads(result.stdout)}
+
+
+def _until(config: Path, tmp_path: Path, alive: set[str], *group: str) -> dict[str, str]:
+    """Poll the node table from ``group`` until exactly ``alive`` are alive (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        states = _states(config, tmp_path, *group)
+        if {n for n, s in states.items() if s == "alive"} == alive:
+            return states
+        assert time.monotonic() < deadline, f"expected {sorted(alive)} alive, got {states}"
+
+
+def test_tether_cut_silences_topside_only_and_restore_brings_it_back(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--duration", "90")
+    config = tmp_path / "demo.toml"
+    nodes = {"propulsion", "navigation", "power"}
+    try:
+        _wait_info(tmp_path / "run")
+        _until(config, tmp_path, nodes)
+        assert _sim(tmp_path, "tether", "cut").returncode == 0
+        topside = _until(config, tmp_path, set())
+        assert set(topside) == nodes
+        # nothing inside the vehicle notices
+        _until(config, tmp_path, nodes, "--group", "vehicle")
+        assert _sim(tmp_path, "tether", "restore").returncode == 0
+        _until(config, tmp_path, nodes)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
