@@ -152,6 +152,9 @@ class SystemSettings(_Model):
     serializer: Literal["msgpack", "json"] = "msgpack"
     heartbeat_interval: float = Field(default=1.0, gt=0)
     dead_after: int = Field(default=3, ge=1)
+    #: the largest message frame (bytes) a node accepts on shell, control, stdin and hb;
+    #: a peer that sends more is disconnected by ZeroMQ (``ZMQ_MAXMSGSIZE``)
+    max_message_size: int = Field(default=1 << 20, ge=1024)
 
 
 class CurveConfig(_Model):

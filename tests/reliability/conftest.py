@@ -1,0 +1,183 @@
+"""Fixtures for the reliability suite: a node daemon served on its own thread.
+
+The node runs in this process (so a python-can virtual bus in the test can see what it
+puts on the wire) but on its own event loop thread, so the tests talk to it with plain
+blocking ZeroMQ sockets, as a hostile peer would, and hypothesis drives them synchronously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from rovbus.config import SystemConfig, load_system
+from rovbus.node.daemon import NodeDaemon
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.conftest import node_toml
+
+
+class NodeThread:
+    """A ``NodeDaemon`` started and served on a thread of its own."""
+
+    def __init__(self, system: SystemConfig, name: str) -> None:
+        self.system = system
+        self.name = name
+        self.daemon = NodeDaemon(system, name)
+        self.loop = asyncio.new_event_loop()
+        self.crashed: BaseException | None = None
+        self._started: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, name=f"node-{name}", daemon=True)
+        self._thread.start()
+        self._started.result(timeout=15)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
+
+    async def _main(self) -> None:
+        try:
+            await self.daemon.start()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            return
+        self._started.set_result(None)
+        try:
+            await self.daemon.serve()
+        except BaseException as exc:  # the suite asserts this never happens
+            self.crashed = exc
+        finally:
+            await self.daemon.aclose()
+
+    @property
+    def serving(self) -> bool:
+        return self._thread.is_alive() and self.daemon.state == "ok" and self.crashed is None
+
+    def endpoint(self, channel: str) -> str:
+        return str(getattr(self.daemon.config.endpoints, channel))
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.daemon.request_stop)
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the node thread did not stop"
+
+
+class Peer:
+    """Blocking sockets to one node with one codec: requests, raw frames, a subscriber."""
+
+    def __init__(self, node: NodeThread, codec: Codec) -> None:
+        self.node = node
+        self.codec = codec
+        self.ctx = zmq.Context()
+        self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        #: what ``request`` read on a dealer that was not its reply, for ``drain``
+        self.stray: dict[str, list[list[bytes]]] = {}
+
+    def dealer(self, channel: str) -> zmq.Socket[bytes]:
+        sock = self._dealers.get(channel)
+        if sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.node.endpoint(channel))
+            self._dealers[channel] = sock
+        return sock
+
+    def request(
+        self, msg_type: str, content: dict[str, Any] | None = None, channel: str = "shell"
+    ) -> Message:
+        """Send a request on the channel's dealer and wait (5 s) for its reply."""
+        sock = self.dealer(channel)
+        request = self.codec.message(msg_type, content or {})
+        sock.send_multipart(self.codec.encode(request))
+        deadline = time.monotonic() + 5
+        while (left := deadline - time.monotonic()) > 0:
+            if not sock.poll(int(left * 1000) + 1):
+                break
+            frames = sock.recv_multipart()
+            try:
+                reply = self.codec.decode(frames)
+            except Exception:
+                self.stray.setdefault(channel, []).append(frames)
+                continue
+            if reply.parent_header.get("msg_id") == request.msg_id:
+                return reply
+            self.stray.setdefault(channel, []).append(frames)
+        raise AssertionError(f"no reply to {msg_type} within 5 s")
+
+    def drain(self, channel: str) -> list[list[bytes]]:
+        """Everything the node sent this peer's dealer on ``channel`` and nobody read."""
+        got = self.stray.pop(channel, [])
+        sock = self.dealer(channel)
+        while sock.poll(0):
+            got.append(sock.recv_multipart())
+        return got
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("stats_request").content
+
+    def subscriber(self, *prefixes: str, rcvhwm: int = 10_000) -> zmq.Socket[bytes]:
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        for prefix in prefixes or ("",):
+            sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        sub.connect(self.node.endpoint("pub"))
+        return sub
+
+    def wait_for(
+        self, sub: zmq.Socket[bytes], predicate: Callable[[Message], bool], timeout: float = 5.0
+    ) -> Message:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not sub.poll(int(left * 1000) + 1):
+                break
+            msg = self.codec.decode(sub.recv_multipart())
+            if predicate(msg):
+                return msg
+        raise AssertionError("no matching message on the subscriber")
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+def signed_extra(tmp_path: Path) -> str:
+    key = tmp_path / "hmac.key"
+    key.write_text("5eed" * 16 + "\n")
+    key.chmod(0o600)
+    return f'[security]\nkey_file = "{key}"\n\n'
+
+
+@pytest.fixture
+def node_thread(write_system, tmp_path: Path) -> Iterator[Callable[..., NodeThread]]:  # type: ignore[no-untyped-def]
+    """Start a node on its own thread: ``node_thread(name, signed=, system_keys=, **node)``."""
+    started: list[NodeThread] = []
+
+    def start(
+        name: str = "alpha", *, signed: bool = False, system_keys: str = "", **node: Any
+    ) -> NodeThread:
+        extra = signed_extra(tmp_path) if signed else ""
+        path = write_system(node_toml(name, **node), extra=extra)
+        if system_keys:  # more keys of [system], the file's first table
+            text = path.read_text().replace(
+                "[groups.vehicle]", f"{system_keys}\n\n[groups.vehicle]", 1
+            )
+            path.write_text(text)
+        thread = NodeThread(load_system(path), name)
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
