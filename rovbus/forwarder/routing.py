@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from hmac import compare_digest
 from typing import Any
 
 import zmq
@@ -43,7 +45,7 @@ from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import SocketOptions, connect
-from rovbus.wire.codec import DELIMITER, Codec
+from rovbus.wire.codec import DELIMITER, Codec, split_envelope
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
 
@@ -374,8 +376,23 @@ class RequestRouter:
         self._reject(f"a bad request: {exc}")
         if header is None or not identities:
             return
+        if self.codec.signer.enabled and not self._verifies(frames):
+            # with a key, never answer what could not be verified (e.g. too few frames to
+            # check): a signed reply parented to an attacker's header would help a forger
+            return
         request = Message(header=header, identities=identities, serializer=serializer)
         self._send_error_now(request, exc)
+
+    def _verifies(self, frames: Sequence[bytes]) -> bool:
+        """Whether the signature frame of ``frames`` matches its four dict frames."""
+        try:
+            _, rest = split_envelope(frames)
+        except WireError:
+            return False
+        if len(rest) < 5:
+            return False
+        expected = self.codec.signer.sign([bytes(f) for f in rest[1:5]])
+        return compare_digest(bytes(rest[0]), expected)
 
     def _reject(self, what: str) -> None:
         self.stats.rejected += 1
