@@ -41,7 +41,7 @@ from rovbus.transport.curve import (
     server_setup,
 )
 from rovbus.transport.server import RequestLoop
-from rovbus.transport.sockets import DEFAULT_OPTIONS
+from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import PROTOCOL_VERSION, Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
@@ -152,7 +152,8 @@ class ForwarderDaemon:
     ) -> zmq.asyncio.Socket:
         sock = ctx.socket(zmq.ROUTER)
         try:
-            DEFAULT_OPTIONS.apply(sock)
+            # what the outside sends is bounded, as at a node: [system] max_message_size
+            SocketOptions(maxmsgsize=self.system.system.max_message_size).apply(sock)
             if setup is not None:
                 setup(sock)
             bind(sock, endpoint, what)

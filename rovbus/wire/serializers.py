@@ -133,6 +133,13 @@ def unpack_json(frame: bytes, what: str) -> dict[str, Any]:
         raise EnvelopeError(f"{what} frame is not valid json: {exc}") from None
     if type(obj) is not dict:
         raise EnvelopeError(f"{what} frame holds {type(obj).__name__}, expected a map")
+    if b"\\u" in frame:
+        # A \u escape can spell a lone surrogate, which JSON's decoder accepts but no UTF-8
+        # text can hold: such a message could be received but never sent on.
+        try:
+            _JSON_ENCODER.encode(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            raise EnvelopeError(f"{what} frame holds a lone surrogate (\\uD800-\\uDFFF)") from None
     return obj
 
 

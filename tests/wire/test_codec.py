@@ -557,3 +557,16 @@ def test_mutated_messages_decode_or_raise_wire_errors(
 def test_random_frames_decode_or_raise_wire_errors(frames: list[bytes], key: bytes) -> None:
     decodes_or_wire_error(Codec(key), frames)
     decodes_or_wire_error(Codec(max_age=10.0, clock=Clock()), frames)
+
+
+def test_a_lone_surrogate_in_json_is_refused_so_what_decodes_can_be_sent_on() -> None:
+    """Found by tools/fuzz_envelope.py: JSON's decoder accepts "\\ud800", UTF-8 cannot hold it."""
+    codec = Codec()
+    frames = codec.encode(codec.message("x", {"a": 1}, serializer=Serializer.JSON))
+    frames[-1] = b'{"s":"\\ud800"}'
+    with pytest.raises(EnvelopeError, match="content frame holds a lone surrogate"):
+        codec.decode(frames)
+    frames[-1] = b'{"s":"\\u00e9 \\ud83d\\ude00"}'  # escapes of real characters are fine
+    message = codec.decode(frames)
+    assert message.content == {"s": "é 😀"}
+    assert codec.decode(codec.encode(message)).content == message.content
