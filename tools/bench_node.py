@@ -48,7 +48,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from typing import Any
 
 import msgpack
 import zmq
+from loopback import free_ports
 
 NODE = "bench"
 BUS = "can0"
@@ -340,19 +340,6 @@ def role_zenoh(args: argparse.Namespace) -> int:
 
 
 # -- parent: children ----------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 CHILDREN: list[Child] = []

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import uuid
 from array import array
 from pathlib import Path
 from typing import Any
+
+from loopback import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -143,19 +144,6 @@ def role_node(args: argparse.Namespace) -> int:
 
 
 # -- the parent ----------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def soak_system(batch: str) -> tuple[str, dict[str, list[str]]]:

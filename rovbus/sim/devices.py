@@ -14,6 +14,7 @@ them and puts their frames on a python-can bus.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import math
 import random
@@ -59,7 +60,7 @@ def _frame(arbitration_id: int, data: bytes, extended: bool = False) -> can.Mess
     return can.Message(arbitration_id=arbitration_id, data=data, is_extended_id=extended)
 
 
-class Device:
+class Device(abc.ABC):
     """A simulated unit on one bus. Subclasses implement :meth:`run`."""
 
     kind: ClassVar[str] = ""
@@ -73,12 +74,13 @@ class Device:
         """True for the frames this device listens to."""
         return False
 
-    def on_frame(self, msg: can.Message, now: float) -> None:
-        """A frame addressed to this device (``accepts`` said yes); ``now`` is loop time."""
+    def on_frame(self, msg: can.Message, now: float) -> None:  # noqa: B027 (optional hook)
+        """A frame addressed to this device (``accepts`` said yes); ``now`` is loop time.
+        Devices that take no frames keep this default, which ignores it."""
 
+    @abc.abstractmethod
     async def run(self, emit: Emit) -> None:
         """Send until cancelled."""
-        raise NotImplementedError
 
     def status(self) -> dict[str, object]:
         return {"kind": self.kind, "sent": self.sent, "received": self.received}
@@ -94,10 +96,10 @@ class PeriodicDevice(Device):
         self.skipped = 0
         self._t0: float | None = None
 
+    @abc.abstractmethod
     def step(self, t: float, dt: float) -> list[can.Message]:
         """The frames of the step at ``t`` seconds since the device started; ``dt`` is the
         time since the previous step."""
-        raise NotImplementedError
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
