@@ -271,6 +271,18 @@ def role_node(args: argparse.Namespace) -> int:
 # -- role: raw pyzmq PUB ---------------------------------------------------------------------
 
 
+def serve_sender(control: str, send_one: Callable[[], None]) -> None:
+    """A reference sender's side socket: ``send`` paces ``send_one``; anything else pings."""
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "send":
+            sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
+            return {"sent": sent, "t0": t0, "t1": t1}
+        return {"pid": os.getpid()}
+
+    serve_control(control, handle)
+
+
 def role_zmq(args: argparse.Namespace) -> int:
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
@@ -279,18 +291,8 @@ def role_zmq(args: argparse.Namespace) -> int:
     pub.bind(args.data)
     send = pub.send
 
-    def send_one() -> None:
-        send(stamp())
-
-    def handle(request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
-        if op == "send":
-            sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
-            return {"sent": sent, "t0": t0, "t1": t1}
-        return {"pid": os.getpid()}
-
     try:
-        serve_control(args.control, handle)
+        serve_sender(args.control, lambda: send(stamp()))
     finally:
         pub.close()
         ctx.term()
@@ -320,19 +322,8 @@ def role_zenoh(args: argparse.Namespace) -> int:
         ZENOH_KEY, congestion_control=zenoh.CongestionControl.BLOCK
     )
     put = publisher.put
-
-    def send_one() -> None:
-        put(stamp())
-
-    def handle(request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
-        if op == "send":
-            sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
-            return {"sent": sent, "t0": t0, "t1": t1}
-        return {"pid": os.getpid()}
-
     try:
-        serve_control(args.control, handle)
+        serve_sender(args.control, lambda: put(stamp()))
     finally:
         publisher.undeclare()
         session.close()
