@@ -23,7 +23,9 @@ In the same run, two references
 carry the same 8-byte frames between two processes, with the same zero-loss search: raw
 pyzmq (PUB -> SUB over tcp loopback, one-frame messages: the transport's ceiling) and Zenoh
 (``eclipse-zenoh``, peer mode, multicast scouting off, tcp loopback, congestion control
-BLOCK, one frame per message).
+BLOCK, one frame per message). A third, python-can's virtual bus alone (the same writer
+and a thread reading with ``bus.recv``, in one process, no rovbus), is the ceiling of the
+node's input here: no node fed by that bus can publish faster.
 
 python-can's virtual bus only connects buses of one process, so the frame writer lives in
 the node's process: this script starts itself as a child (``--role node``) that runs
@@ -265,6 +267,56 @@ def role_node(args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
+    return 0
+
+
+# -- role: python-can's virtual bus alone -------------------------------------------------
+
+
+def role_vbus(args: argparse.Namespace) -> int:
+    """The node's input on its own: the same writer and a thread reading with ``bus.recv``
+    on one virtual channel in one process, as in the node's process, with no rovbus at all.
+    Its rate bounds what any node fed by python-can's virtual bus can publish."""
+    import can
+
+    channel = f"ceiling-{os.getpid()}"
+    reader = can.Bus(interface="virtual", channel=channel)
+    writer = can.Bus(interface="virtual", channel=channel)
+    send_one = can_sender(writer, args.writer)
+    stop = threading.Event()
+    count = [0, 0]  # frames read, time.time_ns() of the last
+
+    def read() -> None:
+        recv = reader.recv
+        clock = time.time_ns
+        while not stop.is_set():
+            if recv(0.05) is not None:
+                count[0] += 1
+                count[1] = clock()
+
+    thread = threading.Thread(target=read, name="can rx", daemon=True)
+    thread.start()
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") != "send":
+            assert thread.native_id is not None
+            return {"threads": {"can rx": thread.native_id, "writer": threading.get_native_id()}}
+        count[0] = 0
+        sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
+        seen, seen_at = -1, time.monotonic()
+        while count[0] < sent and time.monotonic() - seen_at < 1.0:  # the queue drains
+            if count[0] != seen:
+                seen, seen_at = count[0], time.monotonic()
+            time.sleep(0.01)
+        return {"sent": sent, "t0": t0, "t1": t1, "received": count[0], "last_ns": count[1]}
+
+    try:
+        serve_control(args.control, handle)
+    finally:
+        stop.set()
+        thread.join(1)
+        reader.shutdown()
+        writer.shutdown()
     return 0
 
 
@@ -782,6 +834,35 @@ class Bench:
             best, steps = find_max(child, sink, self.args.seconds, self.args.refine, self.log)
         return Figures(label, best, steps)
 
+    def ceiling(self, label: str, writer: str) -> Figures:
+        """python-can's virtual bus alone (``--role vbus``), the writer unpaced: the queue
+        between writer and reader is unbounded, so nothing is lost and the rate at which
+        the reader drains it is the most the bus can carry."""
+        self.log(f"  {label}")
+        child = Child(label, "vbus", ["--writer", writer], self.ctx)
+        try:
+            cpu0 = child.cpu_seconds()
+            request = {"op": "send", "rate": None, "seconds": self.args.seconds}
+            reply = child.call(request, timeout=self.args.seconds + 60)
+            cpu1 = child.cpu_seconds()
+        finally:
+            child.close()
+        sent, received = int(reply["sent"]), int(reply["received"])
+        t0, t1, last = int(reply["t0"]), int(reply["t1"]), int(reply["last_ns"])
+        result = Step(
+            None,
+            sent,
+            received,
+            sent / max(1e-9, (t1 - t0) / 1e9),
+            received / max(1e-9, (last - t0) / 1e9) if received else 0.0,
+            [],
+            {k: (v - cpu0.get(k, 0.0)) * 1e6 / max(1, sent) for k, v in cpu1.items()},
+            0.0,
+            (last - t1) / 1e9 if received else math.nan,
+        )
+        self.log(f"    read {received:,} of {sent:,}: {result.delivered_fps:,.0f}/s")
+        return Figures(label, result, [result])
+
 
 # -- output --------------------------------------------------------------------------------
 
@@ -799,6 +880,7 @@ def summary(figs: dict[str, Figures]) -> dict[str, Any]:
         "rss_mb": round(max(unbatched.rss_mb, batched.rss_mb), 1),
         "raw_pyzmq_fps": round(figs["raw"].fps),
         "zenoh_fps": round(figs["zenoh"].fps),
+        "vbus_fps": round(figs["vbus"].fps),
     }
 
 
@@ -821,6 +903,8 @@ def machine() -> str:
 ROWS = (
     ("raw", "raw pyzmq, 1 frame per message", ""),
     ("zenoh", "zenoh, 1 frame per message", ""),
+    ("vbus", "python-can virtual bus alone", ""),
+    ("vbus-light", "python-can virtual bus, light writer", ""),
     ("unbatched", "node unbatched (can_frame)", f">= {GOALS['unbatched_fps']:,}"),
     ("batched", "node batched (can_batch)", ">= zenoh"),
     ("unbatched-light", "node unbatched, light writer", ""),
@@ -841,6 +925,11 @@ def table(result: dict[str, Any], figs: dict[str, Figures], args: argparse.Names
         if key in figs:
             fps = figs[key].fps
             out.append(f"{name:<38}{fps:>10,.0f}{fps / raw:>10.2f}{fps / zen:>10.2f}  {goal}")
+    vbus = result["vbus_fps"] or 1
+    out.append(
+        f"the node batched carries {result['batched_fps'] / vbus:.0%} of what python-can's"
+        " virtual bus carries with no node (same writer, unpaced)"
+    )
     out += [
         "",
         "CPU µs per frame at the fastest zero-loss rate (publisher process by thread,",
@@ -919,7 +1008,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-light", action="store_true", help="skip the light-writer rows (quick skips them)"
     )
     # child roles (internal)
-    p.add_argument("--role", choices=("node", "zmq", "zenoh"), help=argparse.SUPPRESS)
+    p.add_argument("--role", choices=("node", "vbus", "zmq", "zenoh"), help=argparse.SUPPRESS)
     p.add_argument("--control", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     p.add_argument("--channel", help=argparse.SUPPRESS)
@@ -953,7 +1042,9 @@ def run_parent(args: argparse.Namespace) -> int:
         figs["batched"] = bench.node("node batched", batch, "send", full=True)
         figs["raw"] = bench.reference("raw pyzmq", "zmq")
         figs["zenoh"] = bench.reference("zenoh", "zenoh")
+        figs["vbus"] = bench.ceiling("python-can virtual bus alone", "send")
         if not (args.quick or args.no_light):
+            figs["vbus-light"] = bench.ceiling("python-can virtual bus, light writer", "queue")
             figs["unbatched-light"] = bench.node(
                 "node unbatched, light writer", None, "queue", full=False
             )
@@ -977,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C reaches the whole process group: the parent stops its children in order.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         die_with_parent()
-        roles = {"node": role_node, "zmq": role_zmq, "zenoh": role_zenoh}
+        roles = {"node": role_node, "vbus": role_vbus, "zmq": role_zmq, "zenoh": role_zenoh}
         return roles[args.role](args)
     try:
         return run_parent(args)

@@ -178,7 +178,7 @@ class NodeDaemon:
         bus = self.config.bus(name)
         port = CanPort(
             bus,
-            self._on_frames,
+            functools.partial(self._on_frames, name),
             bus_factory=self._bus_factories.get(name),
             on_state=self._on_bus_state,
         )
@@ -212,17 +212,16 @@ class NodeDaemon:
 
     # -- the CAN stream -----------------------------------------------------------------
 
-    def _on_frames(self, frames: list[CanFrame]) -> None:
-        """Called by the ports on the loop thread with frames received or sent."""
+    def _on_frames(self, bus: str, frames: list[CanFrame]) -> None:
+        """Called by the port of ``bus`` on the loop thread with frames received or sent."""
+        self.rings[bus].extend(frames)
+        batcher = self.batchers.get(bus)
+        if batcher is not None:
+            batcher.extend(frames)
+            return
         publish = self.publishers["pub"].publish
-        rings, batchers, topic_of = self.rings, self.batchers, self._can_topic
+        topic_of = self._can_topic
         for frame in frames:
-            bus = frame.bus
-            rings[bus].append(frame)
-            batcher = batchers.get(bus)
-            if batcher is not None:
-                batcher.add(frame)
-                continue
             publish(topic_of(bus, frame), "can_frame", frame.to_content())
 
     def _can_topic(self, bus: str, frame: CanFrame) -> str:

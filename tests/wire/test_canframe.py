@@ -90,6 +90,10 @@ def test_frames_are_frozen_hashable_values_and_bytearray_data_becomes_bytes() ->
     assert len({frame, CanFrame("can0", 1, b"\x01")}) == 1
     with pytest.raises(dataclasses.FrozenInstanceError):
         frame.arbitration_id = 2  # type: ignore[misc]
+    # replace() builds a new frame through the same checks
+    assert dataclasses.replace(frame, direction="tx").direction == "tx"
+    with pytest.raises(ValueError, match="arbitration_id"):
+        dataclasses.replace(frame, arbitration_id=0x800)
 
 
 @pytest.mark.parametrize(
