@@ -19,6 +19,10 @@ examples:
   rovbus record all.rbl                        # every message, exactly as on the wire
   rovbus record big.log --max-bytes 50000000   # rotate: a new file every 50 MB
 
+With --max-bytes, CAN logs rotate as python-can's SizedRotatingLogger does (FILE is the
+live file; full ones are renamed FILE_<time>_#NNN), .rbl logs continue in FILE.001.rbl,
+FILE.002.rbl, ...
+
 The extension picks the format: .log (candump -L), .asc, .blf, .csv, .trc (any format
 python-can writes) hold CAN frames, each with its node timestamp, direction and the bus
 name as channel (--node-channel: node/bus); .rbl (rovbus native log, see

@@ -169,3 +169,42 @@ def test_record_python_can_formats(bus: Bus, tmp_path: Path, suffix: str) -> Non
     assert code == 0, err
     got = [(m.arbitration_id, bytes(m.data)) for m in can.LogReader(str(path))]
     assert got == [(0x123, b"\x01\x02"), (0x18FF0001, b"\xaa\xbb\xcc")]
+
+
+def test_record_rotates_by_size_and_loses_no_frame(bus: Bus, tmp_path: Path) -> None:
+    """--max-bytes: python-can's naming for CAN logs (the live file keeps FILE's name, the
+    full ones get a timestamp and #NNN), FILE.NNN.rbl for native logs; read in order, the
+    files hold every frame once."""
+    from rovbus.client import read_native_log
+
+    frames = [f"{0x100 + i:03X}#{i:016X}" for i in range(60)]
+    log_path, rbl_path = tmp_path / "rot.log", tmp_path / "rot.rbl"
+    prefix = "alpha/can/can0/"
+    log_rec = bus.start("record", str(log_path), prefix, "-n", "60", "--max-bytes", "600", *G)
+    rbl_rec = bus.start("record", str(rbl_path), prefix, "-n", "60", "--max-bytes", "2000", *G)
+    assert bus.run("send", "alpha", "can0", *frames, *G).returncode == 0
+    for rec in (log_rec, rbl_rec):
+        code, _, err = rec.finish()
+        assert code == 0, err
+    expected = [(0x100 + i, i.to_bytes(8, "big")) for i in range(60)]
+
+    rolled = sorted(tmp_path.glob("rot_*_#*.log"))
+    assert len(rolled) >= 3, "600-byte files should hold about 13 lines each"
+    got = []
+    for path in [*rolled, log_path]:
+        assert path.stat().st_size <= 600 + 60  # a file is closed at the first line past N
+        got += [(m.arbitration_id, bytes(m.data)) for m in can.LogReader(str(path))]
+    assert got == expected
+
+    parts = [rbl_path, *sorted(tmp_path.glob("rot.[0-9][0-9][0-9].rbl"))]
+    assert len(parts) >= 3
+    from rovbus.wire.codec import Codec
+
+    decoded = []
+    for path in parts:
+        header, records = read_native_log(path)
+        assert header["prefixes"] == [prefix]
+        for _, envelope in records:
+            content = Codec().decode(envelope).content
+            decoded.append((content["id"], content["data"]))
+    assert decoded == expected
