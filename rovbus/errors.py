@@ -13,7 +13,8 @@ print them. ``ValueError`` stays for bad arguments to a function.
     ├── TransportError
     │   └── RequestTimeout     (also a TimeoutError)
     ├── ConfigError            names the file, the key path and what was expected
-    └── CanError
+    ├── CanError
+    └── ShuttingDown           a daemon that is stopping refuses a request (error replies)
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ class ConfigError(RovbusError):
 
 class CanError(RovbusError):
     """A CAN bus could not be opened, read or written, or a frame is invalid."""
+
+
+class ShuttingDown(RovbusError):
+    """A daemon that is stopping refuses a request.
+
+    Its ``ename`` in an error reply; the ``evalue`` names the node or forwarder and says
+    whether the request was carried out (it was not, unless it was interrupted midway).
+    """
 
 
 class FrameSyntaxError(WireError, ValueError):

@@ -19,7 +19,11 @@ What this layer promises:
   they go in, and nothing is re-signed (:mod:`rovbus.transport.curve`).
 - **A daemon**: its own ``<name>/hb`` with counters; ``kernel_info``, ``node_info``,
   ``stats``, ``pause``, ``resume`` and ``shutdown`` on its ``control`` endpoint; sd_notify
-  and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`.
+  and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`: replies to requests
+  forwarded still come back for a moment, and requests not yet read get a ``ShuttingDown``
+  error reply.
+- **Bounded input from outside**: ``[system] max_message_size`` on every outer socket
+  (request and control ROUTERs, and subscriptions to the XPUB).
 """
 
 from rovbus.forwarder.daemon import CONTROL_REQUESTS, ForwarderDaemon

@@ -11,7 +11,9 @@ CURVE), and connections to the inner side::
 ``start`` binds and connects everything and starts the proxy thread (and raises, before
 anything is announced, if a port is taken or a key file is bad); ``serve`` routes requests,
 keeps the last-value cache, answers control requests and publishes ``<name>/hb`` until it
-is stopped; ``aclose`` stops the proxy and releases everything.
+is stopped, then stops reading requests and lets those in hand finish (replies to forwarded
+requests still come back) within ``drain_deadline``; ``aclose`` answers what is still
+queued with ``ShuttingDown`` error replies, stops the proxy and releases everything.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from rovbus.transport.curve import (
     client_setup,
     server_setup,
 )
-from rovbus.transport.server import RequestLoop
+from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import PROTOCOL_VERSION, Message, error_content, reply_type
@@ -68,12 +70,14 @@ class ForwarderDaemon:
         name: str,
         *,
         request_timeout: float = DEFAULT_TIMEOUT,
+        drain_deadline: float = 0.5,
     ) -> None:
         self.system = system
         self.config: ForwarderConfig = system.forwarder(name)
         self.name = name
         self.topology: Topology = topology_of(system, name)
         self.request_timeout = request_timeout
+        self.drain_deadline = drain_deadline
         security = system.security
         self.serializer = Serializer(system.system.serializer)
 
@@ -123,7 +127,13 @@ class ForwarderDaemon:
             self.lvc = LastValueCache(
                 ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
             )
-            self.pubpath = PubPath(ctx, self.name, str(ep.pub), outer_setup=outer)
+            self.pubpath = PubPath(
+                ctx,
+                self.name,
+                str(ep.pub),
+                outer_setup=outer,
+                max_message_size=self.system.system.max_message_size,
+            )
             self.pubpath.xsub.connect(self.lvc.endpoint)
             self.pubpath.connect_inner(self.topology.sources, inner)
             self.lvc.watch(self.topology.cached_topics(), self.topology.sources, inner)
@@ -173,17 +183,26 @@ class ForwarderDaemon:
         if self._stop is None or self.router is None or self.lvc is None:
             raise RuntimeError("ForwarderDaemon.serve() before start()")
         async with asyncio.TaskGroup() as tg:
-            tasks = [
-                tg.create_task(self.router.serve()),
+            routing = tg.create_task(self.router.serve())
+            control = tg.create_task(self._serve_control())
+            others = [
                 tg.create_task(self.lvc.collect_forever()),
                 tg.create_task(self.lvc.serve_subscriptions()),
-                tg.create_task(self._serve_control()),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
             await self._stop.wait()
             self.state = "stopping"
-            for task in tasks:
+            for task in others:
                 task.cancel()
+            # stop intake; the control request in hand and the replies to requests
+            # forwarded get the drain deadline; aclose answers what is left
+            self._requests.stop()
+            self.router.stop_intake()
+            until = time.monotonic() + self.drain_deadline
+            await asyncio.wait([control], timeout=self.drain_deadline)
+            await self.router.settle(max(0.0, until - time.monotonic()))
+            routing.cancel()
+            control.cancel()
 
     async def _serve_control(self) -> None:
         if self.control is None:
@@ -379,6 +398,7 @@ class ForwarderDaemon:
             else:
                 self.pubpath.close()
             self.pubpath = None
+        await self._refuse_queued()
         if self.router is not None:
             self.router.close()
             self.router.outer.close(linger=200)
@@ -396,3 +416,15 @@ class ForwarderDaemon:
             self.context.term()
             self.context = None
         self.state = "stopped"
+
+    async def _refuse_queued(self) -> None:
+        """Answer the requests still queued (or waiting for a node) with ``ShuttingDown``."""
+        until = time.monotonic() + DRAIN_DEADLINE
+        who = f"forwarder {self.name}"
+        refused = 0
+        if self.router is not None:
+            refused += await self.router.refuse_queued(who, until=until)
+        if self.control is not None and not self.control.socket.closed:
+            refused += await self._requests.refuse_queued(self.control, who, until=until)
+        if refused:
+            log.info("%s: answered %d request(s) left at shutdown", self.name, refused)

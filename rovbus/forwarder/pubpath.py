@@ -20,6 +20,11 @@ only the first and last per topic, so the last-value cache (which sits upstream,
 :mod:`rovbus.forwarder.lvc`) sees each late joiner, and the XSUB's reference counts stay
 balanced (an unsubscription is never lost, so a topic stops crossing once its last
 subscriber is gone).
+
+What the outside sends the XPUB (subscriptions) is bounded by ``max_message_size``
+(``ZMQ_MAXMSGSIZE``): an oversized one drops that subscriber's connection. The XSUB,
+which reads the inner group's daemons, is not bounded: a node's large message must not
+cut the pub path for every subscriber outside.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import zmq
@@ -80,6 +85,7 @@ class PubPath:
         outer_endpoint: str,
         *,
         outer_setup: SocketSetup | None = None,
+        max_message_size: int = -1,
     ) -> None:
         self.name = name
         self.outer_endpoint = outer_endpoint
@@ -95,7 +101,10 @@ class PubPath:
         self.paused = False
         try:
             PROXY_OPTIONS.apply(self.xsub)
-            PROXY_OPTIONS.apply(self.xpub)
+            # what the outside sends the XPUB (subscriptions) is bounded, as at a node's
+            # PUB: an oversized one would otherwise go upstream to every inner PUB, which
+            # would drop the XSUB's connection for it, again after every reconnect
+            replace(PROXY_OPTIONS, maxmsgsize=max_message_size).apply(self.xpub)
             self.xpub.setsockopt(zmq.XPUB_VERBOSER, 1)
             if outer_setup is not None:
                 outer_setup(self.xpub)

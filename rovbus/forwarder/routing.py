@@ -25,12 +25,20 @@ is unknown (the reply names the nodes behind this forwarder), the channel is not
 control, the node is not connected, or no reply came within the timeout (plus a margin per
 forwarder on the way, so the innermost hop that knows most answers first). A reply that
 comes after its timeout is dropped and counted.
+
+Stopping (``stop_intake``, ``settle``, ``refuse_queued``): no new request is read; the
+replies to requests already forwarded are routed back for a short while; then what is
+still queued on the ROUTER, and what waits for a node to connect, is answered with a
+``ShuttingDown`` error reply (not forwarded, so not carried out). A request forwarded
+whose reply has not come back by then gets nothing from us: the node may have carried it
+out, and a client's retry of the same ``msg_id`` gets the node's own reply from its cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hmac import compare_digest
@@ -44,6 +52,7 @@ from rovbus.forwarder.topology import Target, Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
+from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Intake, read_now, refusal
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec, split_envelope
 from rovbus.wire.message import Message, error_content, reply_type
@@ -143,7 +152,10 @@ class RequestRouter:
         self._now: dict[zmq.asyncio.Socket, zmq.Socket[Any]] = {outer: sync_twin(outer)}
         self.pending: dict[tuple[tuple[bytes, ...], str], Pending] = {}
         self._log_limit = RateLimiter(10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: requests waiting for their node to connect (see ``_send_when_connected``)
+        self._tasks: dict[asyncio.Task[None], Message] = {}
+        self._intake = Intake()
+        self._settled: asyncio.Event | None = None
 
     # -- sockets ----------------------------------------------------------------------
 
@@ -170,9 +182,80 @@ class RequestRouter:
                 tg.create_task(self._serve_replies(sock))
             tg.create_task(self._serve_requests())
 
+    def stop_intake(self) -> None:
+        """Read no new request; replies to those forwarded are still routed back."""
+        self._intake.stop()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait until every forwarded request has had its reply (or error), at most
+        ``timeout`` seconds."""
+        if not self.pending:
+            return
+        self._settled = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._settled.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._settled = None
+
+    def _forgot(self) -> None:
+        """A pending request was answered or expired."""
+        if self._settled is not None and not self.pending:
+            self._settled.set()
+
+    async def refuse_queued(
+        self, who: str, *, until: float | None = None, limit: int = DRAIN_LIMIT
+    ) -> int:
+        """Answer with ``ShuttingDown`` the requests still waiting for their node to
+        connect and those still queued on the ROUTER (read without blocking: at most
+        ``limit``, until the monotonic time ``until``); return how many were answered.
+        Bad messages are counted and answered (or not) as when routing."""
+        if until is None:
+            until = time.monotonic() + DRAIN_DEADLINE
+        count = 0
+        for task, request in list(self._tasks.items()):
+            if task.done():  # it sent the request or answered it already
+                continue
+            task.cancel()
+            self._refuse(request, who)
+            count += 1
+        self._tasks.clear()
+        for _ in range(limit):
+            if self.outer.closed or time.monotonic() >= until:
+                break
+            frames = await read_now(self.outer)
+            if frames is None:
+                break
+            self.stats.requests += 1
+            try:
+                request = self.codec.decode(frames)
+            except SignatureError as exc:
+                self._reject(f"dropped a request: {exc}")
+                continue
+            except WireError as exc:
+                await self._refuse_unreadable(frames, exc)
+                continue
+            if len(request.identities) >= 3:  # the ROUTER's identity, then node and channel
+                request = Message(
+                    request.header,
+                    request.parent_header,
+                    identities=request.identities[:-2],
+                    serializer=request.serializer,
+                )
+            self._refuse(request, who)
+            count += 1
+        return count
+
+    def _refuse(self, request: Message, who: str) -> None:
+        self.stats.errors += 1
+        self._send_out(self.codec.encode(refusal(self.codec, request, who)))
+
     def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self._tasks.clear()
         for pending in self.pending.values():
             if pending.timer is not None:
                 pending.timer.cancel()
@@ -184,8 +267,7 @@ class RequestRouter:
     # -- the way in -------------------------------------------------------------------
 
     async def _serve_requests(self) -> None:
-        while True:
-            frames: list[bytes] = await self.outer.recv_multipart()
+        while (frames := await self._intake.next(self.outer)) is not None:
             try:
                 await self.route(frames)
             except Exception:  # a bug here must not stop the forwarder
@@ -250,10 +332,13 @@ class RequestRouter:
             task = asyncio.create_task(
                 self._send_when_connected(sock, out, request, target, channel)
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = request
+            task.add_done_callback(self._done_waiting)
             return
         self._sent(request, stack, target, channel)
+
+    def _done_waiting(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     def _try_send(self, sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
         try:
@@ -313,6 +398,7 @@ class RequestRouter:
             return
         if pending.timer is not None:
             pending.timer.cancel()
+        self._forgot()
         self.stats.timeouts += 1
         target = pending.target
         delay = self.timeout + HOP_MARGIN * target.hops
@@ -340,6 +426,7 @@ class RequestRouter:
                 pending.timer.cancel()
             self._send_out(frames)
             self.stats.replies += 1
+            self._forgot()
 
     @staticmethod
     def _reply_key(frames: list[bytes]) -> tuple[tuple[bytes, ...], str] | None:

@@ -32,7 +32,7 @@ import zmq.asyncio
 from rovbus import __version__
 from rovbus.can import CanPort, FrameBatcher, RingBuffer
 from rovbus.config import NodeConfig, SystemConfig
-from rovbus.errors import CanError, ConfigError, RovbusError
+from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
 from rovbus.node.connection_file import (
     connection_info_for,
     default_connection_path,
@@ -48,7 +48,7 @@ from rovbus.node.requests import (
     kernel_info,
 )
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
-from rovbus.transport.server import RequestLoop
+from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
@@ -90,6 +90,7 @@ class NodeDaemon:
         )
         self.interval = system.heartbeat_interval_of(name)
         self.drain_deadline = drain_deadline
+        self._drain_until: float | None = None  # set when serve stops: drain ends then
         self._bus_factories = bus_factories or {}
         self._started = time.monotonic()
         self._stop: asyncio.Event | None = None
@@ -247,30 +248,52 @@ class NodeDaemon:
             self._stop.set()
 
     async def serve(self) -> None:
-        """Answer requests and publish heartbeats until ``request_stop``."""
+        """Answer requests and publish heartbeats until ``request_stop``; then stop reading
+        requests and let those in hand finish within ``drain_deadline`` (``aclose``
+        answers the rest)."""
         if self._stop is None or self.hb_socket is None:
             raise RuntimeError("NodeDaemon.serve() before start()")
         async with asyncio.TaskGroup() as tg:
-            tasks = [
+            requests = [
                 tg.create_task(self._serve_channel("shell", SHELL_REQUESTS)),
                 tg.create_task(self._serve_channel("control", CONTROL_REQUESTS)),
                 tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
+            ]
+            others = [
                 tg.create_task(echo_forever(self.hb_socket, self.hb_stats)),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
             await self._stop.wait()
             self.state = "stopping"
-            for task in tasks:
+            for task in others:
                 task.cancel()
+            await self._finish_requests(requests)
+
+    async def _finish_requests(self, loops: list[asyncio.Task[None]]) -> None:
+        """Stop intake; the requests in hand finish within the drain deadline, which the
+        ports' transmit drain in ``aclose`` shares; a handler still running is cancelled."""
+        self._drain_until = time.monotonic() + self.drain_deadline
+        self._requests.stop()
+        for _, future in self._inputs.values():  # the stdin loop reads no answer any more
+            if not future.done():
+                future.set_exception(
+                    ShuttingDown(
+                        f"node {self.name} is shutting down: its question on stdin will not "
+                        "be answered, and the command stopped there"
+                    )
+                )
+        _, running = await asyncio.wait(loops, timeout=self.drain_deadline)
+        for task in running:
+            task.cancel()
 
     async def _serve_channel(self, name: str, answers: Sequence[str]) -> None:
         channel = self.channels[name]
         await self._requests.serve(channel, lambda request: self._answer(channel, request, answers))
 
     async def _answer(self, channel: Channel, request: Message, answers: Sequence[str]) -> None:
-        cached = self._replies.get(request.msg_id)
+        cached = self._cached_reply(request)
         if cached is not None:  # a client's retry: answer again, do not act twice
-            await channel.send(self.codec.reply(request, cached.msg_type, cached.content))
+            await channel.send(cached)
             return
         self._publish_status("busy", request)
         try:
@@ -530,7 +553,8 @@ class NodeDaemon:
     # -- shutdown -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Finish pending transmissions within the deadline, then release everything."""
+        """Finish pending transmissions within the deadline, answer the requests still
+        queued (``ShuttingDown``), then release everything."""
         self.state = "stopping"
         for _, future in self._inputs.values():
             future.cancel()
@@ -540,9 +564,13 @@ class NodeDaemon:
             batcher.close()
         ports = list(self.ports.values())
         if ports:
-            await asyncio.gather(*(p.aclose(self.drain_deadline) for p in ports))
+            left = self.drain_deadline
+            if self._drain_until is not None:  # what the requests in hand left of it
+                left = max(0.0, self._drain_until - time.monotonic())
+            await asyncio.gather(*(p.aclose(left) for p in ports))
         if self.publishers.get("pub") is not None and not self.publishers["pub"].socket.closed:
             self._publish_status("stopping", None)
+        await self._refuse_queued()
         for channel in self.channels.values():
             channel.close(linger_ms=200)
         for publisher in self.publishers.values():
@@ -556,6 +584,31 @@ class NodeDaemon:
             self.context.term()
             self.context = None
         self.state = "stopped"
+
+    async def _refuse_queued(self) -> None:
+        """Answer every request still queued on shell and control, and the ones cut short,
+        with ``ShuttingDown`` (or the reply already given to a retry); read stdin's queue."""
+        until = time.monotonic() + DRAIN_DEADLINE
+        who = f"node {self.name}"
+        refused = 0
+        for name, channel in self.channels.items():
+            if channel.socket.closed:
+                continue
+            if name == "stdin":
+                await self._requests.refuse_queued(channel, who, answer=False, until=until)
+            else:
+                refused += await self._requests.refuse_queued(
+                    channel, who, answered=self._cached_reply, until=until
+                )
+        if refused:
+            log.info("%s: answered %d request(s) left at shutdown", self.name, refused)
+
+    def _cached_reply(self, request: Message) -> Message | None:
+        """The reply already given to ``request``'s ``msg_id`` (a client's retry), if any."""
+        cached = self._replies.get(request.msg_id)
+        if cached is None:
+            return None
+        return self.codec.reply(request, cached.msg_type, cached.content)
 
 
 __all__ = ["NodeDaemon"]

@@ -3,16 +3,103 @@
 A bad message never stops the loop: it is counted by the channel, logged at a limited
 rate, and, when its header could be read (and its signature did not fail), answered with
 an error reply in Jupyter's form. A handler that raises is logged and the loop goes on.
+
+Stopping, in the order a daemon follows (DESIGN.md: stop intake, drain with a deadline,
+close):
+
+1. ``RequestLoop.stop`` stops intake: each ``serve`` returns once the request in hand is
+   answered; none reads another. The wait for a message is a poll, which takes nothing
+   off the queue, so stopping loses no message (cancelling a receive can).
+2. The daemon waits for the loops within its drain deadline and cancels the rest; a
+   request whose handler was cancelled is remembered as interrupted.
+3. Before closing its channels, ``refuse_queued`` answers, without acting on them, what
+   each ROUTER still holds: the interrupted request, then every queued one, read without
+   blocking (at most ``DRAIN_LIMIT`` per channel, until a deadline). The answer is an
+   error reply with ``ename`` ``ShuttingDown`` naming the daemon (``refusal``), or the
+   reply the daemon already gave to the same ``msg_id`` (a client's retry of a request
+   that was carried out). Bad messages go through ``reject`` as always.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+import zmq
+import zmq.asyncio
+
+from rovbus.errors import ShuttingDown
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import Channel, Rejected
+from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
+
+__all__ = ["DRAIN_DEADLINE", "DRAIN_LIMIT", "Intake", "RequestLoop", "read_now", "refusal"]
+
+#: what ``refuse_queued`` reads of one channel at most, and for how long (seconds)
+DRAIN_LIMIT = 1000
+DRAIN_DEADLINE = 0.25
+
+
+def refusal(codec: Codec, request: Message, who: str, *, interrupted: bool = False) -> Message:
+    """The ``ShuttingDown`` error reply to ``request`` from ``who`` (``"node alpha"``)."""
+    if interrupted:
+        why = (
+            f"{who} stopped while carrying out {request.msg_type}: it was interrupted "
+            "and may have been partly carried out"
+        )
+    else:
+        why = f"{who} is shutting down: {request.msg_type} was not carried out"
+    content = error_content(ShuttingDown(why))
+    return codec.reply(request, reply_type(request.msg_type), content)
+
+
+async def read_now(sock: zmq.asyncio.Socket) -> list[bytes] | None:
+    """The next message already queued on ``sock``, or ``None``; never waits (pyzmq
+    completes a non-blocking receive at once, so there is no suspension to cancel)."""
+    try:
+        frames: list[bytes] = await sock.recv_multipart(flags=zmq.NOBLOCK)
+    except zmq.Again:
+        return None
+    return frames
+
+
+class Intake:
+    """Receiving from sockets until ``stop``, without losing a message to the stop."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._stop: asyncio.Future[None] | None = None
+
+    def _future(self) -> asyncio.Future[None]:
+        if self._stop is None:
+            self._stop = asyncio.get_running_loop().create_future()
+            if self.stopped:
+                self._stop.set_result(None)
+        return self._stop
+
+    def stop(self) -> None:
+        """Every ``next`` returns ``None`` from now on (those waiting, at once)."""
+        self.stopped = True
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
+    async def next(self, sock: zmq.asyncio.Socket) -> list[bytes] | None:
+        """The next message of ``sock``; ``None`` once stopped. Messages are only taken
+        off the queue by a receive that cannot be suspended; the wait is a poll."""
+        stop = self._future()
+        while not stop.done():
+            frames = await read_now(sock)
+            if frames is not None:
+                return frames
+            ready = asyncio.ensure_future(sock.poll())  # POLLIN
+            try:
+                await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+        return None
 
 
 class RequestLoop:
@@ -21,16 +108,26 @@ class RequestLoop:
     def __init__(self, logger: logging.Logger, log_interval_s: float = 10.0) -> None:
         self.logger = logger
         self._limit = RateLimiter(log_interval_s)
+        self.intake = Intake()
+        #: per channel name, the request whose handler was cancelled (at a deadline)
+        self.interrupted: dict[str, Message] = {}
+
+    def stop(self) -> None:
+        """Stop intake: each ``serve`` returns once the request in hand is answered."""
+        self.intake.stop()
 
     async def serve(self, channel: Channel, handle: Callable[[Message], Awaitable[None]]) -> None:
-        """Until cancelled: every good message of ``channel`` goes to ``handle``."""
-        while True:
-            got = await channel.recv()
+        """Every good message of ``channel`` goes to ``handle``, until ``stop``."""
+        while (frames := await self.intake.next(channel.socket)) is not None:
+            got = channel.decode(frames)
             if isinstance(got, Rejected):
                 await self.reject(channel, got)
                 continue
             try:
                 await handle(got)
+            except asyncio.CancelledError:
+                self.interrupted[channel.name] = got  # refuse_queued answers it
+                raise
             except Exception:  # a handler bug must not stop the daemon
                 self.logger.exception(
                     "%s: unhandled error answering %s", channel.name, got.msg_type
@@ -54,3 +151,49 @@ class RequestLoop:
         await channel.send(
             channel.codec.reply(request, reply_type(rejected.header["msg_type"]), content)
         )
+
+    async def refuse_queued(
+        self,
+        channel: Channel,
+        who: str,
+        *,
+        answered: Callable[[Message], Message | None] | None = None,
+        answer: bool = True,
+        until: float | None = None,
+        limit: int = DRAIN_LIMIT,
+    ) -> int:
+        """Answer what ``channel`` holds without acting on it; return how many were answered.
+
+        First the request interrupted on this channel, if any, then every message already
+        queued, read without blocking: at most ``limit``, until the monotonic time
+        ``until`` (default: ``DRAIN_DEADLINE`` from now). A good message gets
+        ``answered(request)`` when that gives a reply (the one already sent to the same
+        ``msg_id``: it was carried out), else ``refusal``. ``answer=False`` (stdin, which
+        receives replies) reads and counts without answering. Call it after the loops
+        have stopped and before closing the channel."""
+        if until is None:
+            until = time.monotonic() + DRAIN_DEADLINE
+        count = 0
+        interrupted = self.interrupted.pop(channel.name, None)
+        if interrupted is not None and answer:
+            reply = answered(interrupted) if answered is not None else None
+            if reply is None:
+                reply = refusal(channel.codec, interrupted, who, interrupted=True)
+            await channel.send(reply)
+            count += 1
+        for _ in range(limit):
+            if channel.socket.closed or time.monotonic() >= until:
+                break
+            frames = await read_now(channel.socket)
+            if frames is None:
+                break
+            got = channel.decode(frames)
+            if isinstance(got, Rejected):
+                await self.reject(channel, got)
+                continue
+            if not answer:
+                continue
+            reply = answered(got) if answered is not None else None
+            await channel.send(reply if reply is not None else refusal(channel.codec, got, who))
+            count += 1
+        return count

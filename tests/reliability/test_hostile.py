@@ -1,5 +1,6 @@
 """Hostile input against a running node: random and mutated envelopes, forged, unsigned and
-replayed requests, oversized messages, and CAN frames the node must not transmit.
+replayed requests, oversized messages, and CAN frames the node must not transmit; and
+oversized messages against a forwarder (a process) on each of its outer sockets.
 
 What must hold (issue 7, Hostile input): nothing a peer sends stops the daemon; valid
 traffic goes on meanwhile (CAN frames published without loss, requests answered); every
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import can
@@ -18,8 +20,13 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zmq.utils.monitor import recv_monitor_message
 
+from rovbus.config import load_system
 from rovbus.wire.codec import DELIMITER, Codec
+from rovbus.wire.message import Message
+from tests.conftest import forwarder_toml, node_toml
+from tests.processes import running
 from tests.reliability.conftest import NodeThread, Peer
 
 ROUTERS = ("shell", "control", "stdin")
@@ -340,6 +347,123 @@ def test_an_oversized_request_is_refused_by_the_socket(
         assert node.serving
     finally:
         peer.close()
+
+
+class Outer:
+    """Blocking sockets on the outer side of a forwarder process."""
+
+    def __init__(self, endpoints: Any) -> None:
+        self.endpoints = endpoints
+        self.ctx = zmq.Context()
+        self.codec = Codec(username="op")
+
+    def socket(self, kind: int, endpoint: str) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+        """A socket connected to ``endpoint`` and its monitor (disconnections only)."""
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        sock.connect(str(getattr(self.endpoints, endpoint)))
+        return sock, monitor
+
+    def request(self, endpoint: str, message: Message) -> Message:
+        """``message`` from a new connection; its reply (within 10 s)."""
+        sock, monitor = self.socket(zmq.DEALER, endpoint)
+        try:
+            sock.send_multipart(self.codec.encode(message))
+            assert sock.poll(10_000), f"no reply to {message.msg_type}"
+            return self.codec.decode(sock.recv_multipart())
+        finally:
+            monitor.close()
+            sock.close()
+
+    def stats(self) -> dict[str, Any]:
+        reply = self.request("control", self.codec.message("stats_request"))
+        assert reply.content["status"] == "ok", reply.content
+        return reply.content
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+def dropped(monitor: zmq.Socket[bytes], timeout: float = 10.0) -> None:
+    """Until the peer closed the monitored socket's connection (ZMQ_MAXMSGSIZE does that)."""
+    assert monitor.poll(int(timeout * 1000)), "the connection was not dropped"
+    assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+
+
+@pytest.fixture
+def forwarder_limited(write_system, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Node alpha behind forwarder tether, as processes, ``max_message_size`` 64 KiB."""
+    path = write_system(node_toml("alpha"), forwarder_toml("tether"))
+    path.write_text(path.read_text().replace("[groups.vehicle]", LIMITED, 1))
+    with running(path, tmp_path, ["alpha"], ["tether"]):
+        outer = Outer(load_system(path).forwarder("tether").endpoints)
+        yield outer
+        outer.close()
+
+
+LIMIT = 64 * 1024
+LIMITED = f"max_message_size = {LIMIT}\n\n[groups.vehicle]"
+
+
+def test_an_oversized_request_is_refused_by_the_forwarder(forwarder_limited: Outer) -> None:
+    outer = forwarder_limited
+    codec = outer.codec
+    before = outer.stats()
+    by_name = (b"alpha", b"shell")
+    # over the limit, on the request endpoint and on the control endpoint: the socket
+    # drops the connection, the forwarder's code never sees the message, no reply
+    for endpoint, message in (
+        ("request", codec.message("execute_request", {"code": "x" * LIMIT}, identities=by_name)),
+        ("control", codec.message("stats_request", {"pad": "x" * LIMIT})),
+    ):
+        sock, monitor = outer.socket(zmq.DEALER, endpoint)
+        sock.send_multipart(codec.encode(message))
+        dropped(monitor)
+        assert sock.poll(0) == 0, f"the forwarder answered an oversized message on {endpoint}"
+        monitor.close()
+        sock.close()
+    after = outer.stats()
+    assert after["requests"]["requests"] == before["requests"]["requests"]
+    assert after["requests"]["rejected"] == before["requests"]["rejected"]
+    assert after["control"]["messages_in"] == before["control"]["messages_in"] + 1
+    # the forwarder and the node behind it serve everyone else, just under the limit too
+    near = codec.message("execute_request", {"code": "x" * (LIMIT - 1024)}, identities=by_name)
+    reply = outer.request("request", near)
+    assert reply.content["ename"] == "CommandError"  # the node read it: not a command
+    reply = outer.request("request", codec.message("node_info_request", identities=by_name))
+    assert (reply.content["status"], reply.content["node"]) == ("ok", "alpha")
+
+
+def test_an_oversized_subscription_is_refused_by_the_forwarder(forwarder_limited: Outer) -> None:
+    outer = forwarder_limited
+    codec = outer.codec
+    hostile, monitor = outer.socket(zmq.SUB, "pub")
+    hostile.setsockopt(zmq.SUBSCRIBE, b"alpha/" + b"x" * LIMIT)
+    try:
+        # refused by the XPUB (each time the subscriber reconnects): it never goes upstream,
+        # where each node's PUB, bounded the same, would drop the XSUB's connection for it
+        # and cut the pub path for every subscriber outside
+        dropped(monitor)
+        prefixes = outer.stats()["pub"]["prefixes"]
+        assert not any(len(p) > LIMIT for p in prefixes), [p[:20] for p in prefixes]
+        sub, sub_monitor = outer.socket(zmq.SUB, "pub")
+        sub.setsockopt(zmq.SUBSCRIBE, b"alpha/hb")
+        seqs: list[int] = []
+        while len(seqs) < 6:
+            assert sub.poll(5000), "no heartbeat of alpha through the forwarder"
+            beat = codec.decode(sub.recv_multipart())
+            seqs.append(beat.content["seq"])
+        # after the first (the last-value cache's), heartbeats in a row: none missed
+        live = sorted(set(seqs[1:]))
+        assert len(live) >= 4, seqs
+        assert live == list(range(live[0], live[0] + len(live))), seqs
+        assert sub_monitor.poll(0) == 0  # nobody else was disconnected
+        sub_monitor.close()
+        sub.close()
+    finally:
+        monitor.close()
+        hostile.close()
 
 
 REFUSED: list[tuple[str, Any]] = [

@@ -1,0 +1,460 @@
+"""Stopping with requests left: every request a daemon has taken in gets an answer.
+
+What must hold (issue 7, reliability): when a node or a forwarder stops (SIGTERM,
+``shutdown_request``), a request it has not read yet is answered with an error reply
+(``ename`` ``ShuttingDown``, naming the daemon and saying it was not carried out) instead
+of being dropped; a retry of a request it carried out gets the reply it already gave; the
+request in hand finishes (or, cut off at the drain deadline, says it was interrupted); a
+forwarder still routes back the replies to requests it forwarded; bad messages are
+counted as always; the process exits 0.
+
+The in-process daemons bind ``inproc://`` endpoints and the test's sockets live in the
+daemon's context: an inproc send is in the ROUTER's queue when it returns, so the test
+knows what is queued at the stop without waiting for anything. The process test uses TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from rovbus.config import load_system
+from rovbus.forwarder.daemon import ForwarderDaemon
+from rovbus.node.daemon import NodeDaemon
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message, reply_type
+from rovbus.wire.serializers import Serializer
+from tests.conftest import forwarder_toml, node_toml
+from tests.processes import node_process
+
+NodeOrForwarder = NodeDaemon | ForwarderDaemon
+
+
+class DaemonThread:
+    """A daemon started on an event loop thread of its own; it serves requests only when
+    ``serve`` is true (else it reads nothing until stopped); ``stop`` begins its shutdown
+    (``aclose`` follows ``serve``, or the stop when not serving); ``join`` waits for it
+    and terminates the daemon's context."""
+
+    def __init__(self, daemon: NodeOrForwarder, *, serve: bool) -> None:
+        self.daemon = daemon
+        self.serve = serve
+        self.loop = asyncio.new_event_loop()
+        self.crashed: BaseException | None = None
+        self.context: zmq.Context[Any] | None = None
+        self._started: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._started.result(timeout=15)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self._idle = asyncio.Event()
+        try:
+            await self.daemon.start()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            return
+        self._started.set_result(None)
+        try:
+            if self.serve:
+                await self.daemon.serve()
+            else:
+                await self._idle.wait()
+        except BaseException as exc:
+            self.crashed = exc
+        finally:
+            # the test's sockets live in the daemon's context: terminating it would cut
+            # them off from the last replies, so ``join`` does it once they are closed
+            self.context, self.daemon.context = self.daemon.context, None
+            await self.daemon.aclose()
+
+    def call(self, function: Callable[[], object]) -> None:
+        self.loop.call_soon_threadsafe(function)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
+            self.call(self.daemon.request_stop)
+            self.call(self._idle.set)
+
+    def wait_stopping(self, timeout: float = 10.0) -> None:
+        """Until the daemon has begun to stop (it reads no new request from then on)."""
+        deadline = time.monotonic() + timeout
+        while self.daemon.state not in ("stopping", "stopped"):
+            assert time.monotonic() < deadline, f"still {self.daemon.state}"
+            time.sleep(0.01)
+
+    def join(self) -> None:
+        """Wait for the shutdown; the test's sockets in the daemon's context must be
+        closed first (terminating the context waits for them)."""
+        self.stop()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the daemon did not stop"
+        if self.context is not None:
+            self.context.term()
+        assert self.crashed is None, self.crashed
+
+
+def inproc(table: str) -> str:
+    """A ``node_toml``/``forwarder_toml`` table with every tcp endpoint made inproc."""
+    tag = uuid.uuid4().hex[:8]
+    return re.sub(
+        r'(\w+) = "tcp://127\.0\.0\.1:\d+"', lambda m: f'{m[1]} = "inproc://{tag}-{m[1]}"', table
+    )
+
+
+def dealer(
+    ctx: zmq.Context[Any], endpoint: object, identity: bytes | None = None
+) -> zmq.Socket[bytes]:
+    sock = zmq.Socket(ctx, zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDTIMEO, 5000)  # a send to a daemon gone fails, not hangs
+    if identity is not None:
+        sock.setsockopt(zmq.ROUTING_ID, identity)
+    sock.connect(str(endpoint))
+    return sock
+
+
+def collect(
+    sock: zmq.Socket[bytes], codec: Codec, count: int, timeout: float = 10.0
+) -> list[Message]:
+    """The first ``count`` replies on ``sock`` (fewer if ``timeout`` passes first)."""
+    replies: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(replies) < count and (left := deadline - time.monotonic()) > 0:
+        if not sock.poll(int(left * 1000) + 1):
+            break
+        replies.append(codec.decode(sock.recv_multipart()))
+    return replies
+
+
+def by_parent(replies: list[Message]) -> dict[str, Message]:
+    answered: dict[str, Message] = {}
+    for reply in replies:
+        parent = reply.parent_header["msg_id"]
+        assert parent not in answered, f"two replies to {reply.msg_type} {parent}"
+        answered[parent] = reply
+    return answered
+
+
+def assert_refused(reply: Message, request: Message, who: str, why: str) -> None:
+    assert reply.msg_type == reply_type(request.msg_type), reply.msg_type
+    content = reply.content
+    assert (content["status"], content["ename"]) == ("error", "ShuttingDown"), content
+    assert who in content["evalue"], content["evalue"]
+    assert why in content["evalue"], content["evalue"]
+
+
+def broken(codec: Codec, msg_type: str) -> tuple[Message, list[bytes]]:
+    """A request whose header reads but whose content does not: an error reply, counted."""
+    message = codec.message(msg_type, {})
+    frames = codec.encode(message)
+    frames[-1] = b"\xc1"  # never valid msgpack
+    return message, frames
+
+
+# -- the node -----------------------------------------------------------------------------
+
+
+def test_a_node_stopping_answers_every_request_still_queued(write_system) -> None:  # type: ignore[no-untyped-def]
+    path = write_system(inproc(node_toml("alpha", iopub=False)))
+    node = DaemonThread(NodeDaemon(load_system(path), "alpha"), serve=False)
+    ep = node.daemon.config.endpoints
+    assert node.daemon.context is not None
+    ctx = node.daemon.context
+    codec = Codec(username="op")
+    shell, control, stdin = (dealer(ctx, e) for e in (ep.shell, ep.control, ep.stdin))
+    try:
+        bad, bad_frames = broken(codec, "kernel_info_request")
+        shell.send_multipart([b"garbage"])  # no header: counted, not answered
+        shell.send_multipart(bad_frames)  # header readable: counted, answered as always
+        on_shell = [
+            *(codec.message("kernel_info_request") for _ in range(20)),
+            codec.message("can_send_request", {"bus": "can0", "frames": ["123#01"]}),
+            codec.message("node_info_request", serializer=Serializer.JSON),
+        ]
+        on_control = [codec.message("tx_off_request"), codec.message("shutdown_request")]
+        for sock, requests in ((shell, on_shell), (control, on_control)):
+            for request in requests:
+                sock.send_multipart(codec.encode(request))
+        stdin.send_multipart(codec.encode(codec.message("input_reply", {"value": "y"})))
+        stdin.send_multipart(codec.encode(codec.message("kernel_info_request")))
+
+        node.stop()
+        shell_replies = by_parent(collect(shell, codec, len(on_shell) + 1))
+        control_replies = by_parent(collect(control, codec, len(on_control)))
+        assert shell.poll(0) == 0  # nothing more came
+        assert control.poll(0) == 0
+    finally:
+        for sock in (shell, control, stdin):
+            sock.close()
+        node.join()
+
+    assert set(shell_replies) == {r.msg_id for r in on_shell} | {bad.msg_id}
+    assert shell_replies[bad.msg_id].content["ename"] == "EnvelopeError"
+    assert set(control_replies) == {r.msg_id for r in on_control}
+    for request in on_shell:
+        assert_refused(shell_replies[request.msg_id], request, "node alpha", "was not carried out")
+    for request in on_control:
+        assert_refused(
+            control_replies[request.msg_id], request, "node alpha", "was not carried out"
+        )
+    # answered in the request's serializer
+    assert shell_replies[on_shell[-1].msg_id].serializer is Serializer.JSON
+    channels = node.daemon.channels
+    assert channels["shell"].stats.messages_in == len(on_shell) + 2
+    assert channels["shell"].stats.rejected == 2
+    assert channels["shell"].stats.messages_out == len(on_shell) + 1
+    # stdin carries the node's questions and their answers: read and counted, not answered
+    assert (channels["stdin"].stats.messages_in, channels["stdin"].stats.messages_out) == (2, 0)
+    # the refused requests were not carried out: nothing sent, transmit not turned off
+    assert node.daemon.ports["can0"].stats().tx == 0
+    assert node.daemon.ports["can0"].tx_enabled
+
+
+class Hold:
+    """A request handler that holds its request until released (from the test thread)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._release: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    async def __call__(self, request: Message) -> dict[str, Any]:
+        event = asyncio.Event()
+        self._release = (asyncio.get_running_loop(), event)
+        self.entered.set()
+        await event.wait()
+        return {"status": "ok", "held": True}
+
+    def release(self) -> None:
+        assert self._release is not None
+        loop, event = self._release
+        loop.call_soon_threadsafe(event.set)
+
+
+def test_the_request_in_hand_finishes_a_retry_gets_its_reply_the_rest_are_refused(
+    write_system,  # type: ignore[no-untyped-def]
+) -> None:
+    path = write_system(inproc(node_toml("alpha", iopub=False)))
+    daemon = NodeDaemon(load_system(path), "alpha", drain_deadline=0.3)
+    on_shell, on_control = Hold(), Hold()
+    daemon.add_handler("hold_request", on_shell)
+    daemon.add_handler("hold_request", on_control, channel="control")
+    node = DaemonThread(daemon, serve=True)
+    ep = daemon.config.endpoints
+    assert daemon.context is not None
+    codec = Codec(username="op")
+    shell, control = dealer(daemon.context, ep.shell), dealer(daemon.context, ep.control)
+    try:
+        done = codec.message("node_info_request")
+        shell.send_multipart(codec.encode(done))
+        (first,) = collect(shell, codec, 1)
+        assert first.content["status"] == "ok"
+
+        held, stuck = codec.message("hold_request"), codec.message("hold_request")
+        shell.send_multipart(codec.encode(held))
+        control.send_multipart(codec.encode(stuck))
+        assert on_shell.entered.wait(10)
+        assert on_control.entered.wait(10)
+        shell.send_multipart(codec.encode(done))  # a client's retry: same msg_id
+        queued = [codec.message("kernel_info_request") for _ in range(5)]
+        for request in queued:
+            shell.send_multipart(codec.encode(request))
+        node.stop()
+        node.wait_stopping()
+        on_shell.release()  # the control one is never released: cut off at the deadline
+        replies = collect(shell, codec, 2 + len(queued))
+        (cut_off,) = collect(control, codec, 1)
+        assert shell.poll(0) == 0
+        assert control.poll(0) == 0
+    finally:
+        shell.close()
+        control.close()
+        node.join()
+
+    answered = by_parent(replies)
+    assert set(answered) == {held.msg_id, done.msg_id} | {r.msg_id for r in queued}
+    assert answered[held.msg_id].content == {"status": "ok", "held": True}
+    assert answered[done.msg_id].content == first.content  # carried out once, answered again
+    for request in queued:
+        assert_refused(answered[request.msg_id], request, "node alpha", "was not carried out")
+    assert cut_off.parent_header["msg_id"] == stuck.msg_id
+    assert_refused(cut_off, stuck, "node alpha", "interrupted and may have been partly")
+
+
+def test_a_command_waiting_for_stdin_is_answered_when_the_node_stops(write_system) -> None:  # type: ignore[no-untyped-def]
+    path = write_system(inproc(node_toml("alpha", iopub=False)))
+    node = DaemonThread(NodeDaemon(load_system(path), "alpha"), serve=True)
+    ep = node.daemon.config.endpoints
+    assert node.daemon.context is not None
+    codec = Codec(username="op")
+    shell = dealer(node.daemon.context, ep.shell, b"op-1")
+    stdin = dealer(node.daemon.context, ep.stdin, b"op-1")
+    try:
+        execute = codec.message("execute_request", {"code": "tx on", "allow_stdin": True})
+        shell.send_multipart(codec.encode(execute))
+        (question,) = collect(stdin, codec, 1)
+        assert question.msg_type == "input_request"
+        node.stop()
+        (reply,) = collect(shell, codec, 1)
+    finally:
+        shell.close()
+        stdin.close()
+        node.join()
+    assert reply.parent_header["msg_id"] == execute.msg_id
+    assert_refused(reply, execute, "node alpha", "question on stdin will not be answered")
+
+
+def test_sigterm_under_a_burst_every_request_is_answered_and_the_node_exits_0(
+    write_system,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    config = write_system(node_toml("alpha"))
+    ep = load_system(config).node("alpha").endpoints
+    codec = Codec(username="op")
+    ctx = zmq.Context()
+
+    def can_send(i: int) -> Message:
+        frames = [f"1{j:02X}#{i:04X}" for j in range(8)]
+        return codec.message("can_send_request", {"bus": "can0", "frames": frames})
+
+    with node_process(config, "alpha", tmp_path) as (proc, systemd):
+        systemd.wait_for("READY=1")
+        shell, stdin = dealer(ctx, ep.shell, b"op-1"), dealer(ctx, ep.stdin, b"op-1")
+        try:
+            # carried out; then a command that holds the shell on its question on stdin;
+            # then a retry of the first request and the rest of the burst, queued behind it
+            served = [can_send(i) for i in range(100)]
+            execute = codec.message("execute_request", {"code": "tx on", "allow_stdin": True})
+            queued = [can_send(i) for i in range(100, 400)]
+            for request in [*served, execute, served[0], *queued]:
+                shell.send_multipart(codec.encode(request))
+            (question,) = collect(stdin, codec, 1)
+            assert question.msg_type == "input_request"
+            proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            assert proc.wait(timeout=10) == 0
+            took = time.monotonic() - signalled
+            expected = len(served) + 1 + 1 + len(queued)
+            replies = collect(shell, codec, expected)
+            while shell.poll(200):  # nothing more than one answer each
+                replies.append(codec.decode(shell.recv_multipart()))
+        finally:
+            shell.close()
+            stdin.close()
+            ctx.destroy(linger=0)
+
+    print(f"measured: exit 0 {took:.3f} s after SIGTERM; {len(replies)} replies")
+    assert took < 2.0, f"exit took {took:.2f} s"
+    first, retry = (r for r in replies if r.parent_header["msg_id"] == served[0].msg_id)
+    assert retry.content == first.content  # carried out once, answered again
+    answered = by_parent([r for r in replies if r is not retry])
+    assert set(answered) == {r.msg_id for r in [*served, execute, *queued]}
+    for request in served:
+        assert answered[request.msg_id].content == {"status": "ok", "bus": "can0", "sent": 8}
+    assert_refused(answered[execute.msg_id], execute, "node alpha", "will not be answered")
+    for request in queued:
+        assert_refused(answered[request.msg_id], request, "node alpha", "was not carried out")
+
+
+# -- the forwarder ------------------------------------------------------------------------
+
+
+def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -> None:  # type: ignore[no-untyped-def]
+    path = write_system(node_toml("alpha"), inproc(forwarder_toml("tether")))
+    fwd = DaemonThread(ForwarderDaemon(load_system(path), "tether"), serve=False)
+    ep = fwd.daemon.config.endpoints
+    assert fwd.daemon.context is not None
+    assert fwd.daemon.router is not None
+    stats = fwd.daemon.router.stats
+    codec = Codec(username="op")
+    request_sock = dealer(fwd.daemon.context, ep.request)
+    control = dealer(fwd.daemon.context, ep.control)
+    try:
+        request_sock.send_multipart([b"alpha", b"shell", b"garbage"])
+        by_name = [
+            *(
+                codec.message("kernel_info_request", identities=(b"alpha", b"shell"))
+                for _ in range(5)
+            ),
+            codec.message("tx_off_request", identities=(b"alpha", b"control")),
+            codec.message("kernel_info_request", identities=(b"nobody", b"shell")),
+        ]
+        for request in by_name:
+            request_sock.send_multipart(codec.encode(request))
+        own = [codec.message("stats_request"), codec.message("pause_request")]
+        for request in own:
+            control.send_multipart(codec.encode(request))
+        fwd.stop()
+        routed = by_parent(collect(request_sock, codec, len(by_name)))
+        answered = by_parent(collect(control, codec, len(own)))
+        assert request_sock.poll(0) == 0
+        assert control.poll(0) == 0
+    finally:
+        request_sock.close()
+        control.close()
+        fwd.join()
+
+    assert set(routed) == {r.msg_id for r in by_name}
+    assert set(answered) == {r.msg_id for r in own}
+    for request in by_name:
+        assert_refused(routed[request.msg_id], request, "forwarder tether", "not carried out")
+    for request in own:
+        assert_refused(answered[request.msg_id], request, "forwarder tether", "not carried out")
+    assert (stats.requests, stats.rejected, stats.forwarded) == (len(by_name) + 1, 1, 0)
+
+
+def test_a_forwarder_stopping_routes_back_the_replies_to_requests_it_forwarded(
+    write_system,  # type: ignore[no-untyped-def]
+) -> None:
+    path = write_system(node_toml("alpha", iopub=False), inproc(forwarder_toml("tether")))
+    system = load_system(path)
+    hold = Hold()
+    node_daemon = NodeDaemon(system, "alpha")
+    node_daemon.add_handler("hold_request", hold)
+    node = DaemonThread(node_daemon, serve=True)
+    # a long drain deadline: the forwarder stops waiting as soon as the reply is back
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", drain_deadline=10.0), serve=True)
+    assert fwd.daemon.context is not None
+    codec = Codec(username="op")
+    sock = dealer(fwd.daemon.context, fwd.daemon.config.endpoints.request)
+    try:
+        held = codec.message("hold_request", identities=(b"alpha", b"shell"))
+        sock.send_multipart(codec.encode(held))
+        assert hold.entered.wait(10), "the request did not reach the node"
+        fwd.stop()
+        fwd.wait_stopping()
+        late = [
+            codec.message("node_info_request", identities=(b"alpha", b"shell")) for _ in range(3)
+        ]
+        for request in late:
+            sock.send_multipart(codec.encode(request))
+        hold.release()
+        replies = by_parent(collect(sock, codec, 1 + len(late)))
+        assert sock.poll(0) == 0
+    finally:
+        sock.close()
+        fwd.join()
+        node.join()
+
+    assert set(replies) == {held.msg_id} | {r.msg_id for r in late}
+    assert replies[held.msg_id].content == {"status": "ok", "held": True}
+    for request in late:
+        assert_refused(replies[request.msg_id], request, "forwarder tether", "not carried out")
