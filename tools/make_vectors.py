@@ -8,7 +8,8 @@ when the wire format does. Each vector is::
      "identities": [hex, ...], "buffers": [hex, ...]}     # the last two where present
 
 ``key`` is the HMAC key as text ("" = unsigned); bytes inside ``message`` are written as
-``{"$bytes": "<hex>"}``. docs/protocol.md walks through ``can_frame_11bit_sha256_msgpack``.
+``{"$bytes": "<hex>"}``. docs/protocol.md walks through ``can_frame_11bit_sha256_msgpack``;
+the ``*_seq*`` vectors carry the header's per-topic ``seq`` that a node's pub messages have.
 
     .venv/bin/python tools/make_vectors.py            # writes tests/vectors/envelope.json
     .venv/bin/python tools/make_vectors.py --check    # exit 1 if the file is out of date
@@ -86,10 +87,14 @@ def vector(
     return out
 
 
-def can_message(n: int, frame: CanFrame, serializer: Serializer) -> Message:
+def can_message(n: int, frame: CanFrame, serializer: Serializer, seq: int | None = None) -> Message:
+    """A node's ``can_frame``; with ``seq``, numbered on its topic as a node's pub does."""
     topic = can_topic(NODE, frame.bus, frame.arbitration_id, frame.is_extended_id)
+    head = header(n, "can_frame")
+    if seq is not None:
+        head["seq"] = seq  # the seventh header field, last
     return Message(
-        header(n, "can_frame"),
+        head,
         content=frame.to_content(),
         identities=(topic.encode(),),
         serializer=serializer,
@@ -179,6 +184,10 @@ def build() -> list[dict[str, Any]]:
         vector("heartbeat_sha256_msgpack", heartbeat, KEY),
         vector("buffers_sha256_msgpack", with_buffers, KEY),
         vector("status_unsigned_json", status),
+        # as a node publishes today: the header's per-topic seq (1 = the topic's first)
+        vector("can_frame_11bit_seq_sha256_msgpack", can_message(13, classic, msgpack, 1), KEY),
+        vector("can_frame_11bit_seq1234_unsigned_msgpack", can_message(14, classic, msgpack, 1234)),
+        vector("can_frame_11bit_seq_unsigned_json", can_message(15, classic, json_, 7)),
     ]
 
 

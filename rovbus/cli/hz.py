@@ -13,7 +13,9 @@ examples:
 
 Each topic keeps its last --window arrivals; a report every --period seconds prints the
 rate and the min, max and standard deviation of the gaps (a batched bus's topic counts
-batches, not frames). Exit status: 0 ok, 1 nothing within --timeout, 2 bad system file.
+batches, not frames), and "missed N" when messages of the topic were lost on the way since
+the start (gaps in the publisher's sequence numbers; JSON: "missed").
+Exit status: 0 ok, 1 nothing within --timeout, 2 bad system file.
 """
 
 

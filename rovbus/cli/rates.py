@@ -98,12 +98,13 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
     log = logging.getLogger("rovbus.cli")
     reports = 1 if args.once else args.count
 
-    def report(windows: dict[str, TopicWindow], now: float) -> None:
+    def report(windows: dict[str, TopicWindow], now: float, missed: dict[str, int]) -> None:
         lines = []
         for topic in sorted(windows):
             w = windows[topic]
             if command == "hz":
                 h = w.hz()
+                lost = missed.get(topic, 0)
                 if args.json:
                     lines.append(
                         json.dumps(
@@ -114,15 +115,17 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
                                 "max": h and h[2],
                                 "std": h and h[3],
                                 "window": len(w.times),
+                                "missed": lost,
                             }
                         )
                     )
                 elif h is None:
-                    lines.append(f"{topic}  (1 message)")
+                    lines.append(f"{topic}  (1 message)" + (f"  missed {lost}" if lost else ""))
                 else:
                     lines.append(
                         f"{topic}  {h[0]:9.3f} Hz  min {h[1]:.4f}s  max {h[2]:.4f}s  "
                         f"std {h[3]:.5f}s  window {len(w.times)}"
+                        + (f"  missed {lost}" if lost else "")
                     )
             else:
                 b = w.bw(now)
@@ -175,7 +178,7 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
                         log.error("nothing arrived within %g s", args.timeout)
                         return EXIT_FAILURE
                     continue
-                report(windows, time.time())
+                report(windows, time.time(), subscription.missed_topics())
                 done += 1
         return EXIT_OK
 

@@ -13,7 +13,7 @@ from rovbus.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from rovbus.client import Client, Received
+    from rovbus.client import Client, Received, Subscription
 
 EPILOG = """\
 examples:
@@ -25,6 +25,8 @@ examples:
   rovbus sub --group vehicle --once propulsion/hb --timeout 5 --format jsonl | jq .content
 
 Topics are matched by prefix (ZeroMQ's rule): end a prefix with '/' to stop at a level.
+At exit, if messages were lost on the way (gaps in the publishers' per-topic sequence
+numbers: this reader or a link fell behind), a line on stderr says how many.
 Exit status: 0 ok, 1 --timeout ran out before --count, 2 bad arguments or system file.
 """
 
@@ -57,6 +59,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import shutil
     import sys
 
@@ -103,10 +106,30 @@ def run(args: argparse.Namespace) -> int:
             return 1
 
         async with client.subscribe(args.prefixes or [""]) as subscription:
-            await joined(subscription, "sub")
-            return await receive_loop(subscription, args, handle)
+            try:
+                await joined(subscription, "sub")
+                return await receive_loop(subscription, args, handle)
+            finally:
+                if summary := missed_summary(subscription):
+                    logging.getLogger("rovbus.cli").warning("%s", summary)
 
     return run_client(args, "sub", body)
+
+
+def missed_summary(subscription: Subscription) -> str | None:
+    """A line on what the subscription missed on its prefixes' topics, None if nothing."""
+    prefixes = subscription.prefixes
+    missed = {t: n for t, n in subscription.missed_topics().items() if t.startswith(prefixes)}
+    if not missed:
+        return None
+    total = sum(missed.values())
+    what = f"missed {total} message{'s' if total != 1 else ''}"
+    if len(missed) == 1:
+        where = f"on {next(iter(missed))}"
+    else:
+        worst = max(missed, key=lambda t: missed[t])
+        where = f"on {len(missed)} topics, most on {worst} ({missed[worst]})"
+    return f"{what} {where} (gaps in the publishers' sequence numbers)"
 
 
 def _signals(values: dict[str, Any]) -> str:

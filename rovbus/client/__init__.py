@@ -4,7 +4,9 @@ What this layer promises: a client reaches every node its group can reach, strai
 through forwarders (:mod:`rovbus.client.routes`), with the system's keys; a lost reply is
 retried on a fresh socket with the same msg_id (a node acts once); an error reply raises
 :class:`RequestFailed` carrying the reply (``check=False`` returns it instead); only good
-messages are yielded (bad ones are counted); ``aclose()`` is idempotent and releases every
+messages are yielded (bad ones are counted); messages a node published on a subscribed
+topic that never arrived are counted too (``sub.stats.missed``, from the per-topic ``seq``
+in their headers); ``aclose()`` is idempotent and releases every
 socket. The ``rovbus`` CLI is built on it, so scripts behave as the commands do.
 
 Async, as a member of the system file's default group (the first group without nodes,
@@ -23,6 +25,7 @@ such as ``topside``)::
                 async for msg in sub:         # rovbus.wire.Message
                     print(msg.topic, msg.content)
                     break
+            print(sub.stats.missed)           # lost on the way (high-water marks)
             for row in await client.node_table():
                 print(row.node, row.state, row.rx_rate)
 

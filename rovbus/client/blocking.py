@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rovbus.client.client import Client
 from rovbus.client.nodetable import NodeRow
 from rovbus.client.subscription import Subscription
+from rovbus.transport.stats import SocketStats
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
 
@@ -69,6 +70,25 @@ class BlockingSubscription:
     def __iter__(self) -> Iterator[Message]:
         while not self.subscription.closed:
             yield self.recv()
+
+    @property
+    def stats(self) -> SocketStats:
+        """The subscription's counters, ``missed`` included (see ``Subscription.stats``)."""
+        return self._read(lambda: self.subscription.stats)
+
+    def missed_topics(self) -> dict[str, int]:
+        """Messages missed per topic (see ``Subscription.missed_topics``)."""
+        return self._read(self.subscription.missed_topics)
+
+    def _read(self, read: Callable[[], T]) -> T:
+        """``read()`` on the loop thread, which updates the counters (directly once closed)."""
+        if self.subscription.closed or self._owner.closed:
+            return read()
+
+        async def on_loop() -> T:
+            return read()
+
+        return self._owner._run(on_loop())
 
     def close(self) -> None:
         if not self.subscription.closed and not self._owner.closed:

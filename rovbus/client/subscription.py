@@ -8,7 +8,9 @@ reaches, so :meth:`Subscription.ready` can tell when the subscription has joined
 heartbeat of every node arrived, or the wait ran out) and the client's node table stays
 current. Heartbeats the caller did not ask for are not yielded.
 
-Messages that fail to decode or verify are counted (``rejected``) and skipped.
+Messages that fail to decode or verify are counted (``rejected``) and skipped. Messages a
+publisher sent on a subscribed topic that never arrived (gaps in the header's per-topic
+``seq``) are counted too: ``stats.missed``, per topic ``missed_topics()``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from rovbus.errors import ConfigError
 from rovbus.transport.channel import Rejected
-from rovbus.transport.subscriber import Subscriber
+from rovbus.transport.stats import SocketStats
+from rovbus.transport.subscriber import MAX_TRACKED, Subscriber
 from rovbus.wire.message import Message
 
 if TYPE_CHECKING:
@@ -59,6 +62,13 @@ def _socket_prefixes(source: PubSource, prefixes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def _merge_missed(into: dict[str, int], sub: Subscriber) -> None:
+    for topic, n in sub.missed_topics.items():
+        name = topic.decode("utf-8", "replace")
+        if name in into or len(into) < MAX_TRACKED:
+            into[name] = into.get(name, 0) + n
+
+
 class Subscription:
     """An async iterator of the messages whose topic starts with one of ``prefixes``.
 
@@ -76,6 +86,9 @@ class Subscription:
         self.rejected = 0
         self.last_rejected: Rejected | None = None
         self.closed = False
+        # the counts of sockets already closed, so they outlive close()
+        self._closed_stats = SocketStats()
+        self._closed_missed: dict[str, int] = {}
         if not client.routes.sources:
             where = f"group {client.routes.group!r}" if client.routes.group else "here"
             raise ConfigError(
@@ -129,7 +142,7 @@ class Subscription:
     async def _next_any(self) -> Received | None:
         """The next good message (any topic), or None for one that was rejected."""
         sub, frames = await self._recv_raw()
-        got = sub.channel.decode(frames)
+        got = sub.decode(frames)
         if isinstance(got, Rejected):
             self.rejected += 1
             self.last_rejected = got
@@ -165,6 +178,30 @@ class Subscription:
         """Every matching message as :class:`Received`, until closed."""
         while not self.closed:
             yield await self.next_received()
+
+    # -- counters -----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> SocketStats:
+        """This subscription's counters, summed over its sockets (a copy; still there after
+        ``close``): ``messages_in``, ``bytes_in``, ``rejected`` and ``missed``, the messages
+        publishers sent on subscribed topics that never arrived (from per-topic sequence
+        gaps; a gap counts once a later message of its topic arrives). They count all the
+        sockets received, the ``<node>/hb`` heartbeats subscribed for :meth:`ready`
+        included; :meth:`missed_topics` tells the topics apart."""
+        total = SocketStats()
+        total.add(self._closed_stats)
+        for sub in self.subscribers:
+            total.add(sub.stats)
+        return total
+
+    def missed_topics(self) -> dict[str, int]:
+        """Messages missed per topic (the topics with gaps; at most 65,536 topics are kept,
+        the rest still count in ``stats.missed``)."""
+        missed = dict(self._closed_missed)
+        for sub in self.subscribers:
+            _merge_missed(missed, sub)
+        return missed
 
     # -- joining ------------------------------------------------------------------------
 
@@ -207,6 +244,8 @@ class Subscription:
             task.cancel()
         self._pending.clear()
         for sub in self.subscribers:
+            self._closed_stats.add(sub.stats)
+            _merge_missed(self._closed_missed, sub)
             sub.close(0)
         self.subscribers = []
         self.client._subscriptions.discard(self)

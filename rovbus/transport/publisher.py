@@ -1,8 +1,14 @@
 """Publishing envelopes on a PUB socket from the event loop thread.
 
-A PUB socket never blocks: past the high-water mark ZeroMQ drops for that subscriber.
-Sends therefore go through a plain (non-asyncio) socket with ``NOBLOCK``, which costs a
-fraction of an awaited send; this is the per-frame hot path of a node.
+A PUB socket never blocks: past the high-water mark ZeroMQ drops for that subscriber,
+silently. Sends therefore go through a plain (non-asyncio) socket with ``NOBLOCK``, which
+costs a fraction of an awaited send; this is the per-frame hot path of a node.
+
+Every message ``publish`` sends carries ``seq`` in its header: 1 for the first message on
+its topic from this publisher, one more for each after. A subscriber counts the messages
+it missed from the gaps (``Subscriber``, ``SocketStats.missed``), which is the only place
+a PUB socket's drops can be counted. The table of counters holds at most
+``MAX_SEQ_TOPICS`` topics; past that it is cleared and every topic starts again at 1.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ from rovbus.wire.serializers import Serializer
 _send: Callable[..., Any] = zmq.backend.Socket.send
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 
+#: topics whose sequence number a publisher keeps; one more clears them all (restart at 1)
+MAX_SEQ_TOPICS = 65_536
+
 
 class Publisher:
-    """Encodes and publishes messages, each under a topic, with one codec."""
+    """Encodes and publishes messages, each under a topic and numbered per topic, with
+    one codec."""
 
     def __init__(
         self, name: str, socket: zmq.Socket[Any], codec: Codec, serializer: Serializer
@@ -33,6 +43,8 @@ class Publisher:
         self.codec = codec
         self.serializer = serializer
         self.stats = SocketStats()
+        #: topic -> the seq of the last message published on it
+        self.seqs: dict[str, int] = {}
         # a plain zmq.Socket (not one whose send is overridden, as zmq.asyncio's is)
         self._fast = type(socket).send is zmq.Socket.send
 
@@ -45,8 +57,15 @@ class Publisher:
         parent: Message | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        seqs = self.seqs
+        seq = seqs.get(topic, 0) + 1
+        if seq == 1 and len(seqs) >= MAX_SEQ_TOPICS:
+            seqs.clear()  # bounded: every topic restarts at 1, which subscribers allow for
+        seqs[topic] = seq
         if parent is None and metadata is None:  # every CAN frame: no Message built
-            frames = self.codec.encode_new(msg_type, content, (topic.encode(),), self.serializer)
+            frames = self.codec.encode_new(
+                msg_type, content, (topic.encode(),), self.serializer, seq
+            )
         else:
             message = self.codec.message(
                 msg_type,
@@ -55,12 +74,14 @@ class Publisher:
                 metadata=metadata,
                 identities=(topic.encode(),),
                 serializer=self.serializer,
+                seq=seq,
             )
             frames = self.codec.encode(message)
         self.send_frames(frames)
 
     def send_frames(self, frames: list[bytes]) -> None:
-        """Send already-encoded frames (a forwarder's cache, a replayed log)."""
+        """Send already-encoded frames (a forwarder's cache, a replayed log) as they are:
+        no ``seq`` of this publisher is added or counted."""
         # send_multipart, less its per-frame Python layers (type checks, the sugar
         # Socket.send): a third of the cost of sending a 7-frame envelope.
         sock = self.socket

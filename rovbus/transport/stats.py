@@ -14,9 +14,24 @@ class SocketStats:
     bytes_out: int = 0
     rejected: int = 0  # bad envelopes, bad signatures, replays
     dropped: int = 0  # could not be sent (high-water mark, peer gone)
+    #: messages a publisher sent on a subscribed topic that never arrived, from per-topic
+    #: sequence gaps (header ``seq``): a subscriber's count of what the publisher's socket
+    #: or its own high-water mark dropped, which the publisher cannot see. Counted when a
+    #: later message of the topic arrives; always 0 on sockets that do not subscribe.
+    missed: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add(self, other: SocketStats) -> None:
+        """Add ``other``'s counts to these (a sum over several sockets)."""
+        self.messages_in += other.messages_in
+        self.messages_out += other.messages_out
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.rejected += other.rejected
+        self.dropped += other.dropped
+        self.missed += other.missed
 
 
 def frames_size(frames: list[bytes]) -> int:

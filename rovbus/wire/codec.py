@@ -47,10 +47,14 @@ _MSGPACK_MAP_STARTS = frozenset(bytes([b]) for b in (*range(0x80, 0x90), 0xDE, 0
 _EMPTY_MSGPACK = b"\x80"
 _EMPTY_JSON = b"{}"
 
-#: msgpack of one string, as ``pack_msgpack`` writes it inside a map (same packer settings)
-_packb: Callable[[str], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+#: msgpack of one string or integer, as ``pack_msgpack`` writes it inside a map (same
+#: packer settings: shortest integer form)
+_packb: Callable[[str | int], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 #: a msgpack map of the six header fields, and its first key
 _HEADER_HEAD = b"\x86" + _packb("msg_id")
+#: the same with a seventh field, ``seq``, packed last
+_HEADER_HEAD_SEQ = b"\x87" + _packb("msg_id")
+_SEQ_KEY = _packb("seq")
 
 # The pid in msg_ids, as jupyter_client writes it; kept current across fork() without a
 # system call per message.
@@ -132,9 +136,10 @@ class Codec:
 
     # -- building ---------------------------------------------------------------------
 
-    def header(self, msg_type: str) -> dict[str, Any]:
-        """A fresh header: unique msg_id, this session and username, the date now."""
-        return {
+    def header(self, msg_type: str, seq: int | None = None) -> dict[str, Any]:
+        """A fresh header: unique msg_id, this session and username, the date now; and
+        ``seq`` last when given (a publisher's per-topic sequence number)."""
+        header: dict[str, Any] = {
             "msg_id": f"{self.session}_{_pid}_{next(self._counter)}",
             "session": self.session,
             "username": self.username,
@@ -142,6 +147,9 @@ class Codec:
             "msg_type": msg_type,
             "version": PROTOCOL_VERSION,
         }
+        if seq is not None:
+            header["seq"] = seq
+        return header
 
     def message(
         self,
@@ -153,9 +161,10 @@ class Codec:
         buffers: Sequence[bytes] = (),
         identities: Sequence[bytes] = (),
         serializer: Serializer | None = None,
+        seq: int | None = None,
     ) -> Message:
         return make_message(
-            self.header(msg_type),
+            self.header(msg_type, seq),
             dict(parent.header) if parent is not None else {},
             metadata if metadata is not None else {},
             content if content is not None else {},
@@ -190,16 +199,20 @@ class Codec:
         content: dict[str, Any],
         identities: Sequence[bytes] = (),
         serializer: Serializer | None = None,
+        seq: int | None = None,
     ) -> list[bytes]:
-        """``encode(message(msg_type, content, identities=..., serializer=...))``, the same
-        bytes, without building the header dict and the ``Message``: a node's per-frame path.
+        """``encode(message(msg_type, content, identities=..., serializer=..., seq=...))``,
+        the same bytes, without building the header dict and the ``Message``: a node's
+        per-frame path.
 
         With msgpack the header is spliced from bytes prepared once (per ``msg_type``)
-        around the packed msg_id and date; JSON takes the general path.
+        around the packed msg_id, date and seq; JSON takes the general path.
         """
         s = serializer or self.serializer
         if s is not Serializer.MSGPACK:
-            return self.encode(self.message(msg_type, content, identities=identities, serializer=s))
+            return self.encode(
+                self.message(msg_type, content, identities=identities, serializer=s, seq=seq)
+            )
         session = self.session
         splice_for = self._splice_for
         if splice_for[0] is not session or splice_for[1] is not self.username:
@@ -209,15 +222,14 @@ class Codec:
             tail = self._header_tails[msg_type] = b"".join(
                 [_packb(x) for x in ("msg_type", msg_type, "version", PROTOCOL_VERSION)]
             )
-        header = b"".join(
-            (
-                _HEADER_HEAD,
-                _packb(f"{session}_{_pid}_{next(self._counter)}"),
-                self._header_middle,
-                _packb(format_date(self.clock())),
-                tail,
+        msg_id = _packb(f"{session}_{_pid}_{next(self._counter)}")
+        date = _packb(format_date(self.clock()))
+        if seq is None:
+            header = b"".join((_HEADER_HEAD, msg_id, self._header_middle, date, tail))
+        else:
+            header = b"".join(
+                (_HEADER_HEAD_SEQ, msg_id, self._header_middle, date, tail, _SEQ_KEY, _packb(seq))
             )
-        )
         empty = _EMPTY_MSGPACK
         parts = [header, empty, empty, pack_msgpack(content) if content else empty]
         return [*identities, DELIMITER, self.signer.sign(parts), *parts]
@@ -226,7 +238,7 @@ class Codec:
         """Prepare the header bytes between msg_id and date for this session and username.
 
         The header map's order is ``header()``'s: msg_id, session, username, date,
-        msg_type, version.
+        msg_type, version, and seq when there is one.
         """
         self._splice_for = (self.session, self.username)
         self._header_middle = b"".join(

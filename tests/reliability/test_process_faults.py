@@ -1,10 +1,10 @@
 """Faults with real processes: a node killed and restarted, SIGTERM under traffic, and a
-subscriber that stops reading."""
+subscriber that stops reading (its loss counted by itself)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +12,13 @@ from pathlib import Path
 import can
 import pytest
 import zmq
+import zmq.asyncio
 
 from rovbus.client import BlockingClient
 from rovbus.errors import RequestTimeout
+from rovbus.transport import SocketOptions, Subscriber
 from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
 from tests.conftest import node_toml
 from tests.processes import node_process
 from tests.reliability.conftest import NodeThread, Peer
@@ -128,61 +131,118 @@ def test_sigterm_during_a_burst_of_sends_finishes_them_and_exits_0(
     assert published >= sent, (published, sent)
 
 
-def test_a_subscriber_that_stops_reading_costs_nobody_else_a_frame(
+def test_a_subscriber_that_stops_reading_costs_nobody_else_a_frame_and_counts_its_loss(
     node_thread: Callable[..., NodeThread],
 ) -> None:
     node = node_thread()
     peer = Peer(node, Codec(username="op"))
     channel = node.daemon.config.bus("can0").channel
     writer = can.Bus(interface="virtual", channel=channel)
-    slow = peer.subscriber("alpha/", rcvhwm=50)
-    slow.setsockopt(zmq.RCVBUF, 4096)
-    fast = peer.subscriber("alpha/can/", "alpha/hb")
-    peer.wait_for(fast, lambda m: m.msg_type == "heartbeat")
     total, rate = 20_000, 8_000.0
-    received: list[int] = []
-    stop = threading.Event()
+    topic = "alpha/can/can0/100"
 
-    def read_fast() -> None:
-        sock = fast
-        while not stop.is_set() or sock.poll(0):
-            if sock.poll(100):
-                msg = peer.codec.decode(sock.recv_multipart())
-                if msg.msg_type == "can_frame":
-                    received.append(int.from_bytes(msg.content["data"], "little"))
+    def frame(can_id: int, index: int) -> can.Message:
+        return can.Message(
+            arbitration_id=can_id, is_extended_id=False, data=index.to_bytes(8, "little")
+        )
 
-    reader = threading.Thread(target=read_fast)
-    reader.start()
-    try:
+    def send_paced() -> None:
         start = time.monotonic()
         for i in range(total):
-            writer.send(can.Message(arbitration_id=0x100, data=i.to_bytes(8, "little")))
+            writer.send(frame(0x100, i))
             if i % 64 == 63 and (ahead := start + i / rate - time.monotonic()) > 0:
                 time.sleep(ahead)
-        deadline = time.monotonic() + 10
-        while len(received) < total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        reader.join()
-        # the fast subscriber and the node's CAN receive path lost nothing
-        assert sorted(received) == list(range(total)), f"fast got {len(received)} of {total}"
-        stats = peer.stats()
-        bus = stats["buses"]["can0"]
-        assert bus["rx"] >= total
-        assert bus["rx_dropped"] == 0
-        # the slow one lost frames: ZeroMQ's PUB dropped them at its high-water mark, per
-        # peer and silently (no EAGAIN on PUB), so the node's pub.dropped cannot see them
-        slow_got = 0
-        while slow.poll(200):
-            msg = peer.codec.decode(slow.recv_multipart())
-            slow_got += msg.msg_type == "can_frame"
-        assert slow_got < total, "the slow subscriber lost nothing: the test did not load it"
-        assert stats["sockets"]["pub"]["dropped"] == 0
-        print(
-            f"measured: fast {len(received)}/{total}, slow {slow_got}/{total}, node rx {bus['rx']}"
+
+    async def run() -> None:
+        ctx = zmq.asyncio.Context()
+        codec = Codec(username="op")
+        pub = [node.endpoint("pub")]
+        # the product's subscriber: it counts what it missed from the per-topic seq
+        slow = Subscriber(
+            ctx,
+            pub,
+            codec,
+            ["alpha/can/"],
+            options=SocketOptions(linger_ms=0, rcvhwm=50),
+            setup=lambda sock: sock.setsockopt(zmq.RCVBUF, 4096),
         )
+        fast = Subscriber(ctx, pub, codec, ["alpha/can/", "alpha/hb"])
+        received: list[int] = []  # the fast one's frames on the topic, by index
+        heard = asyncio.Event()
+        want, enough = total, asyncio.Event()  # set when the fast one has ``want`` frames
+
+        async def read_fast() -> None:
+            while True:
+                msg = await fast.recv()
+                heard.set()
+                if msg.topic == topic:
+                    received.append(int.from_bytes(msg.content["data"], "little"))
+                    if len(received) >= want:
+                        enough.set()
+
+        async def next_on_slow(wait: float) -> Message | None:
+            try:
+                return await asyncio.wait_for(slow.recv(), wait)
+            except TimeoutError:
+                return None
+
+        reader = asyncio.create_task(read_fast())
+        try:
+            await asyncio.wait_for(heard.wait(), 5)  # the fast one has joined
+            # the slow one has joined once a frame of another ID reaches it
+            for _ in range(50):
+                writer.send(frame(0x0FF, 0))
+                if (msg := await next_on_slow(0.1)) is not None:
+                    break
+            else:
+                raise AssertionError("the slow subscriber never joined")
+
+            await asyncio.to_thread(send_paced)  # the slow one reads nothing meanwhile
+            await asyncio.wait_for(enough.wait(), 10)
+            # the fast subscriber and the node's CAN receive path lost nothing
+            assert sorted(received) == list(range(total)), f"fast got {len(received)}"
+            stats = peer.stats()
+            bus = stats["buses"]["can0"]
+            assert bus["rx"] >= total
+            assert bus["rx_dropped"] == 0
+            # ZeroMQ's PUB dropped for the slow one at its high-water mark, per peer and
+            # silently (no EAGAIN on PUB): the node's pub.dropped cannot see it ...
+            assert stats["sockets"]["pub"]["dropped"] == 0
+            slow_got: list[int] = []
+            while (msg := await next_on_slow(0.3)) is not None:
+                if msg.topic == topic:
+                    slow_got.append(int.from_bytes(msg.content["data"], "little"))
+            assert slow_got[0] == 0, "the slow one did not get the first frame"
+            assert len(slow_got) < total, "the slow one lost nothing: the test did not load it"
+            # ... the slow subscriber counts it, once a later frame of the topic arrives
+            want = total + 1
+            enough.clear()
+            writer.send(frame(0x100, total))
+            while (msg := await next_on_slow(5)) is not None and msg.topic != topic:
+                pass
+            assert msg is not None, "the frame after the burst did not reach the slow one"
+            slow_got.append(int.from_bytes(msg.content["data"], "little"))
+            await asyncio.wait_for(enough.wait(), 5)
+            published = len(received)  # every frame of the topic, by the fast one's count
+            assert published == total + 1
+            assert slow.stats.missed == published - len(slow_got)
+            assert slow.missed_topics == {topic.encode(): published - len(slow_got)}
+            assert fast.stats.missed == 0
+            print(
+                f"measured: fast {len(received)}/{published}, slow {len(slow_got)}/{published}"
+                f" (missed {slow.stats.missed}, counted by the slow subscriber), "
+                f"node rx {bus['rx']}"
+            )
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            slow.close()
+            fast.close()
+            ctx.destroy(linger=0)
+
+    try:
+        asyncio.run(run())
         assert node.serving
     finally:
-        stop.set()
         writer.shutdown()
         peer.close()

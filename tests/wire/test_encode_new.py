@@ -41,3 +41,24 @@ def test_encode_new_follows_a_changed_username() -> None:
     got = fast.encode_new("status", {"execution_state": "idle"})
     want = general.encode(general.message("status", {"execution_state": "idle"}))
     assert got == want
+
+
+@pytest.mark.parametrize("serializer", list(Serializer))
+def test_encode_new_with_seq_matches_the_general_path(serializer: Serializer) -> None:
+    """A publisher's ``seq`` is the header's seventh field, last, in msgpack's shortest
+    integer form: fixint up to 127, then uint8, uint16, uint32, uint64."""
+    fast, general = twin_codecs(b"secret")
+    identities = (b"propulsion/can/can0/123",)
+    for seq in (1, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**64 - 1):
+        got = fast.encode_new("can_frame", CONTENT, identities, serializer, seq)
+        want = general.encode(
+            general.message(
+                "can_frame", CONTENT, identities=identities, serializer=serializer, seq=seq
+            )
+        )
+        assert got == want
+        header = Codec(b"secret").decode(got).header
+        assert list(header)[-1] == "seq"
+        assert header["seq"] == seq
+    # without seq, the header is the six fields, as before
+    assert "seq" not in Codec().decode(fast.encode_new("can_frame", CONTENT, identities)).header

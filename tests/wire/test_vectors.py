@@ -112,6 +112,11 @@ def test_vectors_cover_what_the_protocol_promises() -> None:
     assert {"can_frame", "can_batch", "heartbeat", "status"} <= types
     assert any("identities" in v and len(v["identities"]) > 1 for v in VECTORS)
     assert any("buffers" in v for v in VECTORS)
+    # a node's pub header today: the per-topic seq, last, in msgpack and JSON
+    numbered = [v for v in VECTORS if "seq" in v["message"]["header"]]
+    assert {v["serializer"] for v in numbered} == {"msgpack", "json"}
+    assert all(list(v["message"]["header"])[-1] == "seq" for v in numbered)
+    assert any(v["message"]["header"]["seq"] > 0xFF for v in numbered)  # not a fixint
     frames = [
         CanFrame.from_content(with_bytes(v["message"]["content"]))
         for v in VECTORS
