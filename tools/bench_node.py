@@ -298,17 +298,17 @@ def role_vbus(args: argparse.Namespace) -> int:
     thread.start()
 
     def handle(request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("op") != "send":
-            assert thread.native_id is not None
-            return {"threads": {"can rx": thread.native_id, "writer": threading.get_native_id()}}
-        count[0] = 0
-        sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
-        seen, seen_at = -1, time.monotonic()
-        while count[0] < sent and time.monotonic() - seen_at < 1.0:  # the queue drains
-            if count[0] != seen:
-                seen, seen_at = count[0], time.monotonic()
-            time.sleep(0.01)
-        return {"sent": sent, "t0": t0, "t1": t1, "received": count[0], "last_ns": count[1]}
+        op = request.get("op")
+        if op == "send":
+            sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
+            return {"sent": sent, "t0": t0, "t1": t1}
+        if op == "count":  # RemoteSink
+            return {"count": count[0], "last_ns": count[1]}
+        if op == "reset":
+            count[0] = count[1] = 0
+            return {}
+        assert thread.native_id is not None
+        return {"threads": {"can rx": thread.native_id, "writer": threading.get_native_id()}}
 
     try:
         serve_control(args.control, handle)
@@ -566,6 +566,30 @@ class ZmqSink(Sink):
         self.sock.close(linger=0)
 
 
+class RemoteSink(Sink):
+    """The frames a ``--role vbus`` child's own reader thread counted, asked for over its
+    side socket (so ``step`` and ``find_max`` treat the ceiling like any contender)."""
+
+    def __init__(self, child: Child) -> None:
+        self._child = child
+        self.latencies = None
+
+    def reset(self, record_latency: bool = False) -> None:
+        self._child.call({"op": "reset"}, timeout=10)
+        self.latencies = [] if record_latency else None
+
+    def _get(self) -> dict[str, Any]:
+        return self._child.call({"op": "count"}, timeout=10)
+
+    @property  # type: ignore[override]
+    def count(self) -> int:
+        return int(self._get()["count"])
+
+    @property  # type: ignore[override]
+    def last_ns(self) -> int:
+        return int(self._get()["last_ns"])
+
+
 class ZenohSink(Sink):
     """A Zenoh peer session subscribed to the reference publisher; counts in its callback."""
 
@@ -817,11 +841,14 @@ class Bench:
                 figures.hwm_mb = child.memory_mb()["VmHWM"]
         return figures
 
-    def reference(self, label: str, role: str) -> Figures:
+    def reference(self, label: str, role: str, writer: str = "send") -> Figures:
         self.log(f"  {label}")
         port = free_ports(1)[0]
         sink: Sink
-        if role == "zmq":
+        if role == "vbus":
+            child = Child(label, role, ["--writer", writer], self.ctx)
+            sink = RemoteSink(child)
+        elif role == "zmq":
             data = f"tcp://127.0.0.1:{port}"
             child = Child(label, role, ["--data", data], self.ctx)
             sink = ZmqSink(self.ctx, data, b"", "raw")
@@ -833,35 +860,6 @@ class Bench:
             warm_up(child, sink, label)
             best, steps = find_max(child, sink, self.args.seconds, self.args.refine, self.log)
         return Figures(label, best, steps)
-
-    def ceiling(self, label: str, writer: str) -> Figures:
-        """python-can's virtual bus alone (``--role vbus``), the writer unpaced: the queue
-        between writer and reader is unbounded, so nothing is lost and the rate at which
-        the reader drains it is the most the bus can carry."""
-        self.log(f"  {label}")
-        child = Child(label, "vbus", ["--writer", writer], self.ctx)
-        try:
-            cpu0 = child.cpu_seconds()
-            request = {"op": "send", "rate": None, "seconds": self.args.seconds}
-            reply = child.call(request, timeout=self.args.seconds + 60)
-            cpu1 = child.cpu_seconds()
-        finally:
-            child.close()
-        sent, received = int(reply["sent"]), int(reply["received"])
-        t0, t1, last = int(reply["t0"]), int(reply["t1"]), int(reply["last_ns"])
-        result = Step(
-            None,
-            sent,
-            received,
-            sent / max(1e-9, (t1 - t0) / 1e9),
-            received / max(1e-9, (last - t0) / 1e9) if received else 0.0,
-            [],
-            {k: (v - cpu0.get(k, 0.0)) * 1e6 / max(1, sent) for k, v in cpu1.items()},
-            0.0,
-            (last - t1) / 1e9 if received else math.nan,
-        )
-        self.log(f"    read {received:,} of {sent:,}: {result.delivered_fps:,.0f}/s")
-        return Figures(label, result, [result])
 
 
 # -- output --------------------------------------------------------------------------------
@@ -928,7 +926,7 @@ def table(result: dict[str, Any], figs: dict[str, Figures], args: argparse.Names
     vbus = result["vbus_fps"] or 1
     out.append(
         f"the node batched carries {result['batched_fps'] / vbus:.0%} of what python-can's"
-        " virtual bus carries with no node (same writer, unpaced)"
+        " virtual bus carries with no node (same writer)"
     )
     out += [
         "",
@@ -1042,9 +1040,11 @@ def run_parent(args: argparse.Namespace) -> int:
         figs["batched"] = bench.node("node batched", batch, "send", full=True)
         figs["raw"] = bench.reference("raw pyzmq", "zmq")
         figs["zenoh"] = bench.reference("zenoh", "zenoh")
-        figs["vbus"] = bench.ceiling("python-can virtual bus alone", "send")
+        figs["vbus"] = bench.reference("python-can virtual bus alone", "vbus")
         if not (args.quick or args.no_light):
-            figs["vbus-light"] = bench.ceiling("python-can virtual bus, light writer", "queue")
+            figs["vbus-light"] = bench.reference(
+                "python-can virtual bus, light writer", "vbus", "queue"
+            )
             figs["unbatched-light"] = bench.node(
                 "node unbatched, light writer", None, "queue", full=False
             )
