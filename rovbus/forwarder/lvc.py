@@ -46,6 +46,7 @@ import zmq.asyncio
 from rovbus.errors import WireError
 from rovbus.forwarder.topology import PubSource, connect_sources, sync_twin
 from rovbus.transport.curve import SocketSetup
+from rovbus.transport.publisher import TopicSequence
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
@@ -71,6 +72,7 @@ class LastValueCache:
         self.name = name
         self.codec = codec
         self.serializer = serializer
+        self._seqs = TopicSequence()  # the forwarder's own messages are numbered too
         self.max_age = max_age
         self.endpoint = f"inproc://rovbus-{name}-lvc-{id(self):x}"
         #: (topic, kind) -> (monotonic time received, replay limit in s or None, frames)
@@ -141,7 +143,11 @@ class LastValueCache:
     def publish(self, topic: str, msg_type: str, content: dict[str, Any]) -> None:
         """Publish one of the forwarder's own messages outward, and cache it."""
         message = self.codec.message(
-            msg_type, content, identities=(topic.encode(),), serializer=self.serializer
+            msg_type,
+            content,
+            identities=(topic.encode(),),
+            serializer=self.serializer,
+            seq=self._seqs.next(topic),
         )
         frames = self.codec.encode(message)
         self._keep(message, frames)

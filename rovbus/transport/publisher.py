@@ -31,6 +31,29 @@ _MORE = zmq.SNDMORE | zmq.NOBLOCK
 MAX_SEQ_TOPICS = 65_536
 
 
+class TopicSequence:
+    """Message numbers per topic: 1 for a topic's first message, one more for each after.
+
+    Holds at most ``MAX_SEQ_TOPICS`` topics; one more clears the table and every topic
+    starts again at 1 (subscribers allow for that)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def next(self, topic: str) -> int:
+        last = self._last
+        seq = last.get(topic, 0) + 1
+        if seq == 1 and len(last) >= MAX_SEQ_TOPICS:
+            last.clear()
+        last[topic] = seq
+        return seq
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
 class Publisher:
     """Encodes and publishes messages, each under a topic and numbered per topic, with
     one codec."""
@@ -43,8 +66,7 @@ class Publisher:
         self.codec = codec
         self.serializer = serializer
         self.stats = SocketStats()
-        #: topic -> the seq of the last message published on it
-        self.seqs: dict[str, int] = {}
+        self.seqs = TopicSequence()
         # a plain zmq.Socket (not one whose send is overridden, as zmq.asyncio's is)
         self._fast = type(socket).send is zmq.Socket.send
 
@@ -57,11 +79,7 @@ class Publisher:
         parent: Message | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        seqs = self.seqs
-        seq = seqs.get(topic, 0) + 1
-        if seq == 1 and len(seqs) >= MAX_SEQ_TOPICS:
-            seqs.clear()  # bounded: every topic restarts at 1, which subscribers allow for
-        seqs[topic] = seq
+        seq = self.seqs.next(topic)
         if parent is None and metadata is None:  # every CAN frame: no Message built
             frames = self.codec.encode_new(
                 msg_type, content, (topic.encode(),), self.serializer, seq
