@@ -23,9 +23,10 @@ In the same run, two references
 carry the same 8-byte frames between two processes, with the same zero-loss search: raw
 pyzmq (PUB -> SUB over tcp loopback, one-frame messages: the transport's ceiling) and Zenoh
 (``eclipse-zenoh``, peer mode, multicast scouting off, tcp loopback, congestion control
-BLOCK, one frame per message). A third, python-can's virtual bus alone (the same writer
-and a thread reading with ``bus.recv``, in one process, no rovbus), is the ceiling of the
-node's input here: no node fed by that bus can publish faster.
+BLOCK, one frame per message). A third, python-can's virtual bus alone (``--role vbus``:
+the same writer and a thread reading with ``bus.recv``, in one process, no rovbus; the
+same search, its reader counting), is the ceiling of the node's input here: no node fed by
+that bus can publish faster (``vbus_fps``).
 
 python-can's virtual bus only connects buses of one process, so the frame writer lives in
 the node's process: this script starts itself as a child (``--role node``) that runs
