@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,12 @@ import pytest
 import zmq
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A shell starts background jobs (`.ci/run &`, nohup) with SIGINT ignored, and every process
+# started from them inherits that: the tests that press Ctrl-C on a command would wait for
+# it forever. Take the default back; the commands this suite starts inherit it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SHARED_CAN = REPO.parent / "shared" / "data" / "can"
 
 
