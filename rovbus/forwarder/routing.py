@@ -228,23 +228,17 @@ class RequestRouter:
             frames = await read_now(self.outer)
             if frames is None:
                 break
-            self.stats.requests += 1
-            try:
-                request = self.codec.decode(frames)
-            except SignatureError as exc:
-                self._reject(f"dropped a request: {exc}")
+            queued = await self._verified(frames)
+            if queued is None:
                 continue
-            except WireError as exc:
-                await self._refuse_unreadable(frames, exc)
-                continue
-            if len(request.identities) >= 3:  # the ROUTER's identity, then node and channel
-                request = Message(
-                    request.header,
-                    request.parent_header,
-                    identities=request.identities[:-2],
-                    serializer=request.serializer,
+            if len(queued.identities) >= 3:  # the ROUTER's identity, then node and channel
+                queued = Message(
+                    queued.header,
+                    queued.parent_header,
+                    identities=queued.identities[:-2],
+                    serializer=queued.serializer,
                 )
-            self._refuse(request, who)
+            self._refuse(queued, who)
             count += 1
         return count
 
@@ -273,15 +267,21 @@ class RequestRouter:
             except Exception:  # a bug here must not stop the forwarder
                 log.exception("%s: unhandled error routing a request", self.name)
 
-    async def route(self, frames: list[bytes]) -> None:
+    async def _verified(self, frames: list[bytes]) -> Message | None:
+        """Count a request and decode it; ``None`` when it was bad (dropped, or answered
+        with an error reply when it can be answered)."""
         self.stats.requests += 1
         try:
-            request = self.codec.decode(frames)  # verifies; identities are not signed
+            return self.codec.decode(frames)  # verifies; identities are not signed
         except SignatureError as exc:
             self._reject(f"dropped a request: {exc}")
-            return
         except WireError as exc:
             await self._refuse_unreadable(frames, exc)
+        return None
+
+    async def route(self, frames: list[bytes]) -> None:
+        request = await self._verified(frames)
+        if request is None:
             return
         index = len(request.identities)
         if index < 3:  # the ROUTER's identity, then node and channel
