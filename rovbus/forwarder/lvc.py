@@ -24,7 +24,10 @@ cache only stores what verified with the system key, and re-signs nothing. Per n
 keeps the latest ``heartbeat``, the latest ``status`` (execution state) and the latest
 ``bus_status`` per bus. A heartbeat older than 1.5 of its node's intervals is not
 replayed (the node is late; replaying would show it alive), nor, with ``max_age``, any
-entry older than that (the receiver would reject it).
+entry older than that (the receiver would reject it). The entries of one topic go newest
+first: ``status`` and each ``bus_status`` share ``<node>/status`` and its header ``seq``
+numbers, so the newest sets a new subscriber's baseline and the older ones, below it, do
+not look like a gap (a loss) to it.
 
 An XPUB cannot address one subscriber, so, as in the zguide, the entries go to every
 subscriber of the prefix: a subscriber already there sees a duplicate (with signing on,
@@ -75,8 +78,9 @@ class LastValueCache:
         self._seqs = TopicSequence()  # the forwarder's own messages are numbered too
         self.max_age = max_age
         self.endpoint = f"inproc://rovbus-{name}-lvc-{id(self):x}"
-        #: (topic, kind) -> (monotonic time received, replay limit in s or None, frames)
-        self.entries: dict[tuple[bytes, str], tuple[float, float | None, list[bytes]]] = {}
+        #: (topic, kind) -> (monotonic time received, replay limit in s or None, header
+        #: seq or 0, frames)
+        self.entries: dict[tuple[bytes, str], tuple[float, float | None, int, list[bytes]]] = {}
         self.prefixes: set[bytes] = set()  # subscriptions in force outside (distinct)
         self.subscribes = 0
         self.unsubscribes = 0
@@ -135,7 +139,8 @@ class LastValueCache:
         key = (message.identities[0], kind)
         if key not in self.entries and len(self.entries) >= MAX_ENTRIES:
             return
-        self.entries[key] = (time.monotonic(), limit, frames)
+        seq = message.header.get("seq")
+        self.entries[key] = (time.monotonic(), limit, seq if type(seq) is int else 0, frames)
         self.cached += 1
 
     # -- publishing (the forwarder's own messages) ------------------------------------
@@ -183,8 +188,8 @@ class LastValueCache:
     def replay(self, prefix: bytes) -> int:
         """Send every fresh cached entry under ``prefix``; returns how many went."""
         now = time.monotonic()
-        sent = 0
-        for (topic, _), (received, limit, frames) in list(self.entries.items()):
+        fresh: list[tuple[bytes, int, list[bytes]]] = []
+        for (topic, _), (received, limit, seq, frames) in self.entries.items():
             if not topic.startswith(prefix):
                 continue
             age = now - received
@@ -192,6 +197,10 @@ class LastValueCache:
                 continue
             if self.max_age is not None and age > self.max_age:
                 continue
+            fresh.append((topic, -seq, frames))
+        fresh.sort(key=lambda entry: entry[:2])  # per topic, newest first (module doc)
+        sent = 0
+        for _, _, frames in fresh:
             if self._send(frames):
                 sent += 1
         self.replayed += sent

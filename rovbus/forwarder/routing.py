@@ -31,7 +31,8 @@ replies to requests already forwarded are routed back for a short while; then wh
 still queued on the ROUTER, and what waits for a node to connect, is answered with a
 ``ShuttingDown`` error reply (not forwarded, so not carried out). A request forwarded
 whose reply has not come back by then gets nothing from us: the node may have carried it
-out, and a client's retry of the same ``msg_id`` gets the node's own reply from its cache.
+out. A retry of it (same ``msg_id``) already queued is told just that; one sent through
+the restarted forwarder gets the node's own reply from its cache.
 """
 
 from __future__ import annotations
@@ -52,7 +53,14 @@ from rovbus.forwarder.topology import Target, Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
-from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Intake, read_now, refusal
+from rovbus.transport.server import (
+    DRAIN_DEADLINE,
+    DRAIN_LIMIT,
+    Intake,
+    Outcome,
+    read_now,
+    refusal,
+)
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec, split_envelope
 from rovbus.wire.message import Message, error_content, reply_type
@@ -238,13 +246,15 @@ class RequestRouter:
                     identities=queued.identities[:-2],
                     serializer=queued.serializer,
                 )
-            self._refuse(queued, who)
+            # a client's retry of a request forwarded whose reply has not come back
+            forwarded = any(msg_id == queued.msg_id for _, msg_id in self.pending)
+            self._refuse(queued, who, "forwarded" if forwarded else "refused")
             count += 1
         return count
 
-    def _refuse(self, request: Message, who: str) -> None:
+    def _refuse(self, request: Message, who: str, outcome: Outcome = "refused") -> None:
         self.stats.errors += 1
-        self._send_out(self.codec.encode(refusal(self.codec, request, who)))
+        self._send_out(self.codec.encode(refusal(self.codec, request, who, outcome)))
 
     def close(self) -> None:
         for task in self._tasks:

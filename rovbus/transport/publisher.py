@@ -50,6 +50,16 @@ class TopicSequence:
         last[topic] = seq
         return seq
 
+    def unwind(self, topic: str, seq: int) -> None:
+        """Give back ``seq``, the number ``next`` just gave for a message that was never
+        sent, so that subscribers do not count it as lost."""
+        last = self._last
+        if last.get(topic) == seq:
+            if seq > 1:
+                last[topic] = seq - 1
+            else:
+                del last[topic]
+
     def __len__(self) -> int:
         return len(self._last)
 
@@ -80,21 +90,25 @@ class Publisher:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         seq = self.seqs.next(topic)
-        if parent is None and metadata is None:  # every CAN frame: no Message built
-            frames = self.codec.encode_new(
-                msg_type, content, (topic.encode(),), self.serializer, seq
-            )
-        else:
-            message = self.codec.message(
-                msg_type,
-                content,
-                parent=parent,
-                metadata=metadata,
-                identities=(topic.encode(),),
-                serializer=self.serializer,
-                seq=seq,
-            )
-            frames = self.codec.encode(message)
+        try:
+            if parent is None and metadata is None:  # every CAN frame: no Message built
+                frames = self.codec.encode_new(
+                    msg_type, content, (topic.encode(),), self.serializer, seq
+                )
+            else:
+                message = self.codec.message(
+                    msg_type,
+                    content,
+                    parent=parent,
+                    metadata=metadata,
+                    identities=(topic.encode(),),
+                    serializer=self.serializer,
+                    seq=seq,
+                )
+                frames = self.codec.encode(message)
+        except BaseException:  # content that does not serialize: nothing goes out
+            self.seqs.unwind(topic, seq)
+            raise
         self.send_frames(frames)
 
     def send_frames(self, frames: list[bytes]) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import zmq
 import zmq.asyncio
@@ -36,22 +37,42 @@ from rovbus.transport.channel import Channel, Rejected
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 
-__all__ = ["DRAIN_DEADLINE", "DRAIN_LIMIT", "Intake", "RequestLoop", "read_now", "refusal"]
+__all__ = [
+    "DRAIN_DEADLINE",
+    "DRAIN_LIMIT",
+    "Intake",
+    "Outcome",
+    "RequestLoop",
+    "read_now",
+    "refusal",
+]
 
 #: what ``refuse_queued`` reads of one channel at most, and for how long (seconds)
 DRAIN_LIMIT = 1000
 DRAIN_DEADLINE = 0.25
 
 
-def refusal(codec: Codec, request: Message, who: str, *, interrupted: bool = False) -> Message:
+#: what became of a request a stopping daemon refuses: ``refused``, never acted on;
+#: ``interrupted``, cut off midway (this copy or an earlier one with its msg_id);
+#: ``forwarded``, an earlier copy went on to its node and no reply came back in time
+Outcome = Literal["refused", "interrupted", "forwarded"]
+
+
+def refusal(codec: Codec, request: Message, who: str, outcome: Outcome = "refused") -> Message:
     """The ``ShuttingDown`` error reply to ``request`` from ``who`` (``"node alpha"``)."""
-    if interrupted:
+    kind = request.msg_type
+    if outcome == "interrupted":
         why = (
-            f"{who} stopped while carrying out {request.msg_type}: it was interrupted "
-            "and may have been partly carried out"
+            f"{who} stopped while carrying out {kind}: it was interrupted and may have been "
+            "partly carried out"
+        )
+    elif outcome == "forwarded":
+        why = (
+            f"{who} is shutting down: {kind} was forwarded to its node and no reply came "
+            "back in time; it may have been carried out"
         )
     else:
-        why = f"{who} is shutting down: {request.msg_type} was not carried out"
+        why = f"{who} is shutting down: {kind} was not carried out"
     content = error_content(ShuttingDown(why))
     return codec.reply(request, reply_type(request.msg_type), content)
 
@@ -178,7 +199,7 @@ class RequestLoop:
         if interrupted is not None and answer:
             reply = answered(interrupted) if answered is not None else None
             if reply is None:
-                reply = refusal(channel.codec, interrupted, who, interrupted=True)
+                reply = refusal(channel.codec, interrupted, who, "interrupted")
             await channel.send(reply)
             count += 1
         for _ in range(limit):
@@ -194,6 +215,9 @@ class RequestLoop:
             if not answer:
                 continue
             reply = answered(got) if answered is not None else None
-            await channel.send(reply if reply is not None else refusal(channel.codec, got, who))
+            if reply is None:
+                cut = interrupted is not None and got.msg_id == interrupted.msg_id  # a retry
+                reply = refusal(channel.codec, got, who, "interrupted" if cut else "refused")
+            await channel.send(reply)
             count += 1
         return count

@@ -273,6 +273,7 @@ def test_the_request_in_hand_finishes_a_retry_gets_its_reply_the_rest_are_refuse
         control.send_multipart(codec.encode(stuck))
         assert on_shell.entered.wait(10)
         assert on_control.entered.wait(10)
+        control.send_multipart(codec.encode(stuck))  # a retry of the one that will be cut off
         shell.send_multipart(codec.encode(done))  # a client's retry: same msg_id
         queued = [codec.message("kernel_info_request") for _ in range(5)]
         for request in queued:
@@ -281,7 +282,7 @@ def test_the_request_in_hand_finishes_a_retry_gets_its_reply_the_rest_are_refuse
         node.wait_stopping()
         on_shell.release()  # the control one is never released: cut off at the deadline
         replies = collect(shell, codec, 2 + len(queued))
-        (cut_off,) = collect(control, codec, 1)
+        cut_off, cut_retry = collect(control, codec, 2)
         assert shell.poll(0) == 0
         assert control.poll(0) == 0
     finally:
@@ -295,8 +296,9 @@ def test_the_request_in_hand_finishes_a_retry_gets_its_reply_the_rest_are_refuse
     assert answered[done.msg_id].content == first.content  # carried out once, answered again
     for request in queued:
         assert_refused(answered[request.msg_id], request, "node alpha", "was not carried out")
-    assert cut_off.parent_header["msg_id"] == stuck.msg_id
-    assert_refused(cut_off, stuck, "node alpha", "interrupted and may have been partly")
+    for reply in (cut_off, cut_retry):
+        assert reply.parent_header["msg_id"] == stuck.msg_id
+        assert_refused(reply, stuck, "node alpha", "interrupted and may have been partly")
 
 
 def test_a_command_waiting_for_stdin_is_answered_when_the_node_stops(write_system) -> None:  # type: ignore[no-untyped-def]
@@ -458,3 +460,35 @@ def test_a_forwarder_stopping_routes_back_the_replies_to_requests_it_forwarded(
     assert replies[held.msg_id].content == {"status": "ok", "held": True}
     for request in late:
         assert_refused(replies[request.msg_id], request, "forwarder tether", "not carried out")
+
+
+def test_a_forwarder_stopping_tells_a_retry_its_forwarded_request_may_have_been_carried_out(
+    write_system,  # type: ignore[no-untyped-def]
+) -> None:
+    path = write_system(node_toml("alpha", iopub=False), inproc(forwarder_toml("tether")))
+    system = load_system(path)
+    hold = Hold()
+    node_daemon = NodeDaemon(system, "alpha")
+    node_daemon.add_handler("hold_request", hold)
+    node = DaemonThread(node_daemon, serve=True)
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", drain_deadline=0.3), serve=True)
+    assert fwd.daemon.context is not None
+    codec = Codec(username="op")
+    sock = dealer(fwd.daemon.context, fwd.daemon.config.endpoints.request)
+    try:
+        held = codec.message("hold_request", identities=(b"alpha", b"shell"))
+        sock.send_multipart(codec.encode(held))
+        assert hold.entered.wait(10), "the request did not reach the node"
+        fwd.stop()
+        fwd.wait_stopping()
+        sock.send_multipart(codec.encode(held))  # the client's retry: same msg_id
+        (reply,) = collect(sock, codec, 1)  # the node still holds the first copy
+    finally:
+        hold.release()
+        sock.close()
+        fwd.join()
+        node.join()
+
+    assert reply.parent_header["msg_id"] == held.msg_id
+    assert_refused(reply, held, "forwarder tether", "no reply came back in time")
+    assert_refused(reply, held, "forwarder tether", "may have been carried out")

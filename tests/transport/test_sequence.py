@@ -18,6 +18,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
+from rovbus.errors import EnvelopeError
 from rovbus.transport import Publisher, SocketOptions, Subscriber
 from rovbus.transport.publisher import MAX_SEQ_TOPICS
 from rovbus.transport.subscriber import MAX_TRACKED
@@ -206,6 +207,23 @@ async def test_drops_at_the_high_water_marks_are_counted_exactly(tiny: Loopback)
     assert tiny.subscriber.stats.missed == lost
     assert tiny.subscriber.missed_topics == {b"keep/a": lost}
     assert tiny.publisher.stats.dropped == 0  # the publisher cannot see these drops
+
+
+async def test_a_message_that_fails_to_encode_uses_up_no_number() -> None:
+    """Content the serializer refuses raises and sends nothing; the next message of the
+    topic takes the number, so no subscriber counts a message that never existed."""
+    link = Loopback(SocketOptions(linger_ms=0), SocketOptions(linger_ms=0))
+    try:
+        await link.joined()
+        pub = link.publisher
+        pub.publish("keep/a", "note", {})
+        with pytest.raises(EnvelopeError, match="cannot serialize"):
+            pub.publish("keep/a", "note", {"bad": object()})
+        pub.publish("keep/a", "note", {})
+        assert await link.drain("keep/a") == [1, 2]
+        assert link.subscriber.stats.missed == 0
+    finally:
+        link.close()
 
 
 async def test_the_publishers_bounded_table_restarts_the_count_without_a_loss() -> None:
