@@ -22,8 +22,9 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -423,41 +424,67 @@ def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -
     assert (stats.requests, stats.rejected, stats.forwarded) == (len(by_name) + 1, 1, 0)
 
 
-def test_a_forwarder_stopping_routes_back_the_replies_to_requests_it_forwarded(
-    write_system,  # type: ignore[no-untyped-def]
-) -> None:
+TO_ALPHA = (b"alpha", b"shell")  # a request's routing frames: node alpha, its shell
+
+
+@dataclass
+class Forwarded:
+    """A request by name that the node behind a stopping forwarder holds."""
+
+    hold: Hold
+    sock: zmq.Socket[Any]
+    codec: Codec
+    held: Message
+
+    def send(self, request: Message) -> None:
+        self.sock.send_multipart(self.codec.encode(request))
+
+    def by_name(self, msg_type: str) -> Message:
+        return self.codec.message(msg_type, identities=TO_ALPHA)
+
+
+@contextlib.contextmanager
+def forwarded_and_held(write_system: Any, drain_deadline: float) -> Iterator[Forwarded]:
+    """Node alpha behind forwarder tether (both in this process) holds a request sent by
+    name; the forwarder has begun to stop when this yields."""
     path = write_system(node_toml("alpha", iopub=False), inproc(forwarder_toml("tether")))
     system = load_system(path)
     hold = Hold()
     node_daemon = NodeDaemon(system, "alpha")
     node_daemon.add_handler("hold_request", hold)
     node = DaemonThread(node_daemon, serve=True)
-    # a long drain deadline: the forwarder stops waiting as soon as the reply is back
-    fwd = DaemonThread(ForwarderDaemon(system, "tether", drain_deadline=10.0), serve=True)
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", drain_deadline=drain_deadline), serve=True)
     assert fwd.daemon.context is not None
     codec = Codec(username="op")
     sock = dealer(fwd.daemon.context, fwd.daemon.config.endpoints.request)
     try:
-        held = codec.message("hold_request", identities=(b"alpha", b"shell"))
-        sock.send_multipart(codec.encode(held))
+        got = Forwarded(hold, sock, codec, codec.message("hold_request", identities=TO_ALPHA))
+        got.send(got.held)
         assert hold.entered.wait(10), "the request did not reach the node"
         fwd.stop()
         fwd.wait_stopping()
-        late = [
-            codec.message("node_info_request", identities=(b"alpha", b"shell")) for _ in range(3)
-        ]
-        for request in late:
-            sock.send_multipart(codec.encode(request))
-        hold.release()
-        replies = by_parent(collect(sock, codec, 1 + len(late)))
-        assert sock.poll(0) == 0
+        yield got
     finally:
+        hold.release()
         sock.close()
         fwd.join()
         node.join()
 
-    assert set(replies) == {held.msg_id} | {r.msg_id for r in late}
-    assert replies[held.msg_id].content == {"status": "ok", "held": True}
+
+def test_a_forwarder_stopping_routes_back_the_replies_to_requests_it_forwarded(
+    write_system,  # type: ignore[no-untyped-def]
+) -> None:
+    # a long drain deadline: the forwarder stops waiting as soon as the reply is back
+    with forwarded_and_held(write_system, drain_deadline=10.0) as fw:
+        late = [fw.by_name("node_info_request") for _ in range(3)]
+        for request in late:
+            fw.send(request)
+        fw.hold.release()
+        replies = by_parent(collect(fw.sock, fw.codec, 1 + len(late)))
+        assert fw.sock.poll(0) == 0
+
+    assert set(replies) == {fw.held.msg_id} | {r.msg_id for r in late}
+    assert replies[fw.held.msg_id].content == {"status": "ok", "held": True}
     for request in late:
         assert_refused(replies[request.msg_id], request, "forwarder tether", "not carried out")
 
@@ -465,30 +492,10 @@ def test_a_forwarder_stopping_routes_back_the_replies_to_requests_it_forwarded(
 def test_a_forwarder_stopping_tells_a_retry_its_forwarded_request_may_have_been_carried_out(
     write_system,  # type: ignore[no-untyped-def]
 ) -> None:
-    path = write_system(node_toml("alpha", iopub=False), inproc(forwarder_toml("tether")))
-    system = load_system(path)
-    hold = Hold()
-    node_daemon = NodeDaemon(system, "alpha")
-    node_daemon.add_handler("hold_request", hold)
-    node = DaemonThread(node_daemon, serve=True)
-    fwd = DaemonThread(ForwarderDaemon(system, "tether", drain_deadline=0.3), serve=True)
-    assert fwd.daemon.context is not None
-    codec = Codec(username="op")
-    sock = dealer(fwd.daemon.context, fwd.daemon.config.endpoints.request)
-    try:
-        held = codec.message("hold_request", identities=(b"alpha", b"shell"))
-        sock.send_multipart(codec.encode(held))
-        assert hold.entered.wait(10), "the request did not reach the node"
-        fwd.stop()
-        fwd.wait_stopping()
-        sock.send_multipart(codec.encode(held))  # the client's retry: same msg_id
-        (reply,) = collect(sock, codec, 1)  # the node still holds the first copy
-    finally:
-        hold.release()
-        sock.close()
-        fwd.join()
-        node.join()
+    with forwarded_and_held(write_system, drain_deadline=0.3) as fw:
+        fw.send(fw.held)  # the client's retry: same msg_id
+        (reply,) = collect(fw.sock, fw.codec, 1)  # the node still holds the first copy
 
-    assert reply.parent_header["msg_id"] == held.msg_id
-    assert_refused(reply, held, "forwarder tether", "no reply came back in time")
-    assert_refused(reply, held, "forwarder tether", "may have been carried out")
+    assert reply.parent_header["msg_id"] == fw.held.msg_id
+    assert_refused(reply, fw.held, "forwarder tether", "no reply came back in time")
+    assert_refused(reply, fw.held, "forwarder tether", "may have been carried out")
