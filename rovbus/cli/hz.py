@@ -12,9 +12,10 @@ examples:
   rovbus hz nav/can/can1/09F112 --once --window 50
 
 Each topic keeps its last --window arrivals; a report every --period seconds prints the
-rate and the min, max and standard deviation of the gaps (a batched bus's topic counts
-batches, not frames), and "missed N" when messages of the topic were lost on the way since
-the start (gaps in the publisher's sequence numbers; JSON: "missed").
+rate and the min, max and standard deviation of the gaps. A batched bus's topic counts
+batches; its line adds the CAN frames a second they carry (JSON: "frames_per_s").
+"missed N" says how many messages of the topic were lost on the way since the start
+(gaps in the publisher's sequence numbers; JSON: "missed").
 Exit status: 0 ok, 1 nothing within --timeout, 2 bad system file.
 """
 

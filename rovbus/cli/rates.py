@@ -1,7 +1,8 @@
 """What ``rovbus hz`` and ``rovbus bw`` share: per-topic statistics over a sliding window.
 
-Like ``ros2 topic hz``/``bw``: each topic keeps its last ``window`` arrivals (receive time
-and size in bytes on the wire); a report prints one line per topic.
+Like ``ros2 topic hz``/``bw``: each topic keeps its last ``window`` arrivals (receive time,
+size in bytes on the wire, and CAN frames carried: 1 for a ``can_frame``, the batch's count
+for a ``can_batch``); a report prints one line per topic.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rovbus.cli.options import add_connection_args, parser_defaults
 
 if TYPE_CHECKING:
     from rovbus.client import Client, Received
+    from rovbus.wire.message import Message
 
 __all__ = ["TopicWindow", "add_rate_parser", "run_rates"]
 
@@ -26,15 +28,29 @@ class TopicWindow:
     size: int
     times: deque[float] = field(default_factory=deque)
     sizes: deque[int] = field(default_factory=deque)
+    frames: deque[int] = field(default_factory=deque)
     total: int = 0
+    batched: bool = False  # has carried a can_batch
 
-    def add(self, t: float, nbytes: int) -> None:
+    def add(self, t: float, nbytes: int, frames: int = 0, batch: bool = False) -> None:
         self.times.append(t)
         self.sizes.append(nbytes)
+        self.frames.append(frames)
         self.total += 1
+        self.batched = self.batched or batch
         while len(self.times) > self.size:
             self.times.popleft()
             self.sizes.popleft()
+            self.frames.popleft()
+
+    def frame_rate(self) -> float | None:
+        """CAN frames a second over the window (the frames that came after its first
+        arrival, over the time since), or None with fewer than 2 arrivals."""
+        if len(self.times) < 2:
+            return None
+        span = self.times[-1] - self.times[0]
+        carried = sum(self.frames) - self.frames[0]
+        return carried / span if span > 0 else math.inf
 
     def hz(self) -> tuple[float, float, float, float] | None:
         """(rate, min gap, max gap, std dev of gaps) or None with fewer than 2 arrivals."""
@@ -54,6 +70,16 @@ class TopicWindow:
         sizes = list(self.sizes)
         rate = sum(sizes) / span if span > 0 else 0.0
         return rate, sum(sizes) / len(sizes), min(sizes), max(sizes)
+
+
+def _frames_carried(message: Message) -> tuple[int, bool]:
+    """(CAN frames in ``message``, whether it is a batch)."""
+    if message.msg_type == "can_frame":
+        return 1, False
+    if message.msg_type == "can_batch":
+        frames = message.content.get("frames")
+        return (len(frames) if isinstance(frames, list) else 0), True
+    return 0, False
 
 
 def _bytes(n: float) -> str:
@@ -105,6 +131,7 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
             if command == "hz":
                 h = w.hz()
                 lost = missed.get(topic, 0)
+                fps = w.frame_rate() if w.batched else None
                 if args.json:
                     lines.append(
                         json.dumps(
@@ -116,6 +143,7 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
                                 "std": h and h[3],
                                 "window": len(w.times),
                                 "missed": lost,
+                                "frames_per_s": fps,
                             }
                         )
                     )
@@ -125,6 +153,7 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
                     lines.append(
                         f"{topic}  {h[0]:9.3f} Hz  min {h[1]:.4f}s  max {h[2]:.4f}s  "
                         f"std {h[3]:.5f}s  window {len(w.times)}"
+                        + (f"  ({fps:,.1f} frames/s)" if fps is not None else "")
                         + (f"  missed {lost}" if lost else "")
                     )
             else:
@@ -167,10 +196,11 @@ def run_rates(args: argparse.Namespace, command: str) -> int:
                         got: Received = await asyncio.wait_for(subscription.next_received(), left)
                     except TimeoutError:
                         continue
-                    w = windows.get(got.message.topic)
+                    message = got.message
+                    w = windows.get(message.topic)
                     if w is None:
-                        w = windows[got.message.topic] = TopicWindow(args.window)
-                    w.add(got.time, got.size)
+                        w = windows[message.topic] = TopicWindow(args.window)
+                    w.add(got.time, got.size, *_frames_carried(message))
                     continue
                 next_report += args.period
                 if not windows:

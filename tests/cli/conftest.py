@@ -114,9 +114,12 @@ class _Notify:
             pass
 
 
-def start_node(tmp: Path, name: str = "alpha", interval: float = 0.2) -> Bus:
+def start_node(
+    tmp: Path, name: str = "alpha", interval: float = 0.2, batch: str | None = None
+) -> Bus:
     config = tmp / "system.toml"
-    config.write_text(system_toml(node_toml(name, tx_allow=ALL_IDS), interval=interval))
+    node = node_toml(name, tx_allow=ALL_IDS, batch=batch)
+    config.write_text(system_toml(node, interval=interval))
     notify = _Notify(tmp / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), XDG_RUNTIME_DIR=str(tmp))
     proc = subprocess.Popen(

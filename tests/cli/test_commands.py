@@ -149,6 +149,23 @@ def test_hz_and_bw(bus: Bus) -> None:
     assert "B/s" in done.stdout
 
 
+def test_hz_on_a_batched_bus_adds_the_frame_rate(tmp_path: Path) -> None:
+    # batches leave only full (the delay is far longer than the test): 5 frames each
+    node = start_node(tmp_path, batch="{ max_frames = 5, max_delay_ms = 60000 }")
+    try:
+        hz = node.start("hz", "alpha/can/can0", "--json", "-n", "1", *G)
+        frames = [f"{0x100 + i:03X}#{i:02X}" for i in range(20)]
+        assert node.run("send", "alpha", "can0", *frames, *G).returncode == 0
+        code, out, err = hz.finish()
+    finally:
+        stop_node(node)
+    assert code == 0, err
+    (row,) = map(json.loads, out.splitlines())
+    assert row["topic"] == "alpha/can/can0"  # the echo of the 20 frames sent: 4 batches of 5
+    assert row["window"] == 4
+    assert row["frames_per_s"] == pytest.approx(5 * row["rate"])
+
+
 def test_sub_timeout_exits_1(bus: Bus) -> None:
     done = bus.run("sub", "alpha/nothing", "--timeout", "0.3", *G)
     assert done.returncode == 1
