@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import zmq
 
+from rovbus.client.blocking import BlockingSubscription
 from rovbus.config import SystemConfig, load_system
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
@@ -150,6 +151,21 @@ class Peer:
 
     def close(self) -> None:
         self.ctx.destroy(linger=0)
+
+
+def next_matching(
+    sub: BlockingSubscription, predicate: Callable[[Message], bool], timeout: float
+) -> Message:
+    """The first message on ``sub`` that matches, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = sub.recv(timeout=left)
+        except TimeoutError:
+            break
+        if predicate(msg):
+            return msg
+    raise AssertionError(f"nothing matching on the subscriber within {timeout} s")
 
 
 def signed_extra(tmp_path: Path) -> str:

@@ -28,26 +28,11 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import forwarder_process, node_process
-from tests.reliability.conftest import signed_extra
+from tests.reliability.conftest import next_matching, signed_extra
 from tests.reliability.test_hostile import mutation, random_frames
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
 TIMEOUT = "1.0"  # the forwarder's --request-timeout
-
-
-def _next(
-    sub: BlockingSubscription, predicate: Callable[[Message], bool], timeout: float
-) -> Message:
-    """The first message on ``sub`` that matches, within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = sub.recv(timeout=left)
-        except TimeoutError:
-            break
-        if predicate(msg):
-            return msg
-    raise AssertionError(f"nothing matching on the subscriber within {timeout} s")
 
 
 def _alpha_heartbeat(msg: Message) -> bool:
@@ -73,11 +58,11 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
         with forwarder_process(config, "tether", tmp_path, args=args) as (fwd, systemd):
             systemd.wait_for("READY=1")
             sub.ready(timeout=10)
-            _next(sub, _alpha_heartbeat, timeout=5)
+            next_matching(sub, _alpha_heartbeat, timeout=5)
             info = topside.request("alpha", "node_info").content
             session, uptime = info["session"], info["uptime"]
             assert topside.send_frames("alpha", "can0", ["123#01"]) == 1
-            _next(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x01", 5)
+            next_matching(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x01", 5)
             inside.node_table()  # the inner client starts following alpha's heartbeats
 
             fwd.send_signal(signal.SIGKILL)
@@ -96,7 +81,7 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
         with forwarder_process(config, "tether", tmp_path, args=args) as (fwd, systemd):
             systemd.wait_for("READY=1")
             ready = time.monotonic()
-            beat = _next(sub, _alpha_heartbeat, timeout=5)
+            beat = next_matching(sub, _alpha_heartbeat, timeout=5)
             back = time.monotonic() - ready
             print(f"measured: first alpha heartbeat topside {back:.3f} s after READY=1")
             # ZeroMQ reconnects (100 ms), resubscribes through the new XPUB/XSUB, then a beat
@@ -107,7 +92,7 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
             assert info["session"] == session, "the node restarted"
             assert info["uptime"] > uptime
             assert topside.send_frames("alpha", "can0", ["123#02"]) == 1
-            _next(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x02", 5)
+            next_matching(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x02", 5)
             # inside, nothing happened: alpha alive all along, same session, no restart
             row = _row(inside, "alpha")
             assert (row.state, row.session, row.restarts) == ("alive", session, 0), row
