@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import zmq
 
+from tests.numbered import NumberedSender
+
 REPO = Path(__file__).resolve().parent.parent
 
 # A shell starts background jobs (`.ci/run &`, nohup) with SIGINT ignored, and every process
@@ -95,6 +97,14 @@ def write_system(tmp_path: Path):  # type: ignore[no-untyped-def]
 def _open_sockets() -> list[zmq.Socket]:  # type: ignore[type-arg]
     gc.collect()
     return [o for o in gc.get_objects() if isinstance(o, zmq.Socket) and not o.closed]
+
+
+@pytest.fixture
+def sender() -> Iterator[NumberedSender]:
+    """A publisher that numbers its messages per topic by hand (tests/numbered.py)."""
+    s = NumberedSender()
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -13,20 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import Background
 from tests.numbered import NumberedSender
-
-
-@pytest.fixture
-def sender() -> Iterator[NumberedSender]:
-    s = NumberedSender()
-    yield s
-    s.close()
 
 
 class Command:

@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from rovbus.client import BlockingClient, Client
 from rovbus.config import SystemConfig
 from tests.numbered import NumberedSender
-
-
-@pytest.fixture
-def sender() -> Iterator[NumberedSender]:
-    s = NumberedSender()
-    yield s
-    s.close()
-
 
 GAPPY = [("demo/a", 1), ("demo/a", 2), ("demo/a", 6), ("demo/b", 3), ("demo/b", 5)]
 

@@ -1,6 +1,6 @@
-"""Fixtures for the reliability suite: a node daemon served on its own thread.
+"""Fixtures for the reliability suite: a daemon served on its own thread.
 
-The node runs in this process (so a python-can virtual bus in the test can see what it
+A node runs in this process (so a python-can virtual bus in the test can see what it
 puts on the wire) but on its own event loop thread, so the tests talk to it with plain
 blocking ZeroMQ sockets, as a hostile peer would, and hypothesis drives them synchronously.
 """
@@ -8,6 +8,7 @@ blocking ZeroMQ sockets, as a hostile peer would, and hypothesis drives them syn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,23 +21,29 @@ import zmq
 
 from rovbus.client.blocking import BlockingSubscription
 from rovbus.config import SystemConfig, load_system
+from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import node_toml
 
+NodeOrForwarder = NodeDaemon | ForwarderDaemon
 
-class NodeThread:
-    """A ``NodeDaemon`` started and served on a thread of its own."""
 
-    def __init__(self, system: SystemConfig, name: str) -> None:
-        self.system = system
-        self.name = name
-        self.daemon = NodeDaemon(system, name)
+class DaemonThread:
+    """A daemon started on an event loop thread of its own; it serves requests only when
+    ``serve`` is true (else it reads nothing until stopped); ``stop`` begins its shutdown
+    (``aclose`` follows ``serve``, or the stop when not serving); ``join`` waits for it
+    and terminates the daemon's context."""
+
+    def __init__(self, daemon: NodeOrForwarder, *, serve: bool) -> None:
+        self.daemon = daemon
+        self.serve = serve
         self.loop = asyncio.new_event_loop()
         self.crashed: BaseException | None = None
+        self.context: zmq.Context[Any] | None = None
         self._started: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, name=f"node-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         self._started.result(timeout=15)
 
@@ -48,6 +55,7 @@ class NodeThread:
             self.loop.close()
 
     async def _main(self) -> None:
+        self._idle = asyncio.Event()
         try:
             await self.daemon.start()
         except BaseException as exc:
@@ -55,11 +63,52 @@ class NodeThread:
             return
         self._started.set_result(None)
         try:
-            await self.daemon.serve()
-        except BaseException as exc:  # the suite asserts this never happens
+            if self.serve:
+                await self.daemon.serve()
+            else:
+                await self._idle.wait()
+        except BaseException as exc:
             self.crashed = exc
         finally:
+            # the test's sockets live in the daemon's context: terminating it would cut
+            # them off from the last replies, so ``join`` does it once they are closed
+            self.context, self.daemon.context = self.daemon.context, None
             await self.daemon.aclose()
+
+    def call(self, function: Callable[[], object]) -> None:
+        self.loop.call_soon_threadsafe(function)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
+            self.call(self.daemon.request_stop)
+            self.call(self._idle.set)
+
+    def wait_stopping(self, timeout: float = 10.0) -> None:
+        """Until the daemon has begun to stop (it reads no new request from then on)."""
+        deadline = time.monotonic() + timeout
+        while self.daemon.state not in ("stopping", "stopped"):
+            assert time.monotonic() < deadline, f"still {self.daemon.state}"
+            time.sleep(0.01)
+
+    def join(self) -> None:
+        """Wait for the shutdown; the test's sockets in the daemon's context must be
+        closed first (terminating the context waits for them)."""
+        self.stop()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the daemon did not stop"
+        if self.context is not None:
+            self.context.term()
+        assert self.crashed is None, self.crashed
+
+
+class NodeThread(DaemonThread):
+    """A ``NodeDaemon`` started and served on a thread of its own."""
+
+    def __init__(self, system: SystemConfig, name: str) -> None:
+        self.system = system
+        self.name = name
+        super().__init__(NodeDaemon(system, name), serve=True)
+        self.daemon: NodeDaemon
 
     @property
     def serving(self) -> bool:
@@ -67,12 +116,6 @@ class NodeThread:
 
     def endpoint(self, channel: str) -> str:
         return str(getattr(self.daemon.config.endpoints, channel))
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.daemon.request_stop)
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "the node thread did not stop"
 
 
 class Peer:
@@ -168,6 +211,11 @@ def next_matching(
     raise AssertionError(f"nothing matching on the subscriber within {timeout} s")
 
 
+def frame_with(data: bytes) -> Callable[[Message], bool]:
+    """A predicate for ``next_matching``: a CAN frame carrying ``data``."""
+    return lambda m: m.msg_type == "can_frame" and m.content["data"] == data
+
+
 def signed_extra(tmp_path: Path) -> str:
     key = tmp_path / "hmac.key"
     key.write_text("5eed" * 16 + "\n")
@@ -196,4 +244,4 @@ def node_thread(write_system, tmp_path: Path) -> Iterator[Callable[..., NodeThre
 
     yield start
     for thread in started:
-        thread.stop()
+        thread.join()

@@ -21,14 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rovbus.client import BlockingClient
-from rovbus.client.blocking import BlockingSubscription
 from rovbus.config import load_system
 from rovbus.errors import RequestTimeout
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import forwarder_process, node_process
-from tests.reliability.conftest import next_matching, signed_extra
+from tests.reliability.conftest import frame_with, next_matching, signed_extra
 from tests.reliability.test_hostile import mutation, random_frames
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
@@ -62,7 +61,7 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
             info = topside.request("alpha", "node_info").content
             session, uptime = info["session"], info["uptime"]
             assert topside.send_frames("alpha", "can0", ["123#01"]) == 1
-            next_matching(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x01", 5)
+            next_matching(sub, frame_with(b"\x01"), 5)
             inside.node_table()  # the inner client starts following alpha's heartbeats
 
             fwd.send_signal(signal.SIGKILL)
@@ -92,7 +91,7 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
             assert info["session"] == session, "the node restarted"
             assert info["uptime"] > uptime
             assert topside.send_frames("alpha", "can0", ["123#02"]) == 1
-            next_matching(sub, lambda m: m.msg_type == "can_frame" and m.content["data"] == b"\x02", 5)
+            next_matching(sub, frame_with(b"\x02"), 5)
             # inside, nothing happened: alpha alive all along, same session, no restart
             row = _row(inside, "alpha")
             assert (row.state, row.session, row.restarts) == ("alive", session, 0), row

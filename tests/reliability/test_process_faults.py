@@ -21,7 +21,7 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import node_toml
 from tests.processes import node_process
-from tests.reliability.conftest import NodeThread, Peer, next_matching
+from tests.reliability.conftest import NodeThread, Peer, frame_with, next_matching
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
 
@@ -44,10 +44,6 @@ def _until(
     raise AssertionError(f"{node} not {states} within {timeout} s: {_state(client, node)}")
 
 
-def _frame(data: bytes) -> Callable[[Message], bool]:
-    return lambda m: m.msg_type == "can_frame" and m.content["data"] == data
-
-
 def test_kill_9_late_then_dead_then_back_and_subscribers_resume(
     write_system, tmp_path: Path
 ) -> None:
@@ -59,7 +55,7 @@ def test_kill_9_late_then_dead_then_back_and_subscribers_resume(
             sub.ready(timeout=10)
             _, first_session = _until(client, "alpha", {"alive"}, timeout=5)
             client.send_frames("alpha", "can0", ["123#01"])
-            next_matching(sub, _frame(b"\x01"), timeout=5)
+            next_matching(sub, frame_with(b"\x01"), timeout=5)
 
             proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
@@ -87,7 +83,7 @@ def test_kill_9_late_then_dead_then_back_and_subscribers_resume(
             # before that does not reach it, as with any PUB/SUB)
             next_matching(sub, lambda m: m.content.get("session") == session, timeout=5)
             client.send_frames("alpha", "can0", ["123#02"])
-            next_matching(sub, _frame(b"\x02"), timeout=5)
+            next_matching(sub, frame_with(b"\x02"), timeout=5)
             sub.close()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=5) == 0

@@ -22,8 +22,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,79 +37,7 @@ from rovbus.wire.message import Message, reply_type
 from rovbus.wire.serializers import Serializer
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import node_process
-
-NodeOrForwarder = NodeDaemon | ForwarderDaemon
-
-
-class DaemonThread:
-    """A daemon started on an event loop thread of its own; it serves requests only when
-    ``serve`` is true (else it reads nothing until stopped); ``stop`` begins its shutdown
-    (``aclose`` follows ``serve``, or the stop when not serving); ``join`` waits for it
-    and terminates the daemon's context."""
-
-    def __init__(self, daemon: NodeOrForwarder, *, serve: bool) -> None:
-        self.daemon = daemon
-        self.serve = serve
-        self.loop = asyncio.new_event_loop()
-        self.crashed: BaseException | None = None
-        self.context: zmq.Context[Any] | None = None
-        self._started: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._started.result(timeout=15)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._main())
-        finally:
-            self.loop.close()
-
-    async def _main(self) -> None:
-        self._idle = asyncio.Event()
-        try:
-            await self.daemon.start()
-        except BaseException as exc:
-            self._started.set_exception(exc)
-            return
-        self._started.set_result(None)
-        try:
-            if self.serve:
-                await self.daemon.serve()
-            else:
-                await self._idle.wait()
-        except BaseException as exc:
-            self.crashed = exc
-        finally:
-            # the test's sockets live in the daemon's context: terminating it would cut
-            # them off from the last replies, so ``join`` does it once they are closed
-            self.context, self.daemon.context = self.daemon.context, None
-            await self.daemon.aclose()
-
-    def call(self, function: Callable[[], object]) -> None:
-        self.loop.call_soon_threadsafe(function)
-
-    def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
-            self.call(self.daemon.request_stop)
-            self.call(self._idle.set)
-
-    def wait_stopping(self, timeout: float = 10.0) -> None:
-        """Until the daemon has begun to stop (it reads no new request from then on)."""
-        deadline = time.monotonic() + timeout
-        while self.daemon.state not in ("stopping", "stopped"):
-            assert time.monotonic() < deadline, f"still {self.daemon.state}"
-            time.sleep(0.01)
-
-    def join(self) -> None:
-        """Wait for the shutdown; the test's sockets in the daemon's context must be
-        closed first (terminating the context waits for them)."""
-        self.stop()
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "the daemon did not stop"
-        if self.context is not None:
-            self.context.term()
-        assert self.crashed is None, self.crashed
+from tests.reliability.conftest import DaemonThread
 
 
 def inproc(table: str) -> str:
