@@ -41,24 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from loopback import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 END = b"bench/end"
 HWM = 0  # unbounded in the sender and receiver: what is measured is the path between
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def envelope() -> list[bytes]:
