@@ -34,7 +34,7 @@ from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
 from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import UnknownRequest
+from rovbus.node.requests import UnknownRequest, kernel_info
 from rovbus.transport import Channel, bind
 from rovbus.transport.curve import (
     CurveAuthenticator,
@@ -45,7 +45,7 @@ from rovbus.transport.curve import (
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
-from rovbus.wire.message import PROTOCOL_VERSION, Message, error_content, reply_type
+from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
 
@@ -295,23 +295,11 @@ class ForwarderDaemon:
         return time.monotonic() - self._started
 
     def kernel_info(self) -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "protocol_version": PROTOCOL_VERSION,
-            "implementation": "rovbus-forwarder",
-            "implementation_version": __version__,
-            "language_info": {
-                "name": "rovbus",
-                "version": __version__,
-                "mimetype": "text/plain",
-                "file_extension": ".txt",
-            },
-            "banner": (
-                f"rovbus {__version__}: forwarder {self.name!r} from group "
-                f"{self.config.inner!r} to {self.config.outer!r}"
-            ),
-            "help_links": [],
-        }
+        return kernel_info(
+            "rovbus-forwarder",
+            f"rovbus {__version__}: forwarder {self.name!r} from group "
+            f"{self.config.inner!r} to {self.config.outer!r}",
+        )
 
     async def node_info(self) -> dict[str, Any]:
         return {

@@ -34,12 +34,12 @@ CONTROL_REQUESTS = (
 )
 
 
-def kernel_info(node: str, group: str) -> dict[str, Any]:
-    """A kernel_info_reply that jupyter_client accepts."""
+def kernel_info(implementation: str, banner: str) -> dict[str, Any]:
+    """A kernel_info_reply that jupyter_client accepts (node and forwarder alike)."""
     return {
         "status": "ok",
         "protocol_version": PROTOCOL_VERSION,
-        "implementation": "rovbus",
+        "implementation": implementation,
         "implementation_version": __version__,
         "language_info": {
             "name": "rovbus",
@@ -47,7 +47,7 @@ def kernel_info(node: str, group: str) -> dict[str, Any]:
             "mimetype": "text/plain",
             "file_extension": ".txt",
         },
-        "banner": f"rovbus {__version__}: node {node!r} of group {group!r}. Type 'help'.",
+        "banner": banner,
         "help_links": [],
     }
 

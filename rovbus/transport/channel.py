@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from hmac import compare_digest
 from typing import Any
 
 import zmq
@@ -79,20 +78,10 @@ class Channel:
             # Never answer a message whose signature failed, or (with a key) one that could
             # not be verified at all (too few frames): a signed reply would help a forger.
             if isinstance(exc, SignatureError) or (
-                header is not None and self.codec.signer.enabled and not self._verifies(frames)
+                header is not None and not self.codec.signature_holds(frames)
             ):
                 header = None
             return Rejected(exc, identities, header, serializer)
-
-    def _verifies(self, frames: list[bytes]) -> bool:
-        """Whether the signature frame of ``frames`` matches its four dict frames."""
-        try:
-            _, rest = split_envelope(frames)
-        except WireError:
-            return False
-        if len(rest) < 5:
-            return False
-        return compare_digest(bytes(rest[0]), self.codec.signer.sign([bytes(f) for f in rest[1:5]]))
 
     async def send(self, message: Message) -> None:
         frames = self.codec.encode(message)

@@ -266,6 +266,21 @@ class Codec:
 
     # -- decoding ---------------------------------------------------------------------
 
+    def signature_holds(self, frames: Sequence[bytes]) -> bool:
+        """Whether ``frames`` can be trusted as signed: always without a key; with one,
+        whether the signature frame matches the four dict frames after the delimiter (no
+        replay or age check, nothing decoded). For deciding whether a message that failed
+        to decode may be answered: a signed reply to a forged header would help a forger."""
+        if not self._signed:
+            return True
+        try:
+            _, rest = split_envelope(frames)
+        except EnvelopeError:
+            return False
+        if len(rest) < 5:
+            return False
+        return compare_digest(bytes(rest[0]), self.signer.sign([bytes(f) for f in rest[1:5]]))
+
     def decode(self, frames: Sequence[bytes]) -> Message:
         """Verify and decode ``frames``. Raises only ``EnvelopeError`` or ``SignatureError``."""
         # The hot path of every receiver: split_envelope, detect and unpack, inlined.
