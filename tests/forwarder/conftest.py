@@ -125,13 +125,3 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-async def next_message(
-    sub: Subscriber, predicate: Callable[[Message], bool], timeout: float = 5.0
-) -> Message:
-    async with asyncio.timeout(timeout):
-        while True:
-            msg = await sub.recv()
-            if predicate(msg):
-                return msg

@@ -8,7 +8,8 @@ import pytest
 
 from rovbus.forwarder import topology_of
 from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, next_message, system_running
+from tests.forwarder.conftest import Outside, System, eventually, system_running
+from tests.node.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +64,16 @@ async def test_requests_reach_nodes_one_and_two_forwarders_away(shore: Outside) 
 
 async def test_frames_and_heartbeats_cross_both_boundaries(shore: Outside) -> None:
     sub = shore.subscriber("alpha/can/can0/3", "alpha/hb", "tether/hb")
-    await next_message(sub, lambda m: m.topic == "alpha/hb", timeout=10)
-    first = await next_message(sub, lambda m: m.topic == "tether/hb", timeout=10)
-    second = await next_message(sub, lambda m: m.topic == "tether/hb", timeout=10)
+    await wait_for(sub, lambda m: m.topic == "alpha/hb", timeout=10)
+    first = await wait_for(sub, lambda m: m.topic == "tether/hb", timeout=10)
+    second = await wait_for(sub, lambda m: m.topic == "tether/hb", timeout=10)
     # the forwarder numbers its own heartbeats, so a subscriber can count what it missed
     assert second.header["seq"] == first.header["seq"] + 1
 
     async def crossed() -> bool:
         await shore.request("alpha", "can_send_request", {"bus": "can0", "frames": ["345#0102"]})
         try:
-            msg = await next_message(sub, lambda m: m.topic.startswith("alpha/can/"), timeout=0.5)
+            msg = await wait_for(sub, lambda m: m.topic.startswith("alpha/can/"), timeout=0.5)
         except TimeoutError:
             return False
         assert msg.topic == "alpha/can/can0/345"

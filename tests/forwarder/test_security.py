@@ -19,7 +19,8 @@ from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
 from rovbus.transport.curve import client_setup, write_keypair
 from tests.conftest import REPO, forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, next_message, system_running
+from tests.forwarder.conftest import Outside, System, eventually, system_running
+from tests.node.conftest import wait_for
 
 
 def mode(path: Path) -> int:
@@ -101,7 +102,7 @@ async def intruder(secure: System) -> Iterator[Outside]:  # type: ignore[misc]
 
 async def test_a_listed_client_subscribes_and_requests(operator: Outside) -> None:
     sub = operator.subscriber("alpha/hb")
-    hb = await next_message(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
+    hb = await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
     assert hb.content["node"] == "alpha"
     assert hb.header["username"] == "alpha"  # signed by the node, verified here
     reply = await operator.request("alpha", "node_info_request")
@@ -115,7 +116,7 @@ async def test_an_unlisted_client_receives_nothing_and_cannot_request(
 ) -> None:
     sub = intruder.subscriber("alpha/", "tether/")
     with pytest.raises(TimeoutError):
-        await next_message(sub, lambda m: True, timeout=1.5)
+        await wait_for(sub, lambda m: True, timeout=1.5)
     with pytest.raises(RequestTimeout):
         await intruder.request("alpha", "node_info_request", timeout=1.0)
     assert sub.stats.messages_in == 0
@@ -142,7 +143,7 @@ async def test_the_shore_reaches_the_vehicle_through_two_curve_edges(secure: Sys
         reply = await shore.request("alpha", "kernel_info_request", channel="control")
         assert reply.content["implementation"] == "rovbus"
         sub = shore.subscriber("alpha/hb")
-        await next_message(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
+        await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
     finally:
         shore.close()
 

@@ -9,7 +9,8 @@ import pytest
 
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, next_message, system_running
+from tests.forwarder.conftest import Outside, System, eventually, system_running
+from tests.node.conftest import wait_for
 
 ENVELOPE_PARTS = 7  # topic, delimiter, signature, four dict frames
 
@@ -53,7 +54,7 @@ async def test_a_prefix_subscriber_gets_exactly_its_topics(outside: Outside) -> 
     async def crossed() -> bool:
         await send(outside, "alpha", "123#01")
         try:
-            await next_message(sub, lambda m: m.topic == f"{prefix}23", timeout=0.5)
+            await wait_for(sub, lambda m: m.topic == f"{prefix}23", timeout=0.5)
         except TimeoutError:
             return False
         return True
@@ -61,7 +62,7 @@ async def test_a_prefix_subscriber_gets_exactly_its_topics(outside: Outside) -> 
     await eventually(crossed, what="the subscription to reach alpha")
     # a barrier: alpha's frames arrive in order, so once this one is here, all are
     await send(outside, "alpha", "125#02")
-    await next_message(sub, lambda m: m.topic == f"{prefix}25")
+    await wait_for(sub, lambda m: m.topic == f"{prefix}25")
 
     before = await outside.stats()
     beta_before = await pub_count(outside, "beta")
@@ -77,7 +78,7 @@ async def test_a_prefix_subscriber_gets_exactly_its_topics(outside: Outside) -> 
         lambda: _grew(outside, "alpha", alpha_before, 20), what="alpha to publish its frames"
     )
     await send(outside, "alpha", "1FF#AA")  # the marker, the one thing that matches
-    got = await next_message(sub, lambda m: True)
+    got = await wait_for(sub, lambda m: True)
     assert got.topic == "alpha/can/can0/1FF"
     assert got.content["data"] == b"\xaa"
 
@@ -89,7 +90,7 @@ async def test_a_prefix_subscriber_gets_exactly_its_topics(outside: Outside) -> 
     assert prefix in after["pub"]["prefixes"]
     assert after["pub"]["subscriptions"] >= 1
     with pytest.raises(TimeoutError):  # and nothing else is on its way
-        await next_message(sub, lambda m: True, timeout=0.3)
+        await wait_for(sub, lambda m: True, timeout=0.3)
 
 
 async def _grew(outside: Outside, node: str, before: int, by: int) -> bool:
