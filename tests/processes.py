@@ -21,6 +21,8 @@ class FakeSystemd:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.received: list[str] = []
+        #: the daemon writing to it: a wait ends as soon as it has exited
+        self.proc: subprocess.Popen[str] | None = None
 
     def wait_for(self, field: str, timeout: float = 15.0) -> str:
         """The first datagram holding ``field`` (e.g. ``READY=1``)."""
@@ -29,11 +31,16 @@ class FakeSystemd:
                 return text
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
+            self.sock.settimeout(min(left, 0.1))
             try:
                 text = self.sock.recv(4096).decode()
             except TimeoutError:
-                break
+                if self.proc is not None and self.proc.poll() is not None:
+                    _, err = self.proc.communicate(timeout=10)
+                    raise AssertionError(
+                        f"the daemon exited {self.proc.returncode} before {field}:\n{err}"
+                    ) from None
+                continue
             self.received.append(text)
             if field in text.splitlines():
                 return text
@@ -68,6 +75,7 @@ def daemon_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+    systemd.proc = proc
     try:
         yield proc, systemd
     finally:
@@ -114,8 +122,9 @@ def running(
         for name, (proc, systemd) in started.items():
             try:
                 systemd.wait_for("READY=1", timeout=30)
-            except AssertionError:
-                proc.kill()
+            except AssertionError as exc:
+                if proc.poll() is None:
+                    proc.kill()
                 _, err = proc.communicate(timeout=10)
-                raise AssertionError(f"{name} did not start:\n{err}") from None
+                raise AssertionError(f"{name} did not start ({exc}):\n{err}") from None
         yield started
