@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from rovbus.sim.supervisor import control_request
 from tests.conftest import REPO, free_ports
 
 
@@ -79,6 +81,11 @@ def _wait_info(run: Path, timeout: float = 60) -> dict:  # type: ignore[type-arg
     raise AssertionError("the demo never wrote demo.json")
 
 
+def _control(tmp_path: Path, request: dict) -> dict:  # type: ignore[type-arg]
+    """One request on the running demo's control socket (``rovbus sim`` speaks it too)."""
+    return asyncio.run(control_request(tmp_path / "run", request))
+
+
 def _sim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rovbus", "sim", *args, "--run-dir", str(tmp_path / "run")],
@@ -104,7 +111,10 @@ def test_kill_and_restart_by_request_but_a_crash_fails_the_run(tmp_path: Path) -
         assert "no process 'nobody'" in bad.stderr
         # a crash nobody asked for: the run fails and says which
         os.kill(info["children"]["navigation"]["pid"], signal.SIGKILL)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while not _control(tmp_path, {"op": "status"})["children"]["navigation"]["died"]:
+            assert time.monotonic() < deadline, "the demo did not see navigation die"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
