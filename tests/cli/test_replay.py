@@ -150,7 +150,9 @@ def test_record_rbl_and_replay(bus: Bus, tmp_path: Path) -> None:
     assert all(frames[0] == b"alpha/hb" for _, frames in messages)
     endpoint = f"tcp://127.0.0.1:{free_ports(1)[0]}"
     sub = bus.start("sub", "alpha/hb", "--connect", endpoint, "-n", "3", "--timeout", "10")
-    done = bus.run("play", str(path), "--bind", endpoint, "--no-timing", "--wait", "0.5")
+    # play gives subscribers --wait seconds to (re)connect to its fresh bind before it sends;
+    # the subscriber retries every 0.1 s (libzmq's default), so 2 s leaves room under load
+    done = bus.run("play", str(path), "--bind", endpoint, "--no-timing", "--wait", "2")
     assert done.returncode == 0, done.stderr
     code, out, err = sub.finish()
     assert code == 0, err

@@ -46,7 +46,7 @@ async def test_send_frames_seen_on_subscription(node: tuple[SystemConfig, Path])
     system, _ = node
     async with Client.from_system(system, "vehicle") as client:
         async with client.subscribe(["alpha/can/can0/"]) as sub:
-            assert await sub.ready() == {"alpha"}
+            assert await sub.ready(timeout=5) == {"alpha"}
             frames = [CanFrame("x", 0x123, b"\x01"), "18FF0001#AABB"]
             assert await client.send_frames("alpha", "can0", frames) == 2
             got = [await asyncio.wait_for(sub.recv(), 5) for _ in range(2)]
@@ -58,7 +58,7 @@ async def test_send_frames_seen_on_subscription(node: tuple[SystemConfig, Path])
 async def test_node_table(node: tuple[SystemConfig, Path]) -> None:
     system, _ = node
     async with Client.from_system(system, "vehicle") as client:
-        (row,) = await client.node_table()
+        (row,) = await client.node_table(wait=5)  # returns once rx rates are known
         assert row.node == "alpha"
         assert row.state == "alive"
         assert row.group == "vehicle"

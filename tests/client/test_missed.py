@@ -66,7 +66,7 @@ async def test_a_nodes_stream_arrives_without_a_miss(node: tuple[SystemConfig, P
     system, _ = node
     async with Client.from_system(system, "vehicle") as client:
         async with client.subscribe(["alpha/"]) as sub:
-            await sub.ready()
+            assert await sub.ready(timeout=5) == {"alpha"}
             frames = [f"123#{i:02X}" for i in range(50)]
             assert await client.send_frames("alpha", "can0", frames) == 50
             got = 0

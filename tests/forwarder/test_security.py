@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import re
 import signal
 import stat
 import subprocess
@@ -18,7 +18,7 @@ from rovbus.cli.keygen import write_hmac_key
 from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
 from rovbus.transport.curve import client_setup, write_keypair
-from tests.conftest import REPO, forwarder_toml, node_toml, system_toml
+from tests.conftest import REPO, forwarder_toml, free_ports, node_toml, system_toml
 from tests.forwarder.conftest import Outside, System, eventually, system_running
 from tests.node.conftest import wait_for
 
@@ -168,8 +168,15 @@ async def test_a_refused_key_is_logged_once(
 
 
 async def test_the_secure_demo_admits_the_operator_and_refuses_others(tmp_path: Path) -> None:
-    """config/secure-demo.toml with keys made by the command its header documents."""
-    shutil.copy(REPO / "config" / "secure-demo.toml", tmp_path / "secure-demo.toml")
+    """config/secure-demo.toml with keys made by the command its header documents.
+
+    The copy sits in tmp_path next to keys/, so its relative key paths resolve there, and
+    its ports move to free ones (a running demo or another run may hold 7300-7499)."""
+    text = (REPO / "config" / "secure-demo.toml").read_text()
+    ports = sorted(set(re.findall(r"127\.0\.0\.1:(\d+)", text)))
+    fresh = dict(zip(ports, map(str, free_ports(len(ports))), strict=True))
+    text = re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{fresh[m.group(1)]}", text)
+    (tmp_path / "secure-demo.toml").write_text(text)
     for name, extra in (("tether", ["--hmac"]), ("operator", []), ("intruder", [])):
         cmd = ["keygen", name, "--dir", str(tmp_path / "keys"), *extra]
         assert main(cmd) == 0

@@ -6,6 +6,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
@@ -26,17 +28,30 @@ def _bus(devices: list[dict[str, object]]) -> BusConfig:
     )
 
 
-async def _collect(listener: can.BusABC, seconds: float) -> list[tuple[float, can.Message]]:
-    def read() -> list[tuple[float, can.Message]]:
-        got = []
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
+async def _collect(
+    listener: can.BusABC, done: Callable[[list[can.Message]], bool], timeout: float = 10.0
+) -> list[can.Message]:
+    """The frames on the bus until ``done(frames)`` holds (AssertionError after ``timeout``
+    seconds). Each frame's ``timestamp`` is when it went on the virtual bus."""
+
+    def read() -> list[can.Message]:
+        got: list[can.Message] = []
+        deadline = time.monotonic() + timeout
+        while not done(got):
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(got)} frames in {timeout} s, not done"
             msg = listener.recv(left)
             if msg is not None:
-                got.append((time.monotonic(), msg))
+                got.append(msg)
         return got
 
     return await asyncio.to_thread(read)
+
+
+def _spanning(seconds: float) -> Callable[[list[can.Message]], bool]:
+    """For ``_collect``: done once a frame ``seconds`` after the first one has arrived (the
+    devices' frames go on the bus from one thread, so every earlier one has, too)."""
+    return lambda got: bool(got) and got[-1].timestamp - got[0].timestamp >= seconds
 
 
 #: (DBC message, signal) -> plausible range
@@ -76,23 +91,39 @@ async def test_every_device_at_its_rate_with_plausible_values() -> None:
     with can.Bus(interface="virtual", channel=config.channel) as listener:
         await devices.start()
         try:
-            got = await _collect(listener, 1.0)
+            got = await _collect(listener, _spanning(1.0))
         finally:
             await devices.aclose()
-    counts = Counter(msg.arbitration_id for _, msg in got)
+    # the frames of the first second on the bus (from the first frame's timestamp)
+    second = [msg for msg in got if msg.timestamp - got[0].timestamp < 1.0]
+    counts = Counter(msg.arbitration_id for msg in second)
     # 1 s of a fixed timeline: rate frames (+1 for the step at t=0), some slack for load
     expected = {0x220: 20, 0x221: 20, 0x110: 50, 0x120: 10, 0x300: 2, 0x310: 1, 0x440: 2}
     for ident, rate in expected.items():
         assert rate * 0.7 <= counts[ident] <= rate + 2, (hex(ident), counts[ident])
     db = demo_database()
     names = {0x220: "ThrusterStatus0", 0x221: "ThrusterStatus0"}
-    for _, msg in got:
+    for msg in got:
         name = names.get(msg.arbitration_id) or db.get_message_by_frame_id(msg.arbitration_id).name
         values = db.get_message_by_name(name).decode(msg.data)
         for (message, signal), (low, high) in PLAUSIBLE.items():
             if message == name:
                 assert low <= values[signal] <= high, (name, signal, values[signal])
     assert DEMO_DBC.name == "demo.dbc"
+
+
+def _last_status(
+    ident: int, holds: Callable[[dict[str, Any]], bool]
+) -> Callable[[list[can.Message]], bool]:
+    """For ``_collect``: done once the last ThrusterStatus frame of ``ident`` ``holds``."""
+    status = demo_database().get_message_by_name("ThrusterStatus0")
+
+    def done(got: list[can.Message]) -> bool:
+        if not got or got[-1].arbitration_id != ident:
+            return False
+        return holds(status.decode(got[-1].data))
+
+    return done
 
 
 async def test_thrusters_follow_a_setpoint_and_stop_all() -> None:
@@ -109,16 +140,16 @@ async def test_thrusters_follow_a_setpoint_and_stop_all() -> None:
                     is_extended_id=False,
                 )
             )
-            got = await _collect(operator, 1.5)
-            last = {msg.arbitration_id: status.decode(msg.data) for _, msg in got}
+            # thruster 1 spins up to its setpoint (time constant 0.35 s)
+            got = await _collect(operator, _last_status(0x221, lambda s: s["Rpm"] > 1470))
+            last = {msg.arbitration_id: status.decode(msg.data) for msg in got}
             assert abs(last[0x221]["Rpm"] - 1500) < 30
             assert last[0x221]["State"] == "running"
             assert last[0x221]["Current"] > 1.0
             assert abs(last[0x220]["Rpm"]) < 5
             operator.send(can.Message(arbitration_id=0x210, data=b"\x01", is_extended_id=False))
-            got = await _collect(operator, 1.5)
-            last = {msg.arbitration_id: status.decode(msg.data) for _, msg in got}
-            assert abs(last[0x221]["Rpm"]) < 30
+            got = await _collect(operator, _last_status(0x221, lambda s: abs(s["Rpm"]) < 30))
+            last = {msg.arbitration_id: status.decode(msg.data) for msg in got}
             assert last[0x221]["State"] == "stopped"
         finally:
             await devices.aclose()
@@ -140,25 +171,34 @@ async def test_replay_keeps_order_data_and_timing() -> None:
     with can.Bus(interface="virtual", channel=config.channel) as listener:
         await devices.start()
         try:
-            got = await _collect(listener, span / 2 + 0.5)
+            got = await _collect(listener, lambda got: len(got) == len(original))
         finally:
             await devices.aclose()
-    assert [(m.arbitration_id, m.is_extended_id, bytes(m.data)) for _, m in got] == [
+        while (more := listener.recv(0)) is not None:  # nothing more: it played once
+            got.append(more)
+    assert [(m.arbitration_id, m.is_extended_id, bytes(m.data)) for m in got] == [
         (m.arbitration_id, m.is_extended_id, bytes(m.data)) for m in original
     ]
-    played = got[-1][0] - got[0][0]
+    played = got[-1].timestamp - got[0].timestamp
     assert 0.8 <= played / (span / 2) <= 1.25, (played, span)
 
 
 @needs_shared
 async def test_replay_loops() -> None:
     path = SHARED_CAN / "nmea2000-fast-packet.log"
+    original = read_log(path)
     config = _bus([{"kind": "replay", "file": str(path), "speed": 10.0, "loop": True}])
     devices = DeviceBus("alpha", config)
     with can.Bus(interface="virtual", channel=config.channel) as listener:
         await devices.start()
         try:
-            got = await _collect(listener, 0.6)
+            got = await _collect(listener, _spanning(0.6))
         finally:
             await devices.aclose()
-    assert len(got) > 2 * len(read_log(path))
+    # more than two rounds in 0.6 s on the bus (a round is 0.12 s at speed 10)
+    played = [msg for msg in got if msg.timestamp - got[0].timestamp < 0.6]
+    assert len(played) > 2 * len(original)
+    data = [(m.arbitration_id, bytes(m.data)) for m in original]
+    assert [(m.arbitration_id, bytes(m.data)) for m in played] == [
+        data[i % len(data)] for i in range(len(played))
+    ]
