@@ -322,8 +322,11 @@ class NodeDaemon:
     async def _handle(self, request: Message) -> dict[str, Any]:
         kind = request.msg_type
         if kind == "kernel_info_request":
-            banner = f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}."
-            return kernel_info("rovbus", banner + " Type 'help'.")
+            return kernel_info(
+                "rovbus",
+                f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}. "
+                "Type 'help'.",
+            )
         if kind == "node_info_request":
             return {"status": "ok", **self.node_info()}
         if kind == "stats_request":
