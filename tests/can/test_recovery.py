@@ -134,3 +134,35 @@ async def test_aclose_while_failed_stops_the_retries(
     assert port.state == "failed"
     await port.aclose()
     assert port.state == "closed"
+
+
+async def test_transmit_stays_off_across_a_reopen(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+    )
+    await port.open()
+    port.disable_tx()  # the operator's stop
+    factory.refuse = 1
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("ok", count=2)
+    assert port.stats().reopen_count == 1
+    assert not port.tx_enabled
+    assert not port.stats().tx_enabled
+    with pytest.raises(CanError, match="transmit disabled"):
+        await port.send([CanFrame("main", 0x100)])
+    port.enable_tx()  # only the operator turns it on again
+    assert await port.send([CanFrame("main", 0x101)]) == 1
+    msg = await asyncio.to_thread(peer.recv, WAIT_S)
+    assert msg is not None
+    assert msg.arbitration_id == 0x101  # the first frame on the wire since the stop
+    assert port.stats().tx == 1
+    await port.aclose()

@@ -90,6 +90,61 @@ async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(write_s
         ctx.term()
 
 
+async def test_tx_off_survives_a_bus_that_fails_and_reopens(write_system) -> None:
+    path = write_system(node_toml("alpha"))
+    system = load_system(path)
+    ep = system.node("alpha").endpoints
+    channel = system.node("alpha").bus("can0").channel
+    UnpluggableBus.unplugged.clear()
+    daemon = NodeDaemon(
+        system, "alpha", bus_factories={"can0": lambda: UnpluggableBus(channel=channel)}
+    )
+    await daemon.start()
+    serving = asyncio.create_task(daemon.serve())
+    ctx = zmq.asyncio.Context()
+    codec = Codec(username="op")
+    sub = Subscriber(ctx, [str(ep.pub)], codec, ["alpha/hb", "alpha/status"])
+    shell = Requester(ctx, str(ep.shell), codec)
+    control = Requester(ctx, str(ep.control), codec)
+    device = can.Bus(interface="virtual", channel=channel)
+    try:
+        await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+        off = await control.request(codec.message("tx_off_request"), timeout=5)
+        assert off.content["tx_enabled"] is False
+        UnpluggableBus.unplugged.set()
+        await wait_for(sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "failed")
+        UnpluggableBus.unplugged.clear()
+        await wait_for(
+            sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "ok", timeout=10
+        )
+        beat = await wait_for(
+            sub,
+            lambda m: m.msg_type == "heartbeat" and m.content["buses"]["can0"]["state"] == "ok",
+        )
+        assert beat.content["buses"]["can0"]["tx_enabled"] is False
+        send = codec.message("can_send_request", {"bus": "can0", "frames": ["123#01"]})
+        refused = await shell.request(send, timeout=5)
+        assert refused.content["status"] == "error"
+        assert "transmit disabled" in refused.content["evalue"]
+        on = codec.message("tx_on_request", {"reason": "bus back, checked"})
+        assert (await control.request(on, timeout=5)).content["tx_enabled"] is True
+        send = codec.message("can_send_request", {"bus": "can0", "frames": ["124#02"]})
+        assert (await shell.request(send, timeout=5)).content["sent"] == 1
+        first = await asyncio.to_thread(device.recv, 5)
+        assert first is not None
+        assert first.arbitration_id == 0x124  # nothing went out while transmit was off
+    finally:
+        UnpluggableBus.unplugged.clear()
+        device.shutdown()
+        sub.close()
+        shell.close()
+        control.close()
+        daemon.request_stop()
+        await serving
+        await daemon.aclose()
+        ctx.term()
+
+
 @pytest.fixture
 def signed_system(write_system, tmp_path: Path) -> Path:
     key = tmp_path / "hmac.key"

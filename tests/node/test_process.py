@@ -109,9 +109,7 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
                 content, outputs = run(
                     "tx on", allow_stdin=True, stdin_hook=lambda msg: kc.input("bench test")
                 )
-                assert "transmission enabled on every bus of alpha: bench test" in text_of(
-                    outputs
-                )
+                assert "transmission enabled on every bus of alpha: bench test" in text_of(outputs)
                 assert run("send can0 124#02")[0]["status"] == "ok"
                 assert _next_frame(sub).arbitration_id == 0x124  # nothing sent while off
             finally:
