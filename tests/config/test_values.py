@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rovbus.config import (
+    BusConfig,
     Endpoint,
     TxAllowList,
     format_key_path,
@@ -113,38 +114,16 @@ def test_bad_entries(item: str | int, message: str) -> None:
         parse_entry(item)
 
 
-def test_tx_allow_in_a_system_file_keeps_each_entry_and_its_format() -> None:
-    config = parse_system(
-        """
-[system]
-name = "t"
-[groups.g]
-[nodes.n]
-group = "g"
-[nodes.n.endpoints]
-pub = "tcp://127.0.0.1:7100"
-shell = "tcp://127.0.0.1:7101"
-control = "tcp://127.0.0.1:7102"
-stdin = "tcp://127.0.0.1:7103"
-hb = "tcp://127.0.0.1:7104"
-[[nodes.n.buses]]
-name = "can0"
-interface = "virtual"
-channel = "c"
-tx_allow = ["0x200-0x20F", "ext:0x201", 0x300]
-[[nodes.n.buses]]
-name = "can1"
-interface = "virtual"
-channel = "d"
-"""
-    )
-    can0, can1 = config.node("n").buses
+def test_a_bus_keeps_each_tx_allow_entry_and_its_format() -> None:
+    bus = {"name": "can0", "interface": "virtual", "channel": "c"}
+    can0 = BusConfig.model_validate({**bus, "tx_allow": ["0x200-0x20F", "ext:0x201", 0x300]})
     assert [str(e) for e in can0.tx_allow.entries] == [
         "11-bit 0x200-0x20F",
         "29-bit 0x00000201",
         "11-bit 0x300",
     ]
     assert can0.model_dump()["tx_allow"] == ["0x200-0x20F", "ext:0x201", "0x300"]
+    can1 = BusConfig.model_validate(bus)
     assert not can1.tx_allow  # absent: nothing may be sent
     assert not can1.allows(0x200, extended=False)
 
