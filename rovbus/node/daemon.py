@@ -22,6 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,15 @@ INPUT_TIMEOUT = 60.0
 TOPIC_CACHE_LIMIT = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _Question:
+    """A question the node asked on stdin: who was asked, and the answer to come."""
+
+    identities: tuple[bytes, ...]  # the asking request's ROUTER identities
+    session: str  # the asking request's header session
+    answer: asyncio.Future[str]
+
+
 class NodeDaemon:
     def __init__(
         self,
@@ -109,8 +119,7 @@ class NodeDaemon:
         self.connection_path: Path | None = None
         self._topics: dict[str, dict[tuple[int, bool], str]] = {}
         self._replies: OrderedDict[str, Message] = OrderedDict()
-        #: open questions on stdin by msg_id: who asked (ROUTER identities, session), answer
-        self._inputs: dict[str, tuple[tuple[bytes, ...], str, asyncio.Future[str]]] = {}
+        self._inputs: dict[str, _Question] = {}  # open questions on stdin, by msg_id
         self.execution_count = 0
         self.seq = 0
         self._requests = RequestLoop(log)
@@ -279,9 +288,9 @@ class NodeDaemon:
         ports' transmit drain in ``aclose`` shares; a handler still running is cancelled."""
         self._drain_until = time.monotonic() + self.drain_deadline
         self._requests.stop()
-        for *_, future in self._inputs.values():  # the stdin loop reads no answer any more
-            if not future.done():
-                future.set_exception(
+        for question in self._inputs.values():  # the stdin loop reads no answer any more
+            if not question.answer.done():
+                question.answer.set_exception(
                     ShuttingDown(
                         f"node {self.name} is shutting down: its question on stdin will not "
                         "be answered, and the command stopped there"
@@ -398,7 +407,8 @@ class NodeDaemon:
             serializer=request.serializer,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inputs[question.msg_id] = (request.identities, request.header["session"], future)
+        asked = _Question(request.identities, request.header["session"], future)
+        self._inputs[question.msg_id] = asked
         try:
             await stdin.send(question)
             async with asyncio.timeout(INPUT_TIMEOUT):
@@ -418,17 +428,17 @@ class NodeDaemon:
             future.set_result(value if isinstance(value, str) else "")
 
     def _pending_input_for(self, reply: Message) -> asyncio.Future[str] | None:
-        """The question ``reply`` answers: one asked of the same client (its ROUTER
-        identity on stdin is the one it asked from on shell, and its session the same),
-        the one named by its parent (jupyter_client sends replies without a parent, so then
-        that client's open question). Anyone else's reply answers nothing."""
+        """The open question ``reply`` answers, if any. Only the client asked may answer:
+        on stdin the ROUTER identity its request had on shell, in the request's session;
+        its reply answers the question its parent names or, without a parent (as
+        jupyter_client sends it), its open question. Anyone else's reply answers nothing."""
         parent_id = reply.parent_header.get("msg_id")
         session = reply.header.get("session")
-        for msg_id, (identities, asker, future) in self._inputs.items():
-            if identities != reply.identities or asker != session:
+        for msg_id, question in self._inputs.items():
+            if question.identities != reply.identities or question.session != session:
                 continue
             if parent_id is None or parent_id == msg_id:
-                return future
+                return question.answer
         return None
 
     # -- publishing side effects ----------------------------------------------------------
@@ -593,8 +603,8 @@ class NodeDaemon:
         """Finish pending transmissions within the deadline, answer the requests still
         queued (``ShuttingDown``), then release everything."""
         self.state = "stopping"
-        for *_, future in self._inputs.values():
-            future.cancel()
+        for question in self._inputs.values():
+            question.answer.cancel()
         for batcher in self.batchers.values():
             with contextlib.suppress(Exception):
                 batcher.flush_now()
