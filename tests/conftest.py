@@ -29,11 +29,12 @@ def node_toml(
     group: str = "vehicle",
     buses: tuple[str, ...] = ("can0",),
     *,
-    tx_allow: str = '["0x100-0x7FF", "0x18FF0000-0x18FFFFFF"]',
+    tx_allow: str | None = '["0x100-0x7FF", "0x18FF0000-0x18FFFFFF"]',
     batch: str | None = None,
     iopub: bool = True,
 ) -> str:
-    """One ``[nodes.NAME]`` table on fresh ports, buses on unique virtual channels."""
+    """One ``[nodes.NAME]`` table on fresh ports, buses on unique virtual channels
+    (``tx_allow`` None: the key left out)."""
     ports = free_ports(6)
     tag = uuid.uuid4().hex[:8]
     lines = [
@@ -54,8 +55,9 @@ def node_toml(
             f'name = "{bus}"',
             'interface = "virtual"',
             f'channel = "test-{tag}-{name}-{bus}"',
-            f"tx_allow = {tx_allow}",
         ]
+        if tx_allow is not None:
+            lines.append(f"tx_allow = {tx_allow}")
         if batch:
             lines.append(f"batch = {batch}")
     return "\n".join(lines) + "\n"

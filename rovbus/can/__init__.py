@@ -7,12 +7,14 @@ What this layer promises the node:
   order, in lists (one call per burst, not per frame). The loop is never blocked by the
   bus: a descriptor is watched with ``loop.add_reader``; a bus without one is read by a
   thread whose hand-over to the loop is coalesced.
-- :meth:`CanPort.send` checks every frame (bus, error frame, FD on a classic bus,
-  ``tx_allow``) before anything goes out: all or nothing. Frames go through a bounded queue
-  (``queue_size``; a call that does not fit is refused whole) to one worker thread that
-  calls ``bus.send`` in order; ``send`` returns when they are on the wire.
-- Transmit can be disabled (drops the queue) and the queue dropped on interrupt; drops are
-  counted, their senders get :class:`~rovbus.errors.CanError`.
+- :meth:`CanPort.send` checks every frame (bus, error frame, FD on a classic bus, its ID
+  in its format in ``tx_allow``) before anything goes out: all or nothing. Frames go
+  through a bounded queue (``queue_size``; a call that does not fit is refused whole) to
+  one worker thread that calls ``bus.send`` in order; ``send`` returns when they are on
+  the wire.
+- Transmit can be disabled (drops the queue; it stays disabled across a reopen) and the
+  queue dropped on interrupt; drops are counted, their senders get
+  :class:`~rovbus.errors.CanError`.
 - A bus that raises goes ``failed``, is shut down and reopened with exponential backoff;
   queued frames are dropped, never sent late. Nothing else stops.
 - :meth:`CanPort.aclose` is idempotent and always shuts the bus down.

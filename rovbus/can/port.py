@@ -277,10 +277,11 @@ class CanPort:
         """Transmit ``frames`` in order; return their count once all are on the wire.
 
         Every frame is checked first (bus name, not an error frame, FD only on an FD bus,
-        ID in ``tx_allow``); the first bad one raises CanError naming its index and why,
-        and nothing is sent. Raises CanError "transmit queue full" when they do not fit in
-        the queue (nothing is queued), and CanError when the port is not ``ok``, transmit is
-        disabled, or the frames are dropped or fail before reaching the wire.
+        ID in ``tx_allow`` in the frame's format, 11- or 29-bit); the first bad one raises
+        CanError naming its index and why, and nothing is sent. Raises CanError "transmit
+        queue full" when they do not fit in the queue (nothing is queued), and CanError
+        when the port is not ``ok``, transmit is disabled, or the frames are dropped or
+        fail before reaching the wire.
         """
         frames = tuple(frames)
         fd = self._config.fd

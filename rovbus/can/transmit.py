@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import can
 
-from rovbus.config.txallow import TxAllowList
+from rovbus.config.txallow import TxAllowList, format_id
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
 
@@ -33,11 +33,12 @@ from .stats import PortCounters
 __all__ = ["Transmitter", "tx_refusal"]
 
 
-def tx_refusal(frame: object, bus: str, *, fd: bool, allow: TxAllowList | None) -> str | None:
+def tx_refusal(frame: object, bus: str, *, fd: bool, allow: TxAllowList) -> str | None:
     """Why ``frame`` may not be transmitted on ``bus`` (None: it may).
 
-    ``allow`` None means every ID is allowed (the node passes the bus's ``tx_allow``; an
-    empty list allows nothing). The frame's ``direction`` does not matter.
+    ``allow`` is the bus's ``tx_allow``; an empty list allows nothing. The ID is checked in
+    the frame's format: an 11-bit ID and the 29-bit ID of the same number are different
+    identifiers. The frame's ``direction`` does not matter.
     """
     if not isinstance(frame, CanFrame):
         return f"expected a CanFrame, got {type(frame).__name__}"
@@ -47,11 +48,23 @@ def tx_refusal(frame: object, bus: str, *, fd: bool, allow: TxAllowList | None) 
         return "error frames cannot be transmitted"
     if frame.is_fd and not fd:
         return f"it is a CAN FD frame and bus {bus!r} is classic CAN (fd = false)"
-    if allow is not None and not allow.allows(frame.arbitration_id):
+    arbitration_id, extended = frame.arbitration_id, frame.is_extended_id
+    if not allow.allows(arbitration_id, extended=extended):
         allowed = str(allow)
         if len(allowed) > 80:
             allowed = allowed[:77] + "..."
-        return f"ID 0x{frame.arbitration_id:X} is not in the tx_allow list of {bus!r} ({allowed})"
+        kind = "29-bit (extended)" if extended else "11-bit (standard)"
+        why = (
+            f"{kind} ID {format_id(arbitration_id, extended)} is not in the tx_allow list of "
+            f"{bus!r} ({allowed})"
+        )
+        if allow.allows(arbitration_id, extended=not extended):
+            other = "11-bit" if extended else "29-bit"
+            why += (
+                f"; the {other} ID {format_id(arbitration_id, not extended)} is allowed, "
+                "a different identifier on the wire"
+            )
+        return why
     return None
 
 

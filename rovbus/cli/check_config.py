@@ -62,12 +62,23 @@ def _bus_line(bus: BusConfig) -> str:
     rate = _rate(bus.bitrate)
     if bus.fd:
         rate += f", FD data {_rate(bus.data_bitrate)}" if bus.data_bitrate else ", FD"
-    extras = [f"tx {bus.tx_allow}"]
+    extras = []
     if bus.batch is not None:
         extras.append(f"batch {bus.batch.max_frames} frames/{bus.batch.max_delay_ms:g} ms")
     if bus.filters:
         extras.append(f"{len(bus.filters)} filter(s)")
-    return f"{bus.name} ({bus.interface}:{bus.channel}, {rate}); {'; '.join(extras)}"
+    about = f"{bus.name} ({bus.interface}:{bus.channel}, {rate})"
+    return "; ".join([about, *extras])
+
+
+def _tx_allow_lines(bus: BusConfig) -> list[str]:
+    """What each ``tx_allow`` entry of ``bus`` allows, one line each."""
+    if not bus.tx_allow:
+        return ["tx_allow: nothing (this bus never transmits)"]
+    return [
+        f'tx_allow[{index}] "{entry.text}": {entry}'
+        for index, entry in enumerate(bus.tx_allow.entries)
+    ]
 
 
 def summarize(config: SystemConfig) -> list[str]:
@@ -93,6 +104,7 @@ def summarize(config: SystemConfig) -> list[str]:
             lines.append(f"  node {node.name}")
             for bus in node.buses:
                 lines.append(f"    bus {_bus_line(bus)}")
+                lines += [f"      {line}" for line in _tx_allow_lines(bus)]
             if not node.buses:
                 lines.append("    (no buses)")
             lines += [f"    {ch:<8}{ep}" for ch, ep in node.endpoints.items()]

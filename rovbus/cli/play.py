@@ -26,12 +26,12 @@ examples:
 
 Any format python-can reads (.log candump -L, .asc, .blf, .csv, .trc, ...). Frames go to
 the node in can_send requests of up to --chunk frames that fall due together, in order;
-the node checks them against the bus's tx_allow list. Frames no CAN controller can carry
-(more than 8 data bytes on a classic frame, say) and error frames are skipped and
-counted. A progress line shows on a terminal. A .rbl replay sends the recorded bytes as
-they are: subscribers accept them only with the recorder's key, and a signed log replays
-once per subscriber (the replay guard). Exit status: 0 ok, 1 a refused frame or no reply,
-2 bad arguments, file or system file.
+the node checks each ID, in its format (11-bit or 29-bit, as recorded), against the bus's
+tx_allow list. Frames no CAN controller can carry (more than 8 data bytes on a classic
+frame, say) and error frames are skipped and counted. A progress line shows on a
+terminal. A .rbl replay sends the recorded bytes as they are: subscribers accept them only
+with the recorder's key, and a signed log replays once per subscriber (the replay guard).
+Exit status: 0 ok, 1 a refused frame or no reply, 2 bad arguments, file or system file.
 """
 
 

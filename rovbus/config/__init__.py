@@ -41,14 +41,16 @@ from rovbus.config.system import SystemConfig
 from rovbus.config.txallow import (
     MAX_EXTENDED_ID,
     MAX_STANDARD_ID,
+    AllowEntry,
     TxAllowList,
-    parse_id_range,
+    parse_entry,
 )
 
 __all__ = [
     "MAX_EXTENDED_ID",
     "MAX_STANDARD_ID",
     "WILDCARD_HOSTS",
+    "AllowEntry",
     "BatchConfig",
     "BusConfig",
     "CanFilter",
@@ -67,7 +69,7 @@ __all__ = [
     "format_key_path",
     "load_system",
     "parse_endpoint",
-    "parse_id_range",
+    "parse_entry",
     "parse_system",
     "run_checks",
 ]

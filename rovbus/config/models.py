@@ -30,7 +30,7 @@ from pydantic_core import core_schema
 
 from rovbus.config.endpoints import Endpoint, parse_endpoint
 from rovbus.config.problems import describe
-from rovbus.config.txallow import TxAllowList, parse_id_range
+from rovbus.config.txallow import AllowEntry, TxAllowList, parse_entry
 from rovbus.errors import ConfigError
 
 __all__ = [
@@ -108,22 +108,24 @@ def _validate_path(value: object, info: ValidationInfo) -> Path:
 FilePath = Annotated[Path, PlainValidator(_validate_path), PlainSerializer(str, return_type=str)]
 
 
-def _validate_id_range(value: object) -> tuple[int, int]:
+def _validate_allow_entry(value: object) -> AllowEntry:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f'expected an ID or range like "0x200-0x20F", got {describe(value)}')
-    return parse_id_range(value)
+        raise ValueError(
+            f'expected an ID or range like "0x200-0x20F" or "ext:0x18FF5000", got {describe(value)}'
+        )
+    return parse_entry(value)
 
 
-IdRange = Annotated[tuple[int, int], PlainValidator(_validate_id_range)]
+AllowEntryField = Annotated[AllowEntry, PlainValidator(_validate_allow_entry)]
 
 
 def _tx_allow_schema(source: Any, handler: Any) -> core_schema.CoreSchema:
-    # validate as a list of ranges (so an error names its index), then build the lookup
+    # validate as a list of entries (so an error names its index), then build the lookup
     return core_schema.no_info_after_validator_function(
-        lambda ranges: TxAllowList(tuple(ranges)),
-        handler.generate_schema(list[IdRange]),
+        lambda entries: TxAllowList(tuple(entries)),
+        handler.generate_schema(list[AllowEntryField]),
         serialization=core_schema.plain_serializer_function_ser_schema(
-            lambda allow: [f"0x{lo:X}-0x{hi:X}" for lo, hi in allow.ranges]
+            lambda allow: [entry.text for entry in allow.entries]
         ),
     )
 
@@ -401,9 +403,10 @@ class BusConfig(_Model):
     #: simulated devices on this bus (``rovbus node`` runs them in the node process)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
-    def allows(self, arbitration_id: int) -> bool:
-        """True when this node may transmit ``arbitration_id`` on this bus."""
-        return self.tx_allow.allows(arbitration_id)
+    def allows(self, arbitration_id: int, *, extended: bool) -> bool:
+        """True when this node may transmit ``arbitration_id`` (29-bit when ``extended``)
+        on this bus."""
+        return self.tx_allow.allows(arbitration_id, extended=extended)
 
     def can_filters(self) -> list[dict[str, int | bool]] | None:
         """The filters as python-can's ``can_filters`` argument (None: receive all)."""

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rovbus.errors import RovbusError
+from rovbus.node.requests import tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
+from rovbus.wire.message import Message
 
 #: Asks the operator a question through the stdin channel; returns the answer.
 Ask = Callable[[str], Awaitable[str]]
@@ -36,7 +38,7 @@ class ConsoleTarget(Protocol):
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
     async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int: ...
-    def set_tx(self, enabled: bool) -> None: ...
+    def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,16 @@ stats                 counters per bus and per socket
 buses                 one line per bus: interface, channel, state, tx
 send BUS FRAME ...    transmit frames in cansend syntax (send can0 123#DEADBEEF)
 dump BUS [N]          the last N frames seen on BUS (default 10), as candump -L lines
-tx off | tx on        stop transmission at once | enable it again (asks to confirm)"""
+tx off [REASON]       stop transmission on every bus at once
+tx on [REASON]        transmit again; needs a reason (asked for when not given), which
+                      the node logs and publishes on <node>/status with who asked"""
 
 
-async def run_command(target: ConsoleTarget, code: str, ask: Ask | None) -> Outcome:
-    """Run one command line. ``ask`` is ``None`` when the client does not allow stdin."""
+async def run_command(
+    target: ConsoleTarget, code: str, ask: Ask | None, request: Message
+) -> Outcome:
+    """Run one command line of ``request``. ``ask`` is ``None`` when the client does not
+    allow stdin."""
     try:
         words = shlex.split(code)
     except ValueError as exc:
@@ -77,7 +84,7 @@ async def run_command(target: ConsoleTarget, code: str, ask: Ask | None) -> Outc
     if command == "dump":
         return _dump(target, args)
     if command == "tx":
-        return await _tx(target, args, ask)
+        return await _tx(target, args, ask, request)
     raise CommandError(f"unknown command {command!r}; type 'help' for the list")
 
 
@@ -107,18 +114,28 @@ def _dump(target: ConsoleTarget, args: list[str]) -> Outcome:
     return Outcome(stdout="".join(format_candump(f) + "\n" for f in frames))
 
 
-async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None) -> Outcome:
-    if args == ["off"]:
-        target.set_tx(False)
+async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None, request: Message) -> Outcome:
+    if not args or args[0] not in ("on", "off"):
+        raise CommandError("usage: tx off [REASON] | tx on [REASON]")
+    given = " ".join(args[1:])
+    if args[0] == "off":
+        target.set_tx(False, tx_off_reason(given), request)
         return Outcome(stdout=f"transmission stopped on every bus of {target.name}\n")
-    if args != ["on"]:
-        raise CommandError("usage: tx on | tx off")
-    if ask is None:
-        raise CommandError(
-            "tx on needs a confirmation, and this client does not allow input (allow_stdin)"
+    if not given:
+        if ask is None:
+            raise CommandError(
+                "tx on needs a reason: type 'tx on REASON', or use a client that allows "
+                "input (allow_stdin) to be asked for one"
+            )
+        given = await ask(
+            f"Why may {target.name} transmit again on every bus? (logged and published "
+            "with your name; empty: cancel) "
         )
-    answer = await ask(f"Enable transmission on every bus of {target.name}? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        return Outcome(stdout="transmission stays off\n")
-    target.set_tx(True)
-    return Outcome(stdout=f"transmission enabled on every bus of {target.name}\n")
+        if not given.strip():
+            return Outcome(stdout="cancelled: transmission not changed\n")
+    try:
+        reason = tx_reason(given, required=True)
+    except ValueError as exc:
+        raise CommandError(f"tx on: {exc}") from None
+    target.set_tx(True, reason, request)
+    return Outcome(stdout=f"transmission enabled on every bus of {target.name}: {reason}\n")

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,10 @@ from rovbus.node.requests import (
     UnknownRequest,
     frames_to_send,
     kernel_info,
+    tx_off_reason,
+    tx_reason,
 )
+from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
@@ -65,6 +69,15 @@ Handler = Callable[[Message], Awaitable[dict[str, Any]]]
 REPLY_CACHE_SIZE = 256
 INPUT_TIMEOUT = 60.0
 TOPIC_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    """A question the node asked on stdin: who was asked, and the answer to come."""
+
+    identities: tuple[bytes, ...]  # the asking request's ROUTER identities
+    session: str  # the asking request's header session
+    answer: asyncio.Future[str]
 
 
 class NodeDaemon:
@@ -106,10 +119,11 @@ class NodeDaemon:
         self.connection_path: Path | None = None
         self._topics: dict[str, dict[tuple[int, bool], str]] = {}
         self._replies: OrderedDict[str, Message] = OrderedDict()
-        self._inputs: dict[str, tuple[tuple[bytes, ...], asyncio.Future[str]]] = {}
+        self._inputs: dict[str, _Question] = {}  # open questions on stdin, by msg_id
         self.execution_count = 0
         self.seq = 0
         self._requests = RequestLoop(log)
+        self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
         self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
 
     # -- start-up ---------------------------------------------------------------------
@@ -274,9 +288,9 @@ class NodeDaemon:
         ports' transmit drain in ``aclose`` shares; a handler still running is cancelled."""
         self._drain_until = time.monotonic() + self.drain_deadline
         self._requests.stop()
-        for _, future in self._inputs.values():  # the stdin loop reads no answer any more
-            if not future.done():
-                future.set_exception(
+        for question in self._inputs.values():  # the stdin loop reads no answer any more
+            if not question.answer.done():
+                question.answer.set_exception(
                     ShuttingDown(
                         f"node {self.name} is shutting down: its question on stdin will not "
                         "be answered, and the command stopped there"
@@ -343,9 +357,12 @@ class NodeDaemon:
         if kind == "interrupt_request":
             dropped = sum(port.drop_queued() for port in self.ports.values())
             return {"status": "ok", "dropped": dropped}
-        if kind in ("tx_off_request", "tx_on_request"):
-            self.set_tx(kind == "tx_on_request")
-            return {"status": "ok", "tx_enabled": kind == "tx_on_request"}
+        if kind == "tx_off_request":
+            self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
+            return {"status": "ok", "tx_enabled": False}
+        if kind == "tx_on_request":
+            self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
+            return {"status": "ok", "tx_enabled": True}
         raise UnknownRequest(f"no handler for {kind!r}")  # the tables and this list agree
 
     # -- execute and stdin --------------------------------------------------------------
@@ -363,7 +380,7 @@ class NodeDaemon:
             return await self._ask(request, prompt)
 
         try:
-            outcome = await run_command(self, code, ask if allow_stdin else None)
+            outcome = await run_command(self, code, ask if allow_stdin else None, request)
         except CommandError as exc:
             failure = error_content(exc)
             self._side_effect(
@@ -390,7 +407,8 @@ class NodeDaemon:
             serializer=request.serializer,
         )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inputs[question.msg_id] = (request.identities, future)
+        asked = _Question(request.identities, request.header["session"], future)
+        self._inputs[question.msg_id] = asked
         try:
             await stdin.send(question)
             async with asyncio.timeout(INPUT_TIMEOUT):
@@ -410,14 +428,17 @@ class NodeDaemon:
             future.set_result(value if isinstance(value, str) else "")
 
     def _pending_input_for(self, reply: Message) -> asyncio.Future[str] | None:
-        """The question ``reply`` answers: by its parent, or (jupyter_client sends replies
-        without a parent) the open question to the same client."""
+        """The open question ``reply`` answers, if any. Only the client asked may answer:
+        on stdin the ROUTER identity its request had on shell, in the request's session;
+        its reply answers the question its parent names or, without a parent (as
+        jupyter_client sends it), its open question. Anyone else's reply answers nothing."""
         parent_id = reply.parent_header.get("msg_id")
-        if parent_id in self._inputs:
-            return self._inputs[parent_id][1]
-        for identities, future in self._inputs.values():
-            if identities == reply.identities:
-                return future
+        session = reply.header.get("session")
+        for msg_id, question in self._inputs.items():
+            if question.identities != reply.identities or question.session != session:
+                continue
+            if parent_id is None or parent_id == msg_id:
+                return question.answer
         return None
 
     # -- publishing side effects ----------------------------------------------------------
@@ -547,12 +568,34 @@ class NodeDaemon:
             )
         return await port.send(frames)
 
-    def set_tx(self, enabled: bool) -> None:
+    def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
+        """Turn transmission on or off on every bus, and say so: a log line, and
+        ``tx_status`` on ``<node>/status`` parented to ``request``, with the reason and who
+        asked (the request's username and session)."""
         for port in self.ports.values():
             if enabled:
                 port.enable_tx()
             else:
                 port.disable_tx()
+        state = "on" if enabled else "off"
+        by, session = request.header.get("username", ""), request.header.get("session", "")
+        held = self._tx_log.allow(state)
+        if held is not None:
+            log.warning(
+                "%s: transmit %s, asked by %.64s (session %.64s): %s (%d more not logged)",
+                self.name,
+                state,
+                by,
+                session,
+                reason or "no reason given",
+                held,
+            )
+        self.publishers["pub"].publish(
+            status_topic(self.name),
+            "tx_status",
+            {"tx_enabled": enabled, "reason": reason, "by": by, "session": session},
+            parent=request,
+        )
 
     # -- shutdown -----------------------------------------------------------------------
 
@@ -560,8 +603,8 @@ class NodeDaemon:
         """Finish pending transmissions within the deadline, answer the requests still
         queued (``ShuttingDown``), then release everything."""
         self.state = "stopping"
-        for _, future in self._inputs.values():
-            future.cancel()
+        for question in self._inputs.values():
+            question.answer.cancel()
         for batcher in self.batchers.values():
             with contextlib.suppress(Exception):
                 batcher.flush_now()

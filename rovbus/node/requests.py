@@ -102,5 +102,42 @@ def _frame_defaults(bus: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the longest ``reason`` a node takes for turning transmit on or off (characters)
+REASON_MAX = 200
+
+
+def tx_reason(value: object, *, required: bool) -> str:
+    """The reason given for turning transmit on (``required``) or off: one line of
+    printable text, at most ``REASON_MAX`` characters, stripped; ``""`` when none is given
+    and none is required. Raises ``ValueError`` saying what is wrong."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValueError(f"'reason' must be text, got {type(value).__name__}")
+    reason = value.strip()
+    if not reason:
+        if required:
+            raise ValueError(
+                "turning transmit on needs a reason: why it may go on again, in one line of "
+                "text ('reason'); the node logs it and publishes it on <node>/status with "
+                "who asked"
+            )
+        return ""
+    if len(reason) > REASON_MAX:
+        raise ValueError(f"'reason' has {len(reason)} characters; at most {REASON_MAX}")
+    if not reason.isprintable():
+        raise ValueError("'reason' must be one line of printable text")
+    return reason
+
+
+def tx_off_reason(value: object) -> str:
+    """The reason given for turning transmit off, or ``""``: an emergency stop never fails
+    on its wording, so a reason that is not one line of text is left out."""
+    try:
+        return tx_reason(value, required=False)
+    except ValueError:
+        return ""
+
+
 class UnknownRequest(RovbusError):
     """A request type the channel does not answer."""

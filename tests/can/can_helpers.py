@@ -23,6 +23,8 @@ WAIT_S = 5.0
 
 
 def bus_config(channel: str, **overrides: Any) -> BusConfig:
+    """A bus on ``channel`` that may send every 11-bit ID; an override of None leaves its
+    key out of the table."""
     values: dict[str, Any] = {
         "name": "main",
         "interface": "virtual",
@@ -31,7 +33,7 @@ def bus_config(channel: str, **overrides: Any) -> BusConfig:
         "queue_size": 64,
     }
     values.update(overrides)
-    return BusConfig.model_validate(values)
+    return BusConfig.model_validate({k: v for k, v in values.items() if v is not None})
 
 
 class Collector:

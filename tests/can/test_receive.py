@@ -7,11 +7,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
 from can.interfaces import virtual
-from can_helpers import Collector, bus_config
+from can_helpers import WAIT_S, Collector, bus_config
 
 from rovbus.can import CanPort
 from rovbus.errors import CanError
@@ -194,3 +195,48 @@ async def test_bus_with_a_descriptor_is_read_with_add_reader(
         await port.aclose()
     finally:
         peer.shutdown()
+
+
+class CountingBus(virtual.VirtualBus):  # type: ignore[misc]
+    """A virtual bus that sets ``drained`` when a receive waits after ``expect`` frames were
+    read: the receive thread has handed on everything it read (it posts a burst before it
+    waits again)."""
+
+    def __init__(self, *args: Any, expect: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expect = expect
+        self.read = 0
+        self.drained = threading.Event()
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if self.read >= self.expect and (timeout is None or timeout > 0):
+            self.drained.set()
+        msg, filtered = super()._recv_internal(timeout)
+        self.read += msg is not None
+        return msg, filtered
+
+
+async def test_a_full_backlog_drops_the_newest_frames_and_counts_them(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    backlog, sent = 50, 80
+    bus = CountingBus(channel=channel, expect=sent)
+    got = Collector()
+    port = make_port(bus_config(channel), got, bus_factory=lambda: bus, rx_backlog=backlog)
+    await port.open()
+    for i in range(sent):
+        peer.send(
+            can.Message(arbitration_id=0x100, data=i.to_bytes(2, "big"), is_extended_id=False)
+        )
+    # the loop falls behind: it is held here while the receive thread reads every frame
+    assert bus.drained.wait(WAIT_S), f"the receive thread read {bus.read} of {sent}"
+    await got.wait_for(lambda: len(got.frames) >= backlog)
+    # the oldest were kept, in order, with no hole before the gap; the rest were counted
+    assert [int.from_bytes(f.data, "big") for f in got.frames] == list(range(backlog))
+    stats = port.stats()
+    assert (stats.rx, stats.rx_dropped) == (backlog, sent - backlog)
+    peer.send(can.Message(arbitration_id=0x101, data=b"\xff", is_extended_id=False))
+    await got.wait_for(lambda: len(got.frames) == backlog + 1)  # receiving goes on
+    assert got.frames[-1].arbitration_id == 0x101
+    assert port.stats().rx_dropped == sent - backlog
+    await port.aclose()

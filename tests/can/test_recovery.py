@@ -31,20 +31,31 @@ class Factory:
         return bus
 
 
+def watched_port(
+    make_port: Callable[..., CanPort],
+    factory: Factory,
+    got: Collector | None = None,
+    **backoff: float,
+) -> tuple[CanPort, StateWatch]:
+    """A port on the buses ``factory`` builds, its states watched, retrying after 0.01 s."""
+    states = StateWatch()
+    port = make_port(
+        bus_config(factory.channel),
+        got if got is not None else Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+        **backoff,
+    )
+    return port, states
+
+
 async def test_receive_failure_reopens_and_receives_again(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     factory = Factory(channel)
     got = Collector()
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        got,
-        bus_factory=factory,
-        on_state=states,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-    )
+    port, states = watched_port(make_port, factory, got, backoff_max_s=0.05)
     await port.open()
     peer.send(can.Message(arbitration_id=0x100, is_extended_id=False))
     await got.wait_for(lambda: len(got.frames) == 1)
@@ -73,14 +84,7 @@ async def test_send_failure_fails_the_call_drops_the_queue_and_reopens(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     factory = Factory(channel)
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        Collector(),
-        bus_factory=factory,
-        on_state=states,
-        backoff_initial_s=0.01,
-    )
+    port, states = watched_port(make_port, factory)
     await port.open()
     first = factory.buses[0]
     first.gate.clear()
@@ -109,14 +113,7 @@ async def test_start_retries_a_bus_that_is_not_there_yet(
 ) -> None:
     factory = Factory(channel)
     factory.refuse = 1
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        Collector(),
-        bus_factory=factory,
-        on_state=states,
-        backoff_initial_s=0.01,
-    )
+    port, states = watched_port(make_port, factory)
     await port.start()
     assert port.state == "failed"
     await states.wait_for("ok")
@@ -134,3 +131,27 @@ async def test_aclose_while_failed_stops_the_retries(
     assert port.state == "failed"
     await port.aclose()
     assert port.state == "closed"
+
+
+async def test_transmit_stays_off_across_a_reopen(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    port, states = watched_port(make_port, factory, backoff_max_s=0.05)
+    await port.open()
+    port.disable_tx()  # the operator's stop
+    factory.refuse = 1
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("ok", count=2)
+    assert port.stats().reopen_count == 1
+    assert not port.tx_enabled
+    assert not port.stats().tx_enabled
+    with pytest.raises(CanError, match="transmit disabled"):
+        await port.send([CanFrame("main", 0x100)])
+    port.enable_tx()  # only the operator turns it on again
+    assert await port.send([CanFrame("main", 0x101)]) == 1
+    msg = await asyncio.to_thread(peer.recv, WAIT_S)
+    assert msg is not None
+    assert msg.arbitration_id == 0x101  # the first frame on the wire since the stop
+    assert port.stats().tx == 1
+    await port.aclose()

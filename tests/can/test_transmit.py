@@ -83,6 +83,54 @@ async def test_allow_list_refusal_sends_nothing_and_names_the_frame(
     await port.aclose()
 
 
+async def test_allow_list_checks_the_frame_format(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    allow = ["0x200-0x20F", "ext:0x18FF5000"]
+    port = make_port(bus_config(channel, tx_allow=allow), Collector())
+    await port.open()
+    # 00000201 is another identifier than 201: on a real bus, another device
+    with pytest.raises(
+        CanError,
+        match=r"frame 1 refused, nothing sent: 29-bit \(extended\) ID 0x00000201 is not in "
+        r"the tx_allow list of 'main' \(11-bit 0x200-0x20F; 29-bit 0x18FF5000\); "
+        r"the 11-bit ID 0x201 is allowed",
+    ):
+        await port.send([frame(0x200), frame(0x201, is_extended_id=True)])
+    with pytest.raises(CanError, match=r"frame 0 refused.*11-bit \(standard\) ID 0x500"):
+        await port.send([frame(0x500)])
+    assert await port.send([frame(0x20F), frame(0x18FF5000, is_extended_id=True)]) == 2
+    on_wire = [await recv(peer), await recv(peer)]  # and nothing before them
+    assert [(m.arbitration_id, m.is_extended_id) for m in on_wire] == [
+        (0x20F, False),
+        (0x18FF5000, True),
+    ]
+    assert port.stats().tx == 2
+    await port.aclose()
+
+
+@pytest.mark.parametrize("tx_allow", [[], None], ids=["empty", "absent"])
+async def test_a_bus_without_tx_allow_sends_nothing(
+    channel: str,
+    peer: can.BusABC,
+    make_port: Callable[..., CanPort],
+    tx_allow: list[str] | None,
+) -> None:
+    got = Collector()
+    port = make_port(bus_config(channel, tx_allow=tx_allow), got)
+    await port.open()
+    for refused in (frame(0x000), frame(0x7FF), frame(0x0, is_extended_id=True)):
+        with pytest.raises(CanError, match=r"frame 0 refused.*tx_allow list of 'main' \(nothing\)"):
+            await port.send([refused])
+    with pytest.raises(CanError, match="frame 0 refused"):
+        await port.send([frame(0x1FFFFFFF, is_extended_id=True)])
+    stats = port.stats()
+    assert (stats.tx, stats.tx_queued, stats.tx_errors) == (0, 0, 0)
+    assert got.tx() == []
+    assert peer.recv(timeout=0.2) is None
+    await port.aclose()
+
+
 async def test_fd_frame_refused_on_a_classic_bus(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:

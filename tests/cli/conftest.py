@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import node_toml, system_toml
 
-ALL_IDS = '["0x0-0x1FFFFFFF"]'
+ALL_IDS = '["0x0-0x7FF", "ext:0x0-0x1FFFFFFF"]'
 
 
 @dataclass

@@ -89,10 +89,18 @@ def test_ctl_tx_off_refuses_send_then_tx_on(bus: Bus) -> None:
         done = bus.run("send", "alpha", "can0", "123#01", *G)
         assert done.returncode == 1
         assert "transmit disabled" in done.stderr
+        done = bus.run("ctl", "alpha", "tx-on", *G)  # no reason: refused before sending
+        assert done.returncode == 2
+        assert "tx-on needs --reason" in done.stderr
+        done = bus.run("ctl", "alpha", "tx-on", "--reason", " ", *G)  # the node refuses
+        assert done.returncode == 1
+        assert "needs a reason" in done.stderr
+        assert bus.run("send", "alpha", "can0", "123#01", *G).returncode == 1
     finally:
-        done = bus.run("ctl", "alpha", "tx-on", *G)
+        done = bus.run("ctl", "alpha", "tx-on", "--reason", "test over", *G)
     assert done.returncode == 0
     assert json.loads(done.stdout)["tx_enabled"] is True
+    assert bus.run("ctl", "alpha", "interrupt", "--reason", "x", *G).returncode == 2
 
 
 def test_dump_filters(bus: Bus) -> None:

@@ -21,7 +21,9 @@ def _no_leaks(no_leaked_sockets: None) -> None:
 @pytest.fixture
 async def node(write_system) -> AsyncIterator[tuple[SystemConfig, Path]]:  # type: ignore[no-untyped-def]
     """Node ``alpha`` (group ``vehicle``, bus ``can0``, heartbeat every 0.1 s) running."""
-    path = write_system(node_toml("alpha", tx_allow='["0x0-0x1FFFFFFF"]'), interval=0.1)
+    path = write_system(
+        node_toml("alpha", tx_allow='["0x0-0x7FF", "ext:0x0-0x1FFFFFFF"]'), interval=0.1
+    )
     system = load_system(path)
     daemon = NodeDaemon(system, "alpha")
     await daemon.start()

@@ -52,9 +52,10 @@ def test_demo_nodes_and_buses(demo: SystemConfig) -> None:
     can0 = propulsion.bus("can0")
     assert can0.name == "can0"
     assert can0.batch is not None
-    assert can0.allows(0x200)
-    assert can0.allows(0x20F)
-    assert not can0.allows(0x300)
+    assert can0.allows(0x200, extended=False)
+    assert can0.allows(0x20F, extended=False)
+    assert not can0.allows(0x20F, extended=True)
+    assert not can0.allows(0x300, extended=False)
     channels = [bus.channel for node in demo.nodes.values() for bus in node.buses]
     assert len(channels) == len(set(channels)), "virtual channels must not cross-talk"
     assert all(bus.interface == "virtual" for n in demo.nodes.values() for bus in n.buses)
@@ -106,7 +107,7 @@ def test_example_is_sound_without_key_file_checks() -> None:
     canfd = config.node("navigation").bus("canfd0")
     assert canfd.fd
     assert canfd.data_bitrate == 5_000_000
-    assert canfd.allows(0x18FF5010)
+    assert canfd.allows(0x18FF5010, extended=True)
     assert {b.interface for n in config.nodes.values() for b in n.buses} == {"socketcan"}
     hosts = {ep.host for n in config.nodes.values() for _, ep in n.endpoints.items()}
     assert all(h.startswith("192.168.2.") for h in hosts)
@@ -121,6 +122,8 @@ def test_cli_demo_prints_a_summary() -> None:
     assert "group topside" in out
     assert "node propulsion" in out
     assert "can0 (virtual:demo-propulsion-can0, 1 Mbit/s)" in out
+    assert 'tx_allow[0] "0x200-0x20F": 11-bit 0x200-0x20F\n' in out
+    assert "tx_allow: nothing (this bus never transmits)" in out  # power's bms
     assert "tcp://127.0.0.1:7100" in out
     assert "forwarder tether: vehicle -> topside" in out
     assert "signing: off; CURVE: off" in out
@@ -139,6 +142,7 @@ def test_cli_example_without_key_files_passes() -> None:
     assert result.returncode == 0, result.stderr
     assert "signing: on (hmac-sha256); CURVE: on" in result.stdout
     assert "canfd0 (socketcan:can0, 1 Mbit/s, FD data 5 Mbit/s)" in result.stdout
+    assert 'tx_allow[0] "ext:0x18FF5000-0x18FF50FF": 29-bit 0x18FF5000-0x18FF50FF' in result.stdout
 
 
 def test_cli_missing_file() -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from rovbus.config import (
+    BusConfig,
     Endpoint,
     TxAllowList,
     format_key_path,
     parse_endpoint,
-    parse_id_range,
+    parse_entry,
     parse_system,
 )
 from rovbus.config.problems import describe
@@ -22,49 +23,109 @@ from rovbus.errors import ConfigError
 
 
 def test_allows_ranges_and_single_ids() -> None:
-    allow = TxAllowList.parse(["0x200-0x20F", "0x300", 1024, "2000-2001"])
-    assert allow.ranges == ((0x200, 0x20F), (0x300, 0x300), (1024, 1024), (2000, 2001))
+    allow = TxAllowList.parse(["0x200-0x20F", "0x300", 1024, "2000-2001", "4000-4001"])
+    assert allow.standard == ((0x200, 0x20F), (0x300, 0x300), (1024, 1024), (2000, 2001))
+    assert allow.extended == ((4000, 4001),)  # above 0x7FF: 29-bit, however written
     for inside in (0x200, 0x205, 0x20F, 0x300, 1024, 2000, 2001):
-        assert allow.allows(inside)
-        assert inside in allow
-    for outside in (0, 0x1FF, 0x210, 0x2FF, 0x301, 1023, 1025, 1999, 2002, 0x1FFFFFFF):
-        assert not allow.allows(outside)
+        assert allow.allows(inside, extended=False)
+    for outside in (0, 0x1FF, 0x210, 0x2FF, 0x301, 1023, 1025, 1999, 2002, 0x7FF):
+        assert not allow.allows(outside, extended=False)
+    assert allow.allows(4000, extended=True)
+    assert not allow.allows(2000, extended=True)
+    assert not allow.allows(3999, extended=True)
+    assert not allow.allows(0x1FFFFFFF, extended=True)
+
+
+def test_an_entry_up_to_0x7ff_allows_only_11_bit_ids() -> None:
+    allow = TxAllowList.parse(["0x200-0x20F"])
+    assert allow.allows(0x201, extended=False)
+    assert not allow.allows(0x201, extended=True)  # 00000201: another identifier
+    assert not allow.allows(0x20F, extended=True)
+    assert str(allow) == "11-bit 0x200-0x20F; 29-bit none"
+
+
+def test_ext_marks_an_entry_29_bit() -> None:
+    allow = TxAllowList.parse(["ext:0x201", "EXT: 0x300-0x30F", "ext:0x18FF5000-0x18FF50FF"])
+    assert allow.standard == ()
+    assert allow.extended == ((0x201, 0x201), (0x300, 0x30F), (0x18FF5000, 0x18FF50FF))
+    assert allow.allows(0x201, extended=True)
+    assert not allow.allows(0x201, extended=False)
+    assert (
+        str(allow) == "11-bit none; 29-bit 0x00000201, 0x00000300-0x0000030F, 0x18FF5000-0x18FF50FF"
+    )
+
+
+def test_a_range_across_0x7ff_is_split_by_format() -> None:
+    entry = parse_entry("0x700-0x900")
+    assert (entry.standard, entry.extended) == ((0x700, 0x7FF), (0x800, 0x900))
+    assert str(entry) == "11-bit 0x700-0x7FF and 29-bit 0x00000800-0x00000900"
+    allow = TxAllowList.parse(["0x0-0x1FFFFFFF"])  # all 11-bit IDs, 29-bit ones from 0x800
+    assert allow.allows(0x7FF, extended=False)
+    assert allow.allows(0x800, extended=True)
+    assert not allow.allows(0x7FF, extended=True)
+    assert str(parse_entry(0x300)) == "11-bit 0x300"
+    assert parse_entry(0x18FF5000).extended == (0x18FF5000, 0x18FF5000)
 
 
 def test_allow_list_merges_and_sorts() -> None:
     allow = TxAllowList.parse(["0x300-0x30F", "0x100", "0x101-0x102", "0x305-0x310"])
-    assert allow.ranges == ((0x100, 0x102), (0x300, 0x310))
-    assert str(allow) == "0x100-0x102, 0x300-0x310"
-    assert len(allow) == 2
+    assert allow.standard == ((0x100, 0x102), (0x300, 0x310))
+    assert str(allow) == "11-bit 0x100-0x102, 0x300-0x310; 29-bit none"
+    assert [entry.text for entry in allow.entries] == [
+        "0x300-0x30F",
+        "0x100",
+        "0x101-0x102",
+        "0x305-0x310",
+    ]
 
 
 def test_empty_allow_list_allows_nothing() -> None:
     allow = TxAllowList.parse([])
     assert not allow
-    assert not allow.allows(0)
+    assert not allow.allows(0, extended=False)
+    assert not allow.allows(0, extended=True)
     assert str(allow) == "nothing"
 
 
 def test_extended_ids() -> None:
     allow = TxAllowList.parse(["0x18FF0000-0x18FFFFFF"])
-    assert allow.allows(0x18FF1234)
-    assert not allow.allows(0x18FE0000)
-    assert parse_id_range("0x1FFFFFFF") == (0x1FFFFFFF, 0x1FFFFFFF)
+    assert allow.allows(0x18FF1234, extended=True)
+    assert not allow.allows(0x18FE0000, extended=True)
+    assert parse_entry("0x1FFFFFFF").extended == (0x1FFFFFFF, 0x1FFFFFFF)
 
 
 @pytest.mark.parametrize(
     ("item", "message"),
     [
         ("0x20F-0x200", 'range "0x20F-0x200" starts above its end (0x20F > 0x200)'),
+        ("ext:0x20F-0x200", 'range "ext:0x20F-0x200" starts above its end'),
         ("0x20000000", "0x20000000 is out of the 29-bit ID range"),
+        ("ext:0x20000000", "0x20000000 is out of the 29-bit ID range"),
         ("fast", '"fast" is not a number'),
         ("0x100-", '"" is not a number'),
+        ("ext:", '"" is not a number'),
+        ("x:0x201", '"x:0x201": unknown mark "x:"; only "ext:" (29-bit IDs)'),
+        ("std:0x201", 'unknown mark "std:"'),
         (-1, "out of the 29-bit ID range"),
     ],
 )
-def test_bad_id_ranges(item: str | int, message: str) -> None:
+def test_bad_entries(item: str | int, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        parse_id_range(item)
+        parse_entry(item)
+
+
+def test_a_bus_keeps_each_tx_allow_entry_and_its_format() -> None:
+    bus = {"name": "can0", "interface": "virtual", "channel": "c"}
+    can0 = BusConfig.model_validate({**bus, "tx_allow": ["0x200-0x20F", "ext:0x201", 0x300]})
+    assert [str(e) for e in can0.tx_allow.entries] == [
+        "11-bit 0x200-0x20F",
+        "29-bit 0x00000201",
+        "11-bit 0x300",
+    ]
+    assert can0.model_dump()["tx_allow"] == ["0x200-0x20F", "ext:0x201", "0x300"]
+    can1 = BusConfig.model_validate(bus)
+    assert not can1.tx_allow  # absent: nothing may be sent
+    assert not can1.allows(0x200, extended=False)
 
 
 # -- endpoints -------------------------------------------------------------------------------

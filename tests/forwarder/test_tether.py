@@ -169,3 +169,24 @@ async def test_the_forwarder_answers_its_own_control_requests(outside: Outside) 
     resumed = await outside.control("resume_request")
     assert resumed.content["paused"] is False
     assert (await outside.stats())["pub"]["paused"] is False
+
+
+async def test_transmit_goes_on_again_from_topside_only_with_a_reason(outside: Outside) -> None:
+    off = await outside.request("alpha", "tx_off_request", {"reason": "topside"}, channel="control")
+    assert off.content == {"status": "ok", "tx_enabled": False}
+    try:
+        refused = await outside.request("alpha", "tx_on_request", channel="control")
+        assert refused.header["username"] == "alpha"  # the node's control channel answered
+        assert refused.content["status"] == "error"
+        assert "turning transmit on needs a reason" in refused.content["evalue"]
+        sent = await outside.request(
+            "alpha", "can_send_request", {"bus": "can0", "frames": ["123#01"]}
+        )
+        assert "transmit disabled" in sent.content["evalue"]
+        await send(outside, "beta", "123#01")  # only alpha stopped
+    finally:
+        on = await outside.request(
+            "alpha", "tx_on_request", {"reason": "test over"}, channel="control"
+        )
+    assert on.content == {"status": "ok", "tx_enabled": True}
+    await send(outside, "alpha", "123#01")

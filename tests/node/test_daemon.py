@@ -150,16 +150,51 @@ async def test_unknown_request_gets_a_jupyter_error_reply(start_node) -> None:
 
 async def test_tx_off_stops_transmission_until_tx_on(start_node) -> None:
     node = await start_node()
+    sub = await subscribed(node, "alpha/status")
     off = await node.request("tx_off_request", channel="control")
     assert off.content == {"status": "ok", "tx_enabled": False}
+    said = await wait_for(sub, lambda m: m.msg_type == "tx_status")
+    assert said.content == {
+        "tx_enabled": False,
+        "reason": "",
+        "by": "tester",
+        "session": node.codec.session,
+    }
     with peer_bus(node) as device:
         refused = await node.request("can_send_request", {"bus": "can0", "frames": ["123#01"]})
         assert refused.content["status"] == "error"
         assert device.recv(timeout=0.2) is None
-        await node.request("tx_on_request", channel="control")
+        on = await node.request(
+            "tx_on_request", {"reason": "  thrusters clear  "}, channel="control"
+        )
+        assert on.content == {"status": "ok", "tx_enabled": True}
+        said = await wait_for(sub, lambda m: m.msg_type == "tx_status")
+        assert said.content["tx_enabled"] is True
+        assert said.content["reason"] == "thrusters clear"
+        assert said.parent_header["msg_id"] == on.parent_header["msg_id"]
         ok = await node.request("can_send_request", {"bus": "can0", "frames": ["123#01"]})
         assert ok.content["sent"] == 1
         assert device.recv(timeout=2).arbitration_id == 0x123
+    sub.close()
+
+
+async def test_tx_on_needs_a_reason_and_tx_off_never_fails(start_node) -> None:
+    node = await start_node()
+    await node.request("tx_off_request", {"reason": 42}, channel="control")  # acts anyway
+    for content in ({}, {"reason": ""}, {"reason": "   "}, {"reason": None}):
+        refused = await node.request("tx_on_request", content, channel="control")
+        assert refused.content["status"] == "error"
+        assert "turning transmit on needs a reason" in refused.content["evalue"]
+    for content, why in (
+        ({"reason": 1}, "'reason' must be text, got int"),
+        ({"reason": "x" * 201}, "'reason' has 201 characters; at most 200"),
+        ({"reason": "ok\nFAKE LOG LINE"}, "one line of printable text"),
+    ):
+        refused = await node.request("tx_on_request", content, channel="control")
+        assert refused.content["status"] == "error"
+        assert why in refused.content["evalue"]
+    info = await node.request("node_info_request")
+    assert [bus["tx_enabled"] for bus in info.content["buses"]] == [False]
 
 
 async def test_repeated_msg_id_is_answered_once(start_node) -> None:

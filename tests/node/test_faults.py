@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,10 @@ class UnpluggableBus(VirtualBus):  # type: ignore[misc]
         return super()._recv_internal(min(timeout, 0.05) if timeout is not None else 0.05)
 
 
-async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(write_system) -> None:
-    path = write_system(node_toml("alpha"))
-    system = load_system(path)
+@pytest.fixture
+async def unpluggable(write_system) -> AsyncIterator[NodeDaemon]:  # type: ignore[no-untyped-def]
+    """Node ``alpha`` serving, its bus ``can0`` an :class:`UnpluggableBus`."""
+    system = load_system(write_system(node_toml("alpha")))
     channel = system.node("alpha").bus("can0").channel
     UnpluggableBus.unplugged.clear()
     daemon = NodeDaemon(
@@ -48,10 +50,24 @@ async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(write_s
     )
     await daemon.start()
     serving = asyncio.create_task(daemon.serve())
+    try:
+        yield daemon
+    finally:
+        UnpluggableBus.unplugged.clear()
+        daemon.request_stop()
+        await serving
+        await daemon.aclose()
+
+
+async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(
+    unpluggable: NodeDaemon,
+) -> None:
+    ep = unpluggable.config.endpoints
+    channel = unpluggable.config.bus("can0").channel
     ctx = zmq.asyncio.Context()
     codec = Codec()
-    sub = Subscriber(ctx, [str(system.node("alpha").endpoints.pub)], codec, ["alpha/"])
-    shell = Requester(ctx, str(system.node("alpha").endpoints.shell), codec)
+    sub = Subscriber(ctx, [str(ep.pub)], codec, ["alpha/"])
+    shell = Requester(ctx, str(ep.shell), codec)
     try:
         await wait_for(sub, lambda m: m.msg_type == "heartbeat")
         UnpluggableBus.unplugged.set()
@@ -81,12 +97,51 @@ async def test_failed_bus_is_reported_and_reopened_while_the_node_serves(write_s
         assert stats.content["buses"]["can0"]["errors"] >= 1
         assert stats.content["buses"]["can0"]["reopen_count"] >= 1
     finally:
-        UnpluggableBus.unplugged.clear()
         sub.close()
         shell.close()
-        daemon.request_stop()
-        await serving
-        await daemon.aclose()
+        ctx.term()
+
+
+async def test_tx_off_survives_a_bus_that_fails_and_reopens(unpluggable: NodeDaemon) -> None:
+    ep = unpluggable.config.endpoints
+    channel = unpluggable.config.bus("can0").channel
+    ctx = zmq.asyncio.Context()
+    codec = Codec(username="op")
+    sub = Subscriber(ctx, [str(ep.pub)], codec, ["alpha/hb", "alpha/status"])
+    shell = Requester(ctx, str(ep.shell), codec)
+    control = Requester(ctx, str(ep.control), codec)
+    device = can.Bus(interface="virtual", channel=channel)
+    try:
+        await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+        off = await control.request(codec.message("tx_off_request"), timeout=5)
+        assert off.content["tx_enabled"] is False
+        UnpluggableBus.unplugged.set()
+        await wait_for(sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "failed")
+        UnpluggableBus.unplugged.clear()
+        await wait_for(
+            sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "ok", timeout=10
+        )
+        beat = await wait_for(
+            sub,
+            lambda m: m.msg_type == "heartbeat" and m.content["buses"]["can0"]["state"] == "ok",
+        )
+        assert beat.content["buses"]["can0"]["tx_enabled"] is False
+        send = codec.message("can_send_request", {"bus": "can0", "frames": ["123#01"]})
+        refused = await shell.request(send, timeout=5)
+        assert refused.content["status"] == "error"
+        assert "transmit disabled" in refused.content["evalue"]
+        on = codec.message("tx_on_request", {"reason": "bus back, checked"})
+        assert (await control.request(on, timeout=5)).content["tx_enabled"] is True
+        send = codec.message("can_send_request", {"bus": "can0", "frames": ["124#02"]})
+        assert (await shell.request(send, timeout=5)).content["sent"] == 1
+        first = await asyncio.to_thread(device.recv, 5)
+        assert first is not None
+        assert first.arbitration_id == 0x124  # nothing went out while transmit was off
+    finally:
+        device.shutdown()
+        sub.close()
+        shell.close()
+        control.close()
         ctx.term()
 
 

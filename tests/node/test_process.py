@@ -97,14 +97,19 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
 
                 run("tx off")
                 assert run("send can0 123#01")[0]["status"] == "error"
-                # tx on asks for confirmation on stdin; without stdin it refuses
+                # tx on needs a reason: asked for on stdin; without stdin it refuses
                 content, _ = run("tx on", allow_stdin=False)
                 assert content["status"] == "error"
-                assert "confirmation" in content["evalue"]
+                assert "needs a reason" in content["evalue"]
                 content, outputs = run(
-                    "tx on", allow_stdin=True, stdin_hook=lambda msg: kc.input("y")
+                    "tx on", allow_stdin=True, stdin_hook=lambda msg: kc.input("")
                 )
-                assert "transmission enabled" in text_of(outputs)
+                assert "cancelled: transmission not changed" in text_of(outputs)
+                assert run("send can0 123#01")[0]["status"] == "error"
+                content, outputs = run(
+                    "tx on", allow_stdin=True, stdin_hook=lambda msg: kc.input("bench test")
+                )
+                assert "transmission enabled on every bus of alpha: bench test" in text_of(outputs)
                 assert run("send can0 124#02")[0]["status"] == "ok"
                 assert _next_frame(sub).arbitration_id == 0x124  # nothing sent while off
             finally:
