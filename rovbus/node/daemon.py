@@ -50,8 +50,8 @@ from rovbus.node.requests import (
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
+from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, batch_content
-from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
@@ -79,15 +79,10 @@ class NodeDaemon:
         self.system = system
         self.config: NodeConfig = system.node(name)
         self.name = name
-        security = system.security
-        self.codec = Codec(
-            system.hmac_key(),
-            security.signature_scheme if security else "hmac-sha256",
-            username=name,
-            serializer=Serializer(system.system.serializer),
-            replay_window=security.replay_window if security else 4096,
-            max_age=security.max_age if security else None,
-        )
+        #: the system key: the msgpack pub stream (heartbeats, frames, status)
+        self.pub_codec = system_codec(system, name)
+        #: this start's key: requests, replies, stdin, the JSON iopub, the connection file
+        self.codec = self.pub_codec.for_start(name, self.pub_codec.session)
         self.interval = system.heartbeat_interval_of(name)
         self.drain_deadline = drain_deadline
         self._drain_until: float | None = None  # set when serve stops: drain ends then
@@ -135,7 +130,7 @@ class NodeDaemon:
         receiving = SocketOptions(maxmsgsize=self.system.system.max_message_size)
         pub = zmq.Socket(ctx, zmq.PUB)
         self.publishers["pub"] = Publisher(
-            "pub", pub, self.codec, Serializer(self.system.system.serializer)
+            "pub", pub, self.pub_codec, Serializer(self.system.system.serializer)
         )
         receiving.apply(pub)
         bind(pub, str(ep.pub), "pub")
