@@ -11,6 +11,9 @@ transmissions within a deadline and releases everything. The channels follow DES
     stdin    ROUTER  the node asking the requesting client for input
     hb       REP     raw echo
     iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
+
+With ``[security]``, pub is signed with the system key and everything else with the key of
+this start of the node (docs/protocol.md, Signing).
 """
 
 from __future__ import annotations
