@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -171,6 +173,22 @@ async def test_a_request_captured_on_its_way_to_one_node_is_refused_by_every_oth
         assert not await routed.poll(0)
 
 
+async def test_connection_file_prints_the_key_of_the_nodes_current_start(
+    vehicle: Vehicle,
+) -> None:
+    """What ``rovbus connection-file`` prints from topside is what alpha wrote: the key of
+    its current start (learned from its heartbeat through the forwarder)."""
+    cmd = [sys.executable, "-m", "rovbus", "connection-file", "--config", str(vehicle.path)]
+    done = await asyncio.to_thread(
+        subprocess.run, [*cmd, "alpha", "-g", "topside"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    written = json.loads((vehicle.path.parent / "rovbus" / "alpha.json").read_text())
+    assert printed == written
+    assert printed["key"].encode() != vehicle.system.hmac_key()
+
+
 async def test_a_request_captured_before_a_restart_is_refused_after_it(
     write_system: Any, tmp_path: Path
 ) -> None:
@@ -180,9 +198,11 @@ async def test_a_request_captured_before_a_restart_is_refused_after_it(
     vehicle = Vehicle(config, load_system(config), zmq.asyncio.Context())
     shell = vehicle.endpoint("alpha", "shell")
     mitm, view = vehicle.view(shell, tmp_path)
+    observer = Client.from_system(config, "vehicle", username="observer")
     try:
         with node_process(config, "alpha", tmp_path) as (proc, systemd):
             systemd.wait_for("READY=1")
+            before = (await observer.request("alpha", "node_info")).content["session"]
             async with Client.from_system(view, "vehicle", username="pilot") as pilot:
                 frames = {"bus": "can0", "frames": ["201#E803"]}
                 asked = asyncio.create_task(pilot.request("alpha", "can_send", frames, timeout=10))
@@ -192,22 +212,25 @@ async def test_a_request_captured_before_a_restart_is_refused_after_it(
             assert await asyncio.to_thread(proc.wait, 10) == 0
         with node_process(config, "alpha", tmp_path) as (proc, systemd):
             systemd.wait_for("READY=1")
-            async with Client.from_system(config, "vehicle", username="observer") as observer:
-                sent = observer.subscribe(["alpha/can/can0/201"])
-                await sent.ready()
-                attacker = vehicle.dealer(shell)
-                await attacker.send_multipart(captured)
+            # the observer follows alpha's heartbeats: a retry is signed for the new start
+            info = await observer.request("alpha", "node_info", timeout=1, retries=5)
+            assert info.content["session"] != before
+            sent = observer.subscribe(["alpha/can/can0/201"])
+            await sent.ready()
+            attacker = vehicle.dealer(shell)
+            await attacker.send_multipart(captured)
 
-                async def refused() -> bool:
-                    return await rejected_at(observer, "alpha", "shell") > 0
+            async def refused() -> bool:
+                return await rejected_at(observer, "alpha", "shell") > 0
 
-                await eventually(refused, what="the restarted alpha to refuse the capture")
-                # nothing went on the wire: the first 0x201 frame is the observer's own
-                await observer.send_frames("alpha", "can0", ["201#0100"])
-                frame = await asyncio.wait_for(sent.recv(), 5)
-                assert frame.content["data"] == b"\x01\x00"
-                assert not await attacker.poll(0)
+            await eventually(refused, what="the restarted alpha to refuse the capture")
+            # nothing went on the wire: the first 0x201 frame is the observer's own
+            await observer.send_frames("alpha", "can0", ["201#0100"])
+            frame = await asyncio.wait_for(sent.recv(), 5)
+            assert frame.content["data"] == b"\x01\x00"
+            assert not await attacker.poll(0)
     finally:
+        await observer.aclose()
         vehicle.ctx.destroy(linger=0)
 
 
