@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def body(client: Client) -> int:
+        client.routes.route(args.name)  # ConfigError when the group cannot reach it
         key = (await client.codec_for(args.name, args.timeout)).key
         info = connection_info_for(dict(node.endpoints.items()), key=key, signature_scheme=scheme)
         print(json.dumps(info, indent=2))
