@@ -192,7 +192,7 @@ def test_a_stock_jupyter_client_drives_a_signed_node_with_the_key_of_its_start(
     """With [security], alpha's connection file holds the key of alpha's current start,
     not the system key: jupyter_client drives alpha with it (shell, iopub); pointed at beta
     it is refused; once alpha restarted, the same client is refused too, and a client that
-    reads the file alpha wrote anew is served."""
+    reads the file alpha wrote anew is served (shell, stdin, iopub, control)."""
     key = tmp_path / "hmac.key"
     key.write_text("5eed" * 16 + "\n")
     key.chmod(0o600)
@@ -213,6 +213,16 @@ def test_a_stock_jupyter_client_drives_a_signed_node_with_the_key_of_its_start(
                 reply = kc.execute_interactive("status", timeout=10, output_hook=outputs.append)
                 assert reply["content"]["status"] == "ok"
                 assert any("alpha (vehicle): ok" in str(o["content"]) for o in outputs)
+                kc.execute_interactive("tx off", timeout=10)
+                reply = kc.execute_interactive(  # the node asks on stdin
+                    "tx on",
+                    timeout=10,
+                    allow_stdin=True,
+                    stdin_hook=lambda msg: kc.input("y"),
+                    output_hook=outputs.append,
+                )
+                assert reply["content"]["status"] == "ok"
+                assert "transmission enabled" in str([o["content"] for o in outputs])
                 ports = {k: v for k, v in beta.items() if k.endswith("_port")}
                 at_beta = _kernel_client(first | ports)
                 try:
@@ -222,13 +232,15 @@ def test_a_stock_jupyter_client_drives_a_signed_node_with_the_key_of_its_start(
                     at_beta.stop_channels()
                 alpha.send_signal(signal.SIGTERM)
                 assert alpha.wait(timeout=10) == 0
-                with node_process(config, "alpha", tmp_path) as (_, systemd):
+                with node_process(config, "alpha", tmp_path) as (restarted, systemd):
                     systemd.wait_for("READY=1")
                     with pytest.raises(TimeoutError):  # reconnected, with the old key
                         kc.kernel_info(reply=True, timeout=1.5)
                     again = _kernel_client(json.loads(conn.read_text()))
                     try:
                         assert again.kernel_info(reply=True, timeout=5)["content"]["status"] == "ok"
+                        again.shutdown()  # on control
+                        assert restarted.wait(timeout=10) == 0
                     finally:
                         again.stop_channels()
             finally:
