@@ -20,7 +20,9 @@ beside it, upstream, as one more publisher the XSUB is connected to::
   heartbeat-rate traffic, never the CAN stream. Python stays off the per-message path.
 
 What is replayed is the original envelope, byte for byte, as its node signed it: the
-cache only stores what verified with the system key, and re-signs nothing. Per node it
+cache only stores what verified with the system key, and re-signs nothing. It also keeps
+each node's session from its latest heartbeat: the start whose key the request router
+verifies that node's requests with. Per node it
 keeps the latest ``heartbeat``, the latest ``status`` (execution state) and the latest
 ``bus_status`` per bus. A heartbeat older than 1.5 of its node's intervals is not
 replayed (the node is late; replaying would show it alive), nor, with ``max_age``, any
@@ -81,6 +83,9 @@ class LastValueCache:
         #: (topic, kind) -> (monotonic time received, replay limit in s or None, header
         #: seq or 0, frames)
         self.entries: dict[tuple[bytes, str], tuple[float, float | None, int, list[bytes]]] = {}
+        #: node -> the session of its latest heartbeat: its current start, whose key
+        #: requests for it are signed with (``RequestRouter``)
+        self.sessions: dict[str, str] = {}
         self.prefixes: set[bytes] = set()  # subscriptions in force outside (distinct)
         self.subscribes = 0
         self.unsubscribes = 0
@@ -142,6 +147,11 @@ class LastValueCache:
         seq = message.header.get("seq")
         self.entries[key] = (time.monotonic(), limit, seq if type(seq) is int else 0, frames)
         self.cached += 1
+        node = message.content.get("node")
+        if kind != "heartbeat" or not isinstance(node, str):
+            return
+        if node in self.sessions or len(self.sessions) < MAX_ENTRIES:
+            self.sessions[node] = message.header["session"]
 
     # -- publishing (the forwarder's own messages) ------------------------------------
 

@@ -119,11 +119,14 @@ class NodeThread(DaemonThread):
 
 
 class Peer:
-    """Blocking sockets to one node with one codec: requests, raw frames, a subscriber."""
+    """Blocking sockets to one node: requests, raw frames, a subscriber. ``codec`` holds
+    the system key (or none): ``pub_codec`` verifies what the node publishes; ``codec``
+    is its ``for_start`` twin, for requests (the node's start key)."""
 
     def __init__(self, node: NodeThread, codec: Codec) -> None:
         self.node = node
-        self.codec = codec
+        self.codec = codec.for_start(node.name, node.daemon.codec.session)
+        self.pub_codec = codec
         self.ctx = zmq.Context()
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         #: what ``request`` read on a dealer that was not its reply, for ``drain``
@@ -187,7 +190,7 @@ class Peer:
         while (left := deadline - time.monotonic()) > 0:
             if not sub.poll(int(left * 1000) + 1):
                 break
-            msg = self.codec.decode(sub.recv_multipart())
+            msg = self.pub_codec.decode(sub.recv_multipart())
             if predicate(msg):
                 return msg
         raise AssertionError("no matching message on the subscriber")

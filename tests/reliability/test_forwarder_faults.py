@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -123,6 +124,20 @@ def _drain(sock: zmq.Socket[bytes]) -> list[list[bytes]]:
     return got
 
 
+def _session(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> str:
+    """The session of ``name``'s heartbeat on ``pub`` (a forwarder's cache replays it)."""
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, f"{name}/hb".encode())
+    sub.connect(pub)
+    try:
+        assert sub.poll(10_000), f"no heartbeat of {name}"
+        session: str = codec.decode(sub.recv_multipart()).header["session"]
+        return session
+    finally:
+        sub.close()
+
+
 def _ask(sock: zmq.Socket[bytes], codec: Codec, msg: Message, timeout: float = 5.0) -> Message:
     """Send ``msg`` and return the reply to it (anything else read is a failure)."""
     sock.send_multipart(codec.encode(msg))
@@ -142,7 +157,7 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
         extra=signed_extra(tmp_path),
     )
     system = load_system(config)
-    codec = Codec(system.hmac_key(), username="fuzzer")
+    fuzzer = Codec(system.hmac_key(), username="fuzzer")
     ep = system.forwarder("tether").endpoints
     ctx = zmq.Context()
 
@@ -165,9 +180,12 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
         ):
             node_systemd.wait_for("READY=1")
             systemd.wait_for("READY=1")
+            # requests are signed with the start key of whom they go to (docs/protocol.md)
+            codec = fuzzer.for_start("alpha", _session(ctx, str(ep.pub), fuzzer, "alpha"))
+            own_codec = fuzzer.for_start("tether", _session(ctx, str(ep.pub), fuzzer, "tether"))
 
             def stats() -> dict:  # type: ignore[type-arg]
-                reply = _ask(control, codec, codec.message("stats_request", {}))
+                reply = _ask(control, own_codec, own_codec.message("stats_request", {}))
                 assert reply.content["status"] == "ok"
                 return reply.content
 
@@ -191,7 +209,7 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
                 _, mutate = mutated
                 msg = codec.message(REQUESTS[which], {}, identities=ROUTING)
                 routed = codec.encode(msg)  # [node, channel, DELIM, signature, ...]
-                own = codec.encode(codec.message(REQUESTS[which], {}))
+                own = own_codec.encode(own_codec.message(REQUESTS[which], {}))
                 to_request = [garbage, [*garbage[:1], *ROUTING, *garbage[1:]]]
                 to_control = [garbage]
                 # a "mutation" that changes nothing (swapping a frame with itself, truncating
