@@ -1,7 +1,8 @@
 """How every daemon takes messages off a socket: ``Intake.next``, and nothing else.
 
-Every receive loop of the node, the forwarder and the demo's processes reads through an
-``Intake``, for two promises:
+Every receive loop of the daemons that bind ZeroMQ sockets (the node: shell, control,
+stdin, hb; the forwarder: request, control, the replies from inside, the last-value
+cache) reads through an ``Intake``, for two promises:
 
 - **Stopping loses nothing.** A message is only taken off the queue by a receive that
   cannot be suspended (``read_now``, non-blocking); the wait for one is a poll, which
@@ -10,11 +11,12 @@ Every receive loop of the node, the forwarder and the demo's processes reads thr
 - **A peer cannot end the loop.** What a peer sends can make ZeroMQ fail a receive: a
   socket that discards a malformed message inside ``recv`` (a REP or REQ socket given a
   message without the empty delimiter frame) has said it was readable and then has
-  nothing to give, so pyzmq's receive raises ``zmq.Again``. ``next`` counts each such
-  discard in the counters the caller passes (``rejected``), logs it at a limited rate
-  (``rovbus.ratelimit``) and waits for the next message. Errors of the process's own
-  making (the socket closed, the context terminated, a receive on the wrong socket
-  type) still end the loop: they are bugs or shutdown, not input.
+  nothing to give, so pyzmq's receive raises ``zmq.Again``. ``next`` counts that in the
+  counters the caller passes (``rejected``; once per wake-up, as one receive discards
+  every malformed message queued, unseen: why the node's hb is a ROUTER), logs it at a
+  limited rate (``rovbus.ratelimit``) and waits for the next message. Errors of the
+  process's own making (the socket closed, the context terminated, a receive on the
+  wrong socket type) still end the loop: they are bugs or shutdown, not input.
 
 What a socket hands over intact but malformed (no delimiter on the heartbeat echo, a bad
 envelope on a request channel) is for the loop to judge, count and drop: see
