@@ -13,6 +13,7 @@ end, it reports that no process died and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -20,7 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,8 @@ class Vehicle:
         try:
             sock.connect(str(endpoint))
             if send is not None:
-                sock.send_multipart(send, flags=zmq.NOBLOCK)
+                with contextlib.suppress(zmq.Again):  # refused already: no pipe left
+                    sock.send_multipart(send, flags=zmq.NOBLOCK)
             assert monitor.poll(10_000), f"{endpoint} accepted a {kind} peer"
         finally:
             sock.disable_monitor()
@@ -206,7 +208,7 @@ class Vehicle:
                 self.ask(sock, good, routed)
         finally:
             for sock in (dealer, router, req):
-                sock.close()
+                sock.close(linger=10_000)  # what is still queued goes out
         self.refuse_all(endpoint, REFUSED_AT_ROUTER, b"DEALER")
         return sent
 
@@ -371,6 +373,24 @@ def demo_request(run: Path, data: bytes) -> dict[str, Any]:
     return json.loads(reply)  # type: ignore[no-any-return]
 
 
+def rejected_by(
+    read: Callable[[], dict[str, Any]], before: dict[str, Any], sent: dict[str, int], who: str
+) -> dict[str, Any]:
+    """Once the stats ``read`` gives show each key's ``rejected`` grown by at least what
+    was ``sent`` to it, that it grew by exactly that; returns those stats."""
+
+    def grown() -> dict[str, Any] | None:
+        now = read()
+        done = all(now[k]["rejected"] - before[k]["rejected"] >= n for k, n in sent.items())
+        return now if done else None
+
+    after: dict[str, Any] = until(grown, what=f"the {who} to count {sent}")
+    rejected = {k: after[k]["rejected"] - before[k]["rejected"] for k in sent}
+    print(f"measured: {who} rejected {rejected}")
+    assert rejected == sent
+    return after
+
+
 @pytest.fixture(scope="module")
 def vehicle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vehicle]:
     tmp = tmp_path_factory.mktemp("raw")
@@ -431,17 +451,7 @@ def test_raw_peers_at_every_node_socket(vehicle: Vehicle) -> None:
     v.all_answer()
     # every message a peer of a fitting type sent was read and counted as rejected; none
     # was answered (the replies in at_requests came first on their sockets)
-    expected = {channel: before[channel]["rejected"] + n for channel, n in sent.items()}
-    expected["hb"] = before["hb"]["rejected"] + 2 * len(HB_BAD)
-
-    def counted() -> dict[str, dict[str, int]] | None:
-        now = v.node_sockets()
-        return now if all(now[ch]["rejected"] >= n for ch, n in expected.items()) else None
-
-    after = until(counted, what=f"the node to count {expected}")
-    rejected = {ch: after[ch]["rejected"] - before[ch]["rejected"] for ch in expected}
-    print(f"measured: node rejected {rejected}")
-    assert {ch: after[ch]["rejected"] for ch in expected} == expected
+    rejected_by(v.node_sockets, before, {**sent, "hb": 2 * len(HB_BAD)}, "node")
 
 
 def test_raw_peers_at_every_forwarder_socket(vehicle: Vehicle) -> None:
@@ -449,7 +459,7 @@ def test_raw_peers_at_every_forwarder_socket(vehicle: Vehicle) -> None:
     tether = v.system.forwarder("tether").endpoints
     before = v.forwarder_stats()
     sent = {
-        "request": v.at_requests(tether.request, ROUTING),
+        "requests": v.at_requests(tether.request, ROUTING),
         "control": v.at_requests(tether.control),
     }
     v.at_pub(tether.pub)
@@ -463,19 +473,7 @@ def test_raw_peers_at_every_forwarder_socket(vehicle: Vehicle) -> None:
     )
 
     v.all_answer()
-    expected = {
-        "requests": before["requests"]["rejected"] + sent["request"],
-        "control": before["control"]["rejected"] + sent["control"],
-    }
-
-    def counted() -> dict[str, Any] | None:
-        now = v.forwarder_stats()
-        return now if all(now[k]["rejected"] >= n for k, n in expected.items()) else None
-
-    after = until(counted, what=f"the forwarder to count {expected}")
-    rejected = {k: after[k]["rejected"] - before[k]["rejected"] for k in expected}
-    print(f"measured: forwarder rejected {rejected}")
-    assert {k: after[k]["rejected"] for k in expected} == expected
+    after = rejected_by(v.forwarder_stats, before, sent, "forwarder")
     # forwarded: the two requests above and all_answer's; none of the garbage
     assert after["requests"]["forwarded"] == before["requests"]["forwarded"] + 3
 
