@@ -41,6 +41,7 @@ too, crosses only when someone outside subscribed to it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -51,6 +52,7 @@ import zmq.asyncio
 from rovbus.errors import WireError
 from rovbus.forwarder.topology import PubSource, connect_sources, sync_twin
 from rovbus.transport.curve import SocketSetup
+from rovbus.transport.intake import Intake
 from rovbus.transport.publisher import TopicSequence
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
@@ -58,6 +60,8 @@ from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
 
 __all__ = ["LastValueCache"]
+
+log = logging.getLogger(__name__)
 
 CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status"})
 LVC_OPTIONS = SocketOptions(linger_ms=0, sndhwm=10_000, rcvhwm=10_000)
@@ -91,8 +95,9 @@ class LastValueCache:
         self.unsubscribes = 0
         self.replayed = 0  # envelopes sent to late joiners
         self.cached = 0  # envelopes stored
-        self.rejected = 0  # hb/status that did not verify
+        self.rejected = 0  # hb/status that did not verify (or that a socket discarded)
         self.dropped = 0  # sends that hit the high-water mark
+        self._intake = Intake(log)  # never stopped: the forwarder cancels the loops
         self.xpub: zmq.asyncio.Socket = ctx.socket(zmq.XPUB)
         self.sub: zmq.asyncio.Socket = ctx.socket(zmq.SUB)
         try:
@@ -117,8 +122,7 @@ class LastValueCache:
     # -- filling ------------------------------------------------------------------------
 
     async def collect_forever(self) -> None:
-        while True:
-            frames: list[bytes] = await self.sub.recv_multipart()
+        while (frames := await self._intake.next(self.sub, self, "cache sub")) is not None:
             self.store(frames)
 
     def store(self, frames: list[bytes]) -> None:
@@ -180,8 +184,7 @@ class LastValueCache:
 
     async def serve_subscriptions(self) -> None:
         """Track subscriptions from outside; answer each subscribe from the cache."""
-        while True:
-            frames: list[bytes] = await self.xpub.recv_multipart()
+        while (frames := await self._intake.next(self.xpub, self, "cache xpub")) is not None:
             event = frames[0]
             if not event:
                 continue

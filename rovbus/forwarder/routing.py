@@ -57,14 +57,8 @@ from rovbus.forwarder.topology import Target, Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
-from rovbus.transport.server import (
-    DRAIN_DEADLINE,
-    DRAIN_LIMIT,
-    Intake,
-    Outcome,
-    read_now,
-    refusal,
-)
+from rovbus.transport.intake import Intake, read_now
+from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Outcome, refusal
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
@@ -174,7 +168,8 @@ class RequestRouter:
         self._log_limit = RateLimiter(10.0)
         #: requests waiting for their node to connect (see ``_send_when_connected``)
         self._tasks: dict[asyncio.Task[None], tuple[Message, Codec]] = {}
-        self._intake = Intake()
+        self._intake = Intake(log)  # requests from outside; stopped by ``stop_intake``
+        self._replies = Intake(log)  # replies from inside; never stopped, cancelled
         self._settled: asyncio.Event | None = None
 
     # -- sockets ----------------------------------------------------------------------
@@ -286,7 +281,7 @@ class RequestRouter:
     # -- the way in -------------------------------------------------------------------
 
     async def _serve_requests(self) -> None:
-        while (frames := await self._intake.next(self.outer)) is not None:
+        while (frames := await self._intake.next(self.outer, self.stats, "request")) is not None:
             try:
                 await self.route(frames)
             except Exception:  # a bug here must not stop the forwarder
@@ -477,8 +472,7 @@ class RequestRouter:
     # -- the way out --------------------------------------------------------------------
 
     async def _serve_replies(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            frames: list[bytes] = await sock.recv_multipart()
+        while (frames := await self._replies.next(sock, self.stats, "replies")) is not None:
             key = self._reply_key(frames)
             pending = self.pending.pop(key, None) if key is not None else None
             if pending is None:

@@ -9,7 +9,7 @@ transmissions within a deadline and releases everything. The channels follow DES
     shell    ROUTER  kernel_info, node_info, can_send, stats, execute
     control  ROUTER  shutdown, interrupt, tx_off, tx_on, kernel_info
     stdin    ROUTER  the node asking the requesting client for input
-    hb       REP     raw echo
+    hb       ROUTER  raw echo of every ping, as a REP (transport/heartbeat.py)
     iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
 
 With ``[security]``, pub is signed with the system key and everything else with the key of
@@ -156,7 +156,7 @@ class NodeDaemon:
             self.channels[name] = Channel(name, sock, self.codec)
             receiving.apply(sock)
             bind(sock, str(endpoint), name)
-        self.hb_socket = ctx.socket(zmq.REP)
+        self.hb_socket = ctx.socket(zmq.ROUTER)
         receiving.apply(self.hb_socket)
         bind(self.hb_socket, str(ep.hb), "hb")
         if ep.iopub is not None:
@@ -272,7 +272,7 @@ class NodeDaemon:
                 tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
             ]
             others = [
-                tg.create_task(echo_forever(self.hb_socket, self.hb_stats)),
+                tg.create_task(echo_forever(self.hb_socket, self.hb_stats, log)),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
             await self._stop.wait()
@@ -488,7 +488,8 @@ class NodeDaemon:
                     }
                     for name, s in buses.items()
                 },
-                "rejected": sum(c.stats.rejected for c in self.channels.values()),
+                "rejected": sum(c.stats.rejected for c in self.channels.values())
+                + self.hb_stats.rejected,
             },
         )
 

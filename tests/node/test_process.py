@@ -44,6 +44,8 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
         assert conn.stat().st_mode & 0o777 == 0o600
         kc = BlockingKernelClient()
         kc.load_connection_file(str(conn))
+        heart_failures: list[float] = []
+        kc.hb_channel.call_handlers = heart_failures.append  # its "heart failure" hook
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=10)
@@ -67,6 +69,14 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
             content, outputs = run("help")
             assert content["status"] == "ok"
             assert "dump BUS" in text_of(outputs)
+
+            # its heartbeat, a REQ on hb, is echoed: it sends a second ping only after the
+            # first came back within its time to dead, else it reports a heart failure
+            deadline = time.monotonic() + 10
+            while json.loads(text_of(run("stats")[1]))["sockets"]["hb"]["messages_out"] < 2:
+                assert time.monotonic() < deadline, "jupyter_client's pings were not echoed"
+                time.sleep(0.1)
+            assert not heart_failures
 
             content, outputs = run("status")
             assert text_of(outputs).startswith("alpha (vehicle): ok")

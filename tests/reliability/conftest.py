@@ -248,3 +248,13 @@ def node_thread(write_system, tmp_path: Path) -> Iterator[Callable[..., NodeThre
     yield start
     for thread in started:
         thread.join()
+
+
+def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Call ``check`` every 20 ms until it returns something truthy, and return that;
+    fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return got
