@@ -258,3 +258,18 @@ def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the cond
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
     return got
+
+
+def start_codec(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> Codec:
+    """``codec``'s twin for requests to ``name``: signing with the key of its current
+    start, from the session of its heartbeat on ``pub`` (a forwarder's cache replays it)."""
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, f"{name}/hb".encode())
+    sub.connect(pub)
+    try:
+        assert sub.poll(10_000), f"no heartbeat of {name}"
+        session: str = codec.decode(sub.recv_multipart()).header["session"]
+        return codec.for_start(name, session)
+    finally:
+        sub.close()

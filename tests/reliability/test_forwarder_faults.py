@@ -14,7 +14,6 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zmq
@@ -28,7 +27,7 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import forwarder_process, node_process
-from tests.reliability.conftest import frame_with, next_matching, signed_extra
+from tests.reliability.conftest import frame_with, next_matching, signed_extra, start_codec
 from tests.reliability.test_hostile import mutation, random_frames
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
@@ -124,20 +123,6 @@ def _drain(sock: zmq.Socket[bytes]) -> list[list[bytes]]:
     return got
 
 
-def _session(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> str:
-    """The session of ``name``'s heartbeat on ``pub`` (a forwarder's cache replays it)."""
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, f"{name}/hb".encode())
-    sub.connect(pub)
-    try:
-        assert sub.poll(10_000), f"no heartbeat of {name}"
-        session: str = codec.decode(sub.recv_multipart()).header["session"]
-        return session
-    finally:
-        sub.close()
-
-
 def _ask(sock: zmq.Socket[bytes], codec: Codec, msg: Message, timeout: float = 5.0) -> Message:
     """Send ``msg`` and return the reply to it (anything else read is a failure)."""
     sock.send_multipart(codec.encode(msg))
@@ -181,8 +166,8 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
             node_systemd.wait_for("READY=1")
             systemd.wait_for("READY=1")
             # requests are signed with the start key of whom they go to (docs/protocol.md)
-            codec = fuzzer.for_start("alpha", _session(ctx, str(ep.pub), fuzzer, "alpha"))
-            own_codec = fuzzer.for_start("tether", _session(ctx, str(ep.pub), fuzzer, "tether"))
+            codec = start_codec(ctx, str(ep.pub), fuzzer, "alpha")
+            own_codec = start_codec(ctx, str(ep.pub), fuzzer, "tether")
 
             def stats() -> dict:  # type: ignore[type-arg]
                 reply = _ask(control, own_codec, own_codec.message("stats_request", {}))

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from rovbus.sim.supervisor import LINE_LIMIT
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, system_toml
-from tests.reliability.conftest import signed_extra, until
+from tests.reliability.conftest import signed_extra, start_codec, until
 from tests.sim.conftest import sim_node_toml
 
 LONG = 10_000  # frames in the "huge frame count" messages
@@ -109,6 +109,18 @@ class Vehicle:
     codec: Codec
     ctx: zmq.Context[Any]
     pids: dict[str, int]
+    start_codecs: dict[str, Codec] = field(default_factory=dict)
+
+    def codec_at(self, endpoint: object) -> Codec:
+        """The codec for requests to ``endpoint``: the start key of the daemon that
+        verifies them (the forwarder for its control, node alpha for everything else,
+        requests routed through the forwarder included)."""
+        tether = self.system.forwarder("tether").endpoints
+        name = "tether" if str(endpoint) == str(tether.control) else "alpha"
+        if name not in self.start_codecs:
+            pub = tether.pub if name == "tether" else self.system.node(name).endpoints.pub
+            self.start_codecs[name] = start_codec(self.ctx, str(pub), self.codec, name)
+        return self.start_codecs[name]
 
     # -- raw sockets ------------------------------------------------------------------------
 
@@ -197,15 +209,16 @@ class Vehicle:
         req = self.socket(zmq.REQ, endpoint, REQ_RELAXED=1)
         sent = 0
         try:
-            for frames in envelope_framings(self.codec, routing):
+            codec = self.codec_at(endpoint)
+            for frames in envelope_framings(codec, routing):
                 dealer.send_multipart(frames)
                 self.send_routed(router, frames)
                 req.send_multipart(frames)
                 sent += 3
             for sock, routed in ((dealer, False), (router, True)) if answers else ():
                 # one pipe, in order: the first thing back must be this request's reply
-                good = self.codec.message("kernel_info_request", {}, identities=routing)
-                self.ask(sock, good, routed)
+                good = codec.message("kernel_info_request", {}, identities=routing)
+                self.ask(sock, good, codec, routed)
         finally:
             for sock in (dealer, router, req):
                 sock.close(linger=10_000)  # what is still queued goes out
@@ -257,17 +270,19 @@ class Vehicle:
 
     # -- real requests --------------------------------------------------------------------
 
-    def ask(self, sock: zmq.Socket[bytes], message: Message, routed: bool = False) -> Message:
+    def ask(
+        self, sock: zmq.Socket[bytes], message: Message, codec: Codec, routed: bool = False
+    ) -> Message:
         """Send ``message`` on ``sock`` and return the first thing that comes back, which
         must be its reply (nothing sent before it on the same socket may be answered)."""
-        frames = self.codec.encode(message)
+        frames = codec.encode(message)
         if routed:
             self.send_routed(sock, frames)
         else:
             sock.send_multipart(frames)
         assert sock.poll(10_000), f"no reply to {message.msg_type}"
         got = sock.recv_multipart()
-        reply = self.codec.decode(got[1:] if routed else got)
+        reply = codec.decode(got[1:] if routed else got)
         assert reply.parent_header.get("msg_id") == message.msg_id, (
             f"an answer to something else before the reply to {message.msg_type}: {reply}"
         )
@@ -276,7 +291,8 @@ class Vehicle:
     def request(self, endpoint: object, msg_type: str, ids: tuple[bytes, ...] = ()) -> Message:
         sock = self.socket(zmq.DEALER, endpoint)
         try:
-            reply = self.ask(sock, self.codec.message(msg_type, {}, identities=ids))
+            codec = self.codec_at(endpoint)
+            reply = self.ask(sock, codec.message(msg_type, {}, identities=ids), codec)
         finally:
             sock.close()
         assert reply.content["status"] == "ok", reply.content
@@ -332,7 +348,9 @@ class Vehicle:
         joined late for the first requests)."""
         self.request(self.system.node("alpha").endpoints.shell, "kernel_info_request")
         while iopub.poll(500):
-            msg = self.codec.decode(iopub.recv_multipart())
+            msg = self.codec_at(self.system.node("alpha").endpoints.iopub).decode(
+                iopub.recv_multipart()
+            )
             if msg.msg_type == "status" and msg.content["execution_state"] == "busy":
                 return True
         return False

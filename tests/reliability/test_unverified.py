@@ -18,13 +18,12 @@ from rovbus.config import load_system
 from rovbus.wire.codec import Codec
 from tests.conftest import node_toml
 from tests.processes import node_process
-from tests.reliability.conftest import signed_extra
+from tests.reliability.conftest import signed_extra, start_codec
 
 
-def unverifiable(key: bytes) -> dict[str, list[bytes]]:
+def unverifiable(codec: Codec) -> dict[str, list[bytes]]:
     """Requests as a DEALER sends them ([DELIM, signature, header, parent, metadata,
-    content]) that no node holding ``key`` can verify."""
-    codec = Codec(key, username="op")
+    content]) that a node verifying with ``codec``'s key cannot verify."""
     frames = codec.encode(codec.message("kernel_info_request", {}))
     other = codec.encode(codec.message("shutdown_request", {"restart": False}))
     forger = Codec(b"not the key", username="op")
@@ -53,7 +52,7 @@ def test_a_node_never_answers_what_it_cannot_verify(
 ) -> None:
     config = write_system(node_toml("alpha"), extra=signed_extra(tmp_path))
     system = load_system(config)
-    codec = Codec(system.hmac_key(), username="op")
+    operator = Codec(system.hmac_key(), username="op")
     endpoints = system.node("alpha").endpoints
     ctx: zmq.Context[Any] = zmq.Context()
 
@@ -78,8 +77,9 @@ def test_a_node_never_answers_what_it_cannot_verify(
     try:
         with node_process(config, "alpha", tmp_path) as (_, systemd):
             systemd.wait_for("READY=1")
+            codec = start_codec(ctx, str(endpoints.pub), operator, "alpha")
             before = first_reply(shell, "stats_request")["sockets"][channel]
-            bad = unverifiable(system.hmac_key())
+            bad = unverifiable(codec)
             for frames in bad.values():
                 attacker.send_multipart(frames)
             assert first_reply(attacker, "kernel_info_request")["status"] == "ok"
