@@ -123,20 +123,22 @@ async def _record(
     stop: asyncio.Event,
 ) -> int:
     """Run ``receive`` to its end, syncing ``output`` every ``interval`` seconds, or until
-    ``stop`` is set (by SIGTERM or SIGHUP): then 0. A failed sync ends it with its error."""
+    ``stop`` is set (by SIGTERM or SIGHUP): then 0. A failed sync ends it with its error;
+    closing ``output`` (the caller's) syncs what came after the last one."""
     import asyncio
 
     receiving = asyncio.ensure_future(receive)
     stopping = asyncio.ensure_future(stop.wait())
     try:
-        while not receiving.done() and not stop.is_set():
+        while True:
             await asyncio.wait(
                 (receiving, stopping), timeout=interval, return_when=asyncio.FIRST_COMPLETED
             )
+            if receiving.done():
+                return receiving.result()
+            if stop.is_set():
+                return EXIT_OK
             output.sync()
-        if receiving.done():
-            return receiving.result()
-        return EXIT_OK
     finally:
         receiving.cancel()
         stopping.cancel()
