@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import can
@@ -51,25 +50,21 @@ def frames_in(path: Path) -> list[Frame]:
     return [(m.arbitration_id, bytes(m.data)) for m in can.LogReader(str(path))]
 
 
-def poll_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Check ``condition`` every 50 ms until it holds; fail after ``timeout`` seconds."""
+def wait_on_disk(path: Path, expected: list[Frame], what: str, timeout: float = 20.0) -> None:
+    """Read ``path`` every 50 ms until it starts with ``expected``; fail after ``timeout``
+    seconds saying what it held."""
     deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.05)
-
-
-def on_disk(path: Path, expected: list[Frame]) -> Callable[[], bool]:
-    """A condition: the file reads, and starts with ``expected``."""
-
-    def check() -> bool:
+    while True:
         try:
-            return frames_in(path)[: len(expected)] == expected
-        except Exception:  # not yet created, or cut mid-record: not there yet
-            return False
-
-    return check
+            held: list[Frame] | str = frames_in(path)
+        except Exception as exc:  # not yet created, or cut mid-record: not there yet
+            held = repr(exc)
+        if held[: len(expected)] == expected:
+            return
+        if time.monotonic() > deadline:
+            seen = held if isinstance(held, str) else f"{len(held)} frame(s), from {held[:3]}"
+            raise AssertionError(f"{what} within {timeout} s; {path.name} held {seen}")
+        time.sleep(0.05)
 
 
 def record_sequence(bus: Bus, path: Path) -> subprocess.Popen[str]:
@@ -77,10 +72,7 @@ def record_sequence(bus: Bus, path: Path) -> subprocess.Popen[str]:
     recorder = bus.start("record", str(path), PREFIX, *G)
     sent = bus.run("send", "alpha", "can0", *map(cansend, [*SEQUENCE, MARK]), *G)
     assert sent.returncode == 0, sent.stderr
-    poll_until(
-        on_disk(path, [*SEQUENCE, MARK]),
-        f"the {len(SEQUENCE) + 1} frames sent were not in {path.name} while recording",
-    )
+    wait_on_disk(path, [*SEQUENCE, MARK], "the frames sent did not reach the disk while recording")
     return recorder.proc
 
 
@@ -130,11 +122,11 @@ def test_a_kill_keeps_what_reached_the_disk(bus: Bus, tmp_path: Path, suffix: st
     )
     try:
         # the stream is reaching the disk: the kill lands while frames arrive
-        poll_until(on_disk(path, [*SEQUENCE, MARK, STREAM[0]]), "the stream did not reach the file")
+        wait_on_disk(path, [*SEQUENCE, MARK, STREAM[0]], "the stream did not reach the disk")
         recorder.kill()
         recorder.communicate(timeout=30)
     finally:
-        play.send_signal(signal.SIGINT)
+        play.kill()  # the node is shared: no frame of the stream may reach the next test
         play.communicate(timeout=30)
     got = frames_in(path)
     assert got[: len(SEQUENCE) + 1] == [*SEQUENCE, MARK]
