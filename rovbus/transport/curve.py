@@ -243,9 +243,17 @@ _HANDSHAKE_FAILURES: dict[int, tuple[str, str]] = {
         "its HELLO does not decrypt: the client has another server public key",
     ),
 }
-_OTHER_FAILURE = ("other", "a malformed handshake")
+_OTHER = "other"
 #: seconds between two log lines about failed handshakes of one kind
 HANDSHAKE_LOG_INTERVAL = 10.0
+
+
+def _failure(event: int, value: int) -> tuple[str, str]:
+    """The counter and the words for a failed handshake's monitor event."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        known = _HANDSHAKE_FAILURES.get(value)
+        return known or (_OTHER, f"a malformed handshake (ZMTP protocol error {value:#x})")
+    return _OTHER, f"the connection failed during the handshake ({os.strerror(value)})"
 
 
 class CurveAuthenticator(AsyncioAuthenticator):
@@ -264,9 +272,8 @@ class CurveAuthenticator(AsyncioAuthenticator):
         self.refused = 0
         self.refused_keys: set[bytes] = set()
         #: handshakes that failed before ZAP: no CURVE, another server key, other
-        self.handshake_failures = {
-            kind: 0 for kind, _ in (*_HANDSHAKE_FAILURES.values(), _OTHER_FAILURE)
-        }
+        self.handshake_failures = {kind: 0 for kind, _ in _HANDSHAKE_FAILURES.values()}
+        self.handshake_failures[_OTHER] = 0
         self._address = ""
         self._limit = RateLimiter(HANDSHAKE_LOG_INTERVAL)
         self._monitors: list[tuple[zmq.asyncio.Socket, asyncio.Task[None]]] = []
@@ -306,9 +313,7 @@ class CurveAuthenticator(AsyncioAuthenticator):
             event = parse_monitor_message(await events.recv_multipart())
             if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                 return
-            kind, why = _OTHER_FAILURE
-            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                kind, why = _HANDSHAKE_FAILURES.get(event["value"], _OTHER_FAILURE)
+            kind, why = _failure(event["event"], event["value"])
             self.handshake_failures[kind] += 1
             held = self._limit.allow(kind)
             if held is not None:

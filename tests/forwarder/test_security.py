@@ -188,7 +188,10 @@ async def test_failed_curve_handshakes_are_counted_and_logged_at_a_bounded_rate(
     """Raw pyzmq clients without CURVE (a DEALER on request, a SUB on pub) and with the
     operator's own admitted key pair but another server key (a DEALER on control) never
     reach ZAP: their handshakes fail. The forwarder counts each by cause in its stats,
-    and logs each cause at most once per interval."""
+    and logs each cause at most once per interval. A client without CURVE tries once;
+    it counts as ``no_curve``, or as ``other`` when it hangs up on the server's CURVE
+    greeting before the server has read its own (a race in every handshake). One with
+    another server key tries again every 100 ms or so."""
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
     for name in ("tether", "operator"):
@@ -217,12 +220,18 @@ async def test_failed_curve_handshakes_are_counted_and_logged_at_a_bounded_rate(
             wrong.connect(str(endpoints.control))
             wrong.send_multipart([b"", b"hello"])
 
-            async def failed() -> dict[str, int] | None:
-                failures: dict[str, int] = (await operator.stats())["curve"]["handshake_failures"]
-                enough = failures["no_curve"] >= 2 and failures["wrong_server_key"] >= 3
-                return failures if enough else None
+            seen: list[dict[str, int]] = [{}]
 
-            failures = await eventually(failed, timeout=20, what="the failed handshakes")
+            async def failed() -> dict[str, int] | None:
+                seen[0] = (await operator.stats())["curve"]["handshake_failures"]
+                no_curve = seen[0]["no_curve"] + seen[0]["other"]
+                enough = no_curve >= 2 and seen[0]["wrong_server_key"] >= 3
+                return seen[0] if enough else None
+
+            try:
+                failures = await eventually(failed, timeout=20, what="the failed handshakes")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the last counters: {seen[0]}") from None
             curve = (await operator.stats())["curve"]
             assert curve["refused"] == 0  # ZAP never saw them
             assert curve["admitted"] >= 1  # the operator
@@ -235,8 +244,9 @@ async def test_failed_curve_handshakes_are_counted_and_logged_at_a_bounded_rate(
         _, err = await asyncio.to_thread(proc.communicate, None, 10)
     assert proc.returncode == 0, err
     no_curve = err.count("failed: the client does not use CURVE")
+    no_curve += err.count("failed: the connection failed during the handshake")
     wrong_key = err.count("failed: its HELLO does not decrypt")
-    assert 1 <= no_curve < failures["no_curve"], err
+    assert no_curve >= 1, err
     assert 1 <= wrong_key < failures["wrong_server_key"], err
 
 
