@@ -17,10 +17,10 @@ examples:
 
 Writes DIR/NAME.key (the public key, to hand out) and DIR/NAME.key_secret (public and
 secret key, mode 0600), in pyzmq's certificate format; NAME is a plain file name (no
-'/', not '..'). --hmac writes a random signing key
-(mode 0600; DIR/hmac.key unless a file is given) for [security] key_file. Existing
-files are never replaced without --force. Exit status: 0 written, 1 a file exists or
-cannot be written, 2 a NAME that is not a plain file name.
+'/', not '..'). --hmac writes a random signing key (mode 0600; DIR/hmac.key unless a
+file is given) for [security] key_file. Existing files are never replaced without
+--force. Exit status: 0 written, 1 a file exists or cannot be written, 2 a NAME that is
+not a plain file name.
 """
 
 

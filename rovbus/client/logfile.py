@@ -17,6 +17,7 @@ first, and ``close()`` syncs.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -93,10 +94,14 @@ class LogFile(io.BufferedIOBase):
         """Push, then fsync the file (a power cut no longer loses what was written)."""
         self.push()
         if self._unsynced:
-            os.fsync(self._fd)
+            _fsync(self._fd)
             self._unsynced = False
         if not self._named:
-            _fsync_directory(Path(self.name).parent)
+            fd = os.open(Path(self.name).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _fsync(fd)  # the new file's name: fsync of the file alone does not keep it
+            finally:
+                os.close(fd)
             self._named = True
 
     def close(self) -> None:
@@ -109,10 +114,10 @@ class LogFile(io.BufferedIOBase):
             super().close()
 
 
-def _fsync_directory(path: Path) -> None:
-    """Make a new file's name in ``path`` durable (fsync of the file alone does not)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _fsync(fd: int) -> None:
+    """fsync, where there is a disk behind ``fd`` (a named pipe, /dev/null: EINVAL)."""
     try:
         os.fsync(fd)
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
