@@ -30,10 +30,9 @@ from typing import Any
 
 import zmq
 import zmq.auth
-from zmq.auth.asyncio import AsyncioAuthenticator
-
 from rovbus.config import CurveConfig, SystemConfig
 from rovbus.errors import ConfigError
+from rovbus.transport.gate import GateAuthenticator, PeerGate
 
 __all__ = [
     "CurveAuthenticator",
@@ -216,15 +215,18 @@ class _AllowList:
         return self.owner.check(key)
 
 
-class CurveAuthenticator(AsyncioAuthenticator):
+class CurveAuthenticator(GateAuthenticator):
     """Admits the listed client keys; counts refusals and logs each refused key once.
+    At the forwarder's pub, it first refuses what ``gate`` refuses.
 
     Runs on the event loop of the context it serves; ``start()`` before the CURVE server
     sockets bind, ``stop()`` before the context terminates.
     """
 
-    def __init__(self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str) -> None:
-        super().__init__(context, log=logging.getLogger("rovbus.zap"))
+    def __init__(
+        self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str, gate: PeerGate
+    ) -> None:
+        super().__init__(context, gate)
         self.allowed = allowed
         self.what = what
         self.admitted = 0

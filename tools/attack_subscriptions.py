@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""The subscription attack of issue 11, item 2, against a real node or forwarder process.
+
+A raw pyzmq SUB, bound to its own loopback address (127.0.0.2, as another host on the
+vehicle LAN would be), subscribes ``--count`` distinct prefixes of ``--size`` bytes each
+at the target's pub endpoint, then closes. A legitimate subscriber on 127.0.0.1 listens to
+the node's heartbeats throughout, and a legitimate client asks the node for
+``kernel_info`` (through the forwarder, with ``--target forwarder``) after the attack.
+
+    .venv/bin/python tools/attack_subscriptions.py --target node --count 50000 --size 1024
+    .venv/bin/python tools/attack_subscriptions.py --target forwarder --count 5000 --size 1024
+    .venv/bin/python tools/attack_subscriptions.py --target node --count 50000 --size 200 --json
+
+It reports each daemon's resident memory (``VmRSS``) before the attack, at its end (the
+attacker's last subscription was taken in, or the daemon refused the attacker), its peak
+(``VmHWM``), and after the attacker left; whether the legitimate subscriber still
+received heartbeats after the attack and the request was answered; and the target's
+subscription counters (``stats``, where the daemon has them).
+
+The attacker knows its subscriptions were all taken in when a heartbeat arrives for the
+last one, ``<node>/hb`` (one connection's subscriptions are processed in order); a
+daemon that refuses it never sends one, and the run goes on when the daemon's stats show
+the refusal. "After" is read once the daemon holds no more than it did before the attack
+(its stats), else after ``--settle`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import zmq
+from loopback import free_ports
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+ATTACKER = "127.0.0.2"
+NODE = "alpha"
+FORWARDER = "tether"
+
+
+def system_file(directory: Path) -> Path:
+    ports = free_ports(8)
+    text = f"""
+[system]
+name = "attack"
+heartbeat_interval = 0.2
+
+[groups.vehicle]
+[groups.topside]
+
+[nodes.{NODE}]
+group = "vehicle"
+[nodes.{NODE}.endpoints]
+pub = "tcp://127.0.0.1:{ports[0]}"
+shell = "tcp://127.0.0.1:{ports[1]}"
+control = "tcp://127.0.0.1:{ports[2]}"
+stdin = "tcp://127.0.0.1:{ports[3]}"
+hb = "tcp://127.0.0.1:{ports[4]}"
+[[nodes.{NODE}.buses]]
+name = "can0"
+interface = "virtual"
+channel = "attack-{os.getpid()}"
+
+[forwarders.{FORWARDER}]
+inner = "vehicle"
+outer = "topside"
+[forwarders.{FORWARDER}.endpoints]
+pub = "tcp://127.0.0.1:{ports[5]}"
+request = "tcp://127.0.0.1:{ports[6]}"
+control = "tcp://127.0.0.1:{ports[7]}"
+"""
+    path = directory / "system.toml"
+    path.write_text(text)
+    return path
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+@contextmanager
+def daemon(command: str, config: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rovbus", command, "--config", str(config), name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def heartbeats(sub: zmq.Socket[Any]) -> int:
+    """Heartbeat envelopes waiting on ``sub`` (read now)."""
+    count = 0
+    while sub.poll(0):
+        frames = sub.recv_multipart()
+        if frames[0].endswith(b"/hb"):
+            count += 1
+    return count
+
+
+def forwarder_stats(system: Any, name: str) -> dict[str, Any]:
+    """The forwarder's ``stats_request`` reply, from its control endpoint."""
+    import asyncio
+
+    import zmq.asyncio
+
+    from rovbus.transport import Requester
+    from rovbus.wire.codec import Codec
+
+    async def ask() -> dict[str, Any]:
+        ctx = zmq.asyncio.Context()
+        codec = Codec(system.hmac_key(), username="attack-tool")
+        req = Requester(ctx, str(system.forwarder(name).endpoints.control), codec)
+        try:
+            reply = await req.request(codec.message("stats_request", {}), timeout=10)
+        finally:
+            req.close()
+            ctx.destroy(linger=0)
+        return dict(reply.content)
+
+    return asyncio.run(ask())
+
+
+def prefix(i: int, size: int) -> bytes:
+    """Distinct from its first bytes on, so that no two share a path in the trie."""
+    stem = b"%08x/" % i
+    return (stem * (size // len(stem) + 1))[:size]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=("node", "forwarder"), default="node")
+    p.add_argument("--count", type=int, default=50_000, help="distinct subscriptions")
+    p.add_argument("--size", type=int, default=1024, help="bytes per subscription prefix")
+    p.add_argument("--settle", type=float, default=10.0, help="seconds to wait for memory back")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    from rovbus.client import BlockingClient
+    from rovbus.config import load_system
+
+    ctx = zmq.Context()
+    result: dict[str, Any] = {"target": args.target, "count": args.count, "size": args.size}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        config = system_file(Path(tmp))
+        system = load_system(config)
+        procs = {NODE: stack.enter_context(daemon("node", config, NODE))}
+        if args.target == "forwarder":
+            procs[FORWARDER] = stack.enter_context(daemon("forwarder", config, FORWARDER))
+        group = "topside" if args.target == "forwarder" else "vehicle"
+        pub = str(
+            system.forwarder(FORWARDER).endpoints.pub
+            if args.target == "forwarder"
+            else system.node(NODE).endpoints.pub
+        )
+        client = stack.enter_context(BlockingClient.from_system(config, group=group))
+        legit = ctx.socket(zmq.SUB)
+        legit.setsockopt(zmq.LINGER, 0)
+        legit.subscribe(f"{NODE}/hb".encode())
+        legit.connect(pub)
+        wait_until(lambda: heartbeats(legit), 30, "the legitimate subscriber's first heartbeat")
+
+        def stats() -> dict[str, Any]:
+            if args.target == "forwarder":
+                return forwarder_stats(system, FORWARDER)
+            return dict(client.request(NODE, "stats_request", timeout=10).content)
+
+        def memory() -> dict[str, float]:
+            return {name: round(rss_mb(proc.pid), 1) for name, proc in procs.items()}
+
+        def guard(s: dict[str, Any]) -> dict[str, Any]:
+            return dict(s.get("subscriptions") or {})
+
+        result["rss_before_mb"] = memory()
+        guard_before = guard(stats())
+
+        attacker = ctx.socket(zmq.SUB)
+        attacker.setsockopt(zmq.LINGER, 0)
+        attacker.setsockopt(zmq.SNDHWM, 0)  # every subscription goes out
+        host, port = pub.removeprefix("tcp://").rsplit(":", 1)
+        attacker.connect(f"tcp://{ATTACKER}:0;{host}:{port}")
+        started = time.monotonic()
+        for i in range(args.count):
+            attacker.subscribe(prefix(i, args.size))
+        attacker.subscribe(f"{NODE}/hb".encode())
+
+        def attack_over() -> str | None:
+            if attacker.poll(0):
+                return "taken in"
+            refused = guard(stats()).get("refused", 0)
+            return "refused" if refused > guard_before.get("refused", 0) else None
+
+        result["attack"] = wait_until(attack_over, 3600, "the attack to be taken in or refused")
+        result["attack_s"] = round(time.monotonic() - started, 1)
+        result["rss_attacked_mb"] = memory()
+        result["guard_attacked"] = guard(stats())
+        attacker.close(linger=0)
+
+        def settled() -> bool:
+            s = guard(stats())
+            return bool(s) and s.get("in_force", 0) <= guard_before.get("in_force", 0)
+
+        deadline = time.monotonic() + args.settle
+        while time.monotonic() < deadline and not settled():
+            time.sleep(0.2)
+        if not guard_before:  # a daemon without counters: give it the time it has
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        result["rss_after_mb"] = memory()
+        result["rss_peak_mb"] = {n: round(rss_mb(p.pid, "VmHWM"), 1) for n, p in procs.items()}
+        result["guard_after"] = guard(stats())
+        heartbeats(legit)  # what arrived so far; now a fresh one
+        result["legit_heartbeat_after"] = bool(
+            wait_until(lambda: heartbeats(legit), 10, "a heartbeat after the attack")
+        )
+        reply = client.request(NODE, "kernel_info_request", timeout=10)
+        result["request_answered"] = reply.content.get("status") == "ok"
+        result["alive"] = {name: proc.poll() is None for name, proc in procs.items()}
+        legit.close(linger=0)
+    ctx.term()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
