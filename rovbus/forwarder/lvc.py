@@ -39,8 +39,10 @@ too, crosses only when someone outside subscribed to it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
@@ -81,7 +83,12 @@ class LastValueCache:
         #: (topic, kind) -> (monotonic time received, replay limit in s or None, header
         #: seq or 0, frames)
         self.entries: dict[tuple[bytes, str], tuple[float, float | None, int, list[bytes]]] = {}
-        self.prefixes: set[bytes] = set()  # subscriptions in force outside (distinct)
+        #: distinct prefixes the XSUB passes upstream: the subscriptions in force outside
+        #: (bounded by the forwarder's guard, which resets the pub path beyond its cap)
+        self.prefixes: set[bytes] = set()
+        #: called after each subscribe (the forwarder's guard checks its caps)
+        self.on_subscribe: Callable[[], None] | None = None
+        self._emptied = asyncio.Event()
         self.subscribes = 0
         self.unsubscribes = 0
         self.replayed = 0  # envelopes sent to late joiners
@@ -178,12 +185,26 @@ class LastValueCache:
             prefix = event[1:]
             if event[0] == 1:
                 self.subscribes += 1
-                if len(self.prefixes) < MAX_ENTRIES:
-                    self.prefixes.add(prefix)
+                self.prefixes.add(prefix)
                 self.replay(prefix)
+                if self.on_subscribe is not None:
+                    self.on_subscribe()
+                    await asyncio.sleep(0)  # a reset it asked for begins now
             elif event[0] == 0:
                 self.unsubscribes += 1
                 self.prefixes.discard(prefix)
+                if not self.prefixes:
+                    self._emptied.set()
+
+    async def drained(self, timeout: float) -> None:
+        """Once the XSUB is closed: wait (bounded) until its departure has emptied
+        ``prefixes``, so that a new XSUB's subscriptions are not taken for the old one's
+        unsubscribes; then forget whatever is left."""
+        self._emptied.clear()
+        if self.prefixes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout)
+        self.prefixes.clear()
 
     def replay(self, prefix: bytes) -> int:
         """Send every fresh cached entry under ``prefix``; returns how many went."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import zmq
 import zmq.auth
+
 from rovbus.config import CurveConfig, SystemConfig
 from rovbus.errors import ConfigError
 from rovbus.transport.gate import GateAuthenticator, PeerGate

@@ -44,7 +44,7 @@ import ctypes
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -61,6 +61,7 @@ __all__ = [
     "ProxyGuard",
     "SubscriptionBook",
     "SubscriptionGuard",
+    "bind_again",
     "configure_xpub",
     "trim_heap",
 ]
@@ -358,7 +359,7 @@ class SubscriptionGuard(_Guard):
             self.on_reset(self.socket)
         self.book.clear()
         old.close(linger=0)
-        await _bind_again(self.socket, self.endpoint, self.what)
+        await bind_again(self.socket, self.endpoint, self.what)
         self.stats.resets += 1
         self._trim_wakes = 2
 
@@ -372,7 +373,7 @@ class SubscriptionGuard(_Guard):
             self.socket.close(linger=0)
 
 
-async def _bind_again(sock: zmq.Socket[Any], endpoint: str, what: str) -> None:
+async def bind_again(sock: zmq.Socket[Any], endpoint: str, what: str) -> None:
     """Bind ``sock`` where a socket just closed: libzmq closes the old listener in its
     own thread, so the port is free a moment later. Tries until it is (a daemon whose
     port another process took keeps trying, and says so every 10 s)."""
@@ -393,10 +394,11 @@ class ProxyGuard(_Guard):
     """A forwarder's outer publisher, which libzmq's proxy owns: capped in total at
     ``caps.cap``.
 
-    ``in_force`` counts the distinct prefixes passed upstream, ``counted`` libzmq's count
-    of prefixes in the XPUB's trie (which keeps those of departed subscribers until a
-    reset: it may reach twice the cap before the guard resets, without refusing anyone);
-    ``reset`` closes and binds the pub path again; ``port`` is the XPUB's TCP port.
+    ``in_force`` counts the distinct prefixes passed upstream; ``counted`` is libzmq's
+    count of prefixes in the XPUB's trie, which keeps those of departed subscribers until
+    a reset, so it may reach twice the cap before :meth:`over` asks for a reset (without
+    refusing anyone); ``port`` is the XPUB's TCP port. The daemon resets the pub path when
+    :meth:`over` says so, then calls :meth:`reset_done`.
     """
 
     def __init__(
@@ -407,18 +409,16 @@ class ProxyGuard(_Guard):
         *,
         in_force: Callable[[], int],
         counted: Callable[[], int],
-        reset: Callable[[], Awaitable[None]],
         port: int | None,
     ) -> None:
         super().__init__(what, caps, gate)
         self._in_force = in_force
         self._counted = counted
-        self._reset = reset
         self.port = port
 
-    async def check(self) -> None:
-        """Reset if a count is over the cap; refuse the busiest peer if it is what passes
-        upstream."""
+    def over(self) -> bool:
+        """True if a count is over the cap: then the busiest peer is refused if what passes
+        upstream is what broke it, and the pub path must be reset."""
         cap = self.caps.cap
         in_force, counted = self._in_force(), self._counted()
         if in_force > cap:
@@ -427,7 +427,8 @@ class ProxyGuard(_Guard):
             if busiest is not None:
                 why += f"; {busiest[0]} sent the most ({busiest[1]} bytes)"
             self._refuse(busiest[0] if busiest else None, why)
-        elif counted > 2 * cap:
+            return True
+        if counted > 2 * cap:
             self.stats.over_cap += 1
             log.warning(
                 "%s: libzmq counts %d prefixes in the pub's trie (departed subscribers' "
@@ -436,9 +437,10 @@ class ProxyGuard(_Guard):
                 counted,
                 cap,
             )
-        else:
-            return
-        await self._reset()
+            return True
+        return False
+
+    def reset_done(self) -> None:
         self.stats.resets += 1
         self._trim_wakes = 2
 
