@@ -20,7 +20,8 @@ subscription counters (``stats``, where the daemon has them).
 The attacker knows its subscriptions were all taken in when a heartbeat arrives for the
 last one, ``<node>/hb`` (one connection's subscriptions are processed in order); a
 daemon that refuses it never sends one, and the run goes on when the daemon's stats show
-the refusal. "After" is read once the daemon holds no more than it did before the attack
+the refusal (``over_cap``), or when the daemon drops the attacker's connection (a prefix
+longer than it takes). "After" is read once the daemon holds no more than it did before the attack
 (its stats), else after ``--settle`` seconds.
 """
 
@@ -211,6 +212,7 @@ def main() -> int:
         attacker.setsockopt(zmq.LINGER, 0)
         attacker.setsockopt(zmq.SNDHWM, 0)  # every subscription goes out
         host, port = pub.removeprefix("tcp://").rsplit(":", 1)
+        dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         attacker.connect(f"tcp://{ATTACKER}:0;{host}:{port}")
         started = time.monotonic()
         for i in range(args.count):
@@ -220,13 +222,16 @@ def main() -> int:
         def attack_over() -> str | None:
             if attacker.poll(0):
                 return "taken in"
-            refused = guard(stats()).get("refused", 0)
-            return "refused" if refused > guard_before.get("refused", 0) else None
+            if guard(stats()).get("over_cap", 0) > guard_before.get("over_cap", 0):
+                return "refused"
+            return "disconnected" if dropped.poll(0) else None
 
         result["attack"] = wait_until(attack_over, 3600, "the attack to be taken in or refused")
         result["attack_s"] = round(time.monotonic() - started, 1)
         result["rss_attacked_mb"] = memory()
         result["guard_attacked"] = guard(stats())
+        attacker.disable_monitor()
+        dropped.close(linger=0)
         attacker.close(linger=0)
 
         def settled() -> bool:
@@ -242,9 +247,11 @@ def main() -> int:
         result["rss_peak_mb"] = {n: round(rss_mb(p.pid, "VmHWM"), 1) for n, p in procs.items()}
         result["guard_after"] = guard(stats())
         heartbeats(legit)  # what arrived so far; now a fresh one
-        result["legit_heartbeat_after"] = bool(
+        try:
             wait_until(lambda: heartbeats(legit), 10, "a heartbeat after the attack")
-        )
+            result["legit_heartbeat_after"] = True
+        except RuntimeError:
+            result["legit_heartbeat_after"] = False
         reply = client.request(NODE, "kernel_info_request", timeout=10)
         result["request_answered"] = reply.content.get("status") == "ok"
         result["alive"] = {name: proc.poll() is None for name, proc in procs.items()}

@@ -221,10 +221,14 @@ class ForwarderDaemon:
 
     # -- subscriptions: capped (rovbus.transport.subguard) ----------------------------------
 
-    def _check_subscriptions(self) -> None:
-        """After each subscription from outside and each heartbeat: ask for a reset of the
-        pub path if the guard finds a count over the cap (unless one is under way)."""
-        if self.guard is not None and not self._reset_due.is_set() and self.guard.over():
+    def _check_subscriptions(self, *, settle: bool = False) -> None:
+        """After each subscription from outside, and at each heartbeat (``settle``): ask for
+        a reset of the pub path if the guard finds a count over the cap (unless one is
+        under way)."""
+        guard = self.guard
+        if guard is None or self._reset_due.is_set():
+            return
+        if guard.over() or (settle and guard.settle()):
             self._reset_due.set()
 
     async def _reset_forever(self) -> None:
@@ -289,7 +293,8 @@ class ForwarderDaemon:
     async def _heartbeat(self, seq: int) -> None:
         assert self.lvc is not None
         self.seq = seq
-        self._check_subscriptions()
+        self.lvc.take_subscriptions()  # any a send of the cache's took the wake-up of
+        self._check_subscriptions(settle=True)
         if self.guard is not None:
             self.guard.trim_if_due()
         proxy = await self._proxy_stats()

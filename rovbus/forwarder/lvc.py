@@ -62,6 +62,11 @@ __all__ = ["LastValueCache"]
 CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status"})
 LVC_OPTIONS = SocketOptions(linger_ms=0, sndhwm=10_000, rcvhwm=10_000)
 MAX_ENTRIES = 4096
+#: subscription events read in one go before the loop gets a turn
+BATCH = 1024
+#: the longest a subscription event waits to be read (ZMQ_FD is edge-triggered, and the
+#: sends of the cache's twin socket can take the wake-up)
+WAKE_MS = 250
 
 
 class LastValueCache:
@@ -178,7 +183,20 @@ class LastValueCache:
     async def serve_subscriptions(self) -> None:
         """Track subscriptions from outside; answer each subscribe from the cache."""
         while True:
-            frames: list[bytes] = await self.xpub.recv_multipart()
+            # with a bound: a send on the twin can take the wake-up meant for this wait
+            await self.xpub.poll(WAKE_MS)
+            self.take_subscriptions()
+            await asyncio.sleep(0)  # a reset the guard asked for begins now
+
+    def take_subscriptions(self, limit: int = BATCH) -> int:
+        """Read up to ``limit`` subscription events waiting; returns how many."""
+        taken = 0
+        while taken < limit:
+            try:
+                frames = self._xpub_now.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            taken += 1
             event = frames[0]
             if not event:
                 continue
@@ -189,12 +207,12 @@ class LastValueCache:
                 self.replay(prefix)
                 if self.on_subscribe is not None:
                     self.on_subscribe()
-                    await asyncio.sleep(0)  # a reset it asked for begins now
             elif event[0] == 0:
                 self.unsubscribes += 1
                 self.prefixes.discard(prefix)
                 if not self.prefixes:
                     self._emptied.set()
+        return taken
 
     async def drained(self, timeout: float) -> None:
         """Once the XSUB is closed: wait (bounded) until its departure has emptied

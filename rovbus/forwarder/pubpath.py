@@ -131,7 +131,7 @@ class PubPath:
             PROXY_OPTIONS.apply(xpub)
             # a subscription longer than max_prefix drops its subscriber here: it would
             # otherwise go upstream and cost every inner publisher as much
-            configure_xpub(xpub, self._caps)
+            configure_xpub(xpub, self._caps, curve=self._outer_setup is not None)
             if self._outer_setup is not None:
                 self._outer_setup(xpub)
         except BaseException:

@@ -33,7 +33,7 @@ import zmq.auth
 
 from rovbus.config import CurveConfig, SystemConfig
 from rovbus.errors import ConfigError
-from rovbus.transport.gate import GateAuthenticator, PeerGate
+from rovbus.transport.gate import PUB_DOMAIN, GateAuthenticator, PeerGate
 
 __all__ = [
     "CurveAuthenticator",
@@ -234,7 +234,8 @@ class CurveAuthenticator(GateAuthenticator):
         self.refused = 0
         self.refused_keys: set[bytes] = set()
         self._address = ""
-        self.configure_curve_callback("*", _AllowList(self))
+        for domain in ("*", PUB_DOMAIN):  # "*": sockets that set no ZAP domain
+            self.configure_curve_callback(domain, _AllowList(self))
 
     async def handle_zap_message(self, msg: list[bytes]) -> None:
         # pyzmq's callback sees the key only; keep the peer's address for the log line

@@ -63,13 +63,19 @@ __all__ = [
     "SubscriptionGuard",
     "bind_again",
     "configure_xpub",
+    "max_frame",
     "trim_heap",
 ]
 
 log = logging.getLogger(__name__)
 
-#: what a subscription costs on the wire beyond its prefix (ZMTP 3.1's SUBSCRIBE command)
+#: a subscription's frame beyond its prefix: ZMTP 3.1's SUBSCRIBE command name, and under
+#: CURVE the MESSAGE command's name, nonce, box and flags (measured with libzmq 4.3.5)
 SUBSCRIBE_OVERHEAD = len(b"\x09SUBSCRIBE")
+CURVE_OVERHEAD = 33
+#: the smallest frame limit a CURVE handshake passes (its INITIATE command is 276 bytes
+#: from a SUB), with room for some metadata: under CURVE a prefix may reach 277 bytes
+CURVE_HANDSHAKE = 320
 #: notifications read in one go before the loop gets a turn
 BATCH = 1024
 #: the longest a notification waits to be read: a send on the same socket can take the
@@ -79,10 +85,18 @@ WAKE_MS = 250
 TRIM_AFTER = 256
 
 
-def configure_xpub(sock: zmq.Socket[Any], caps: SubscriptionCaps) -> None:
-    """A guarded publisher's options: prefixes up to ``caps.max_prefix`` bytes, every
-    subscription notified, every connection asked of the gate."""
-    sock.setsockopt(zmq.MAXMSGSIZE, caps.max_prefix + SUBSCRIBE_OVERHEAD)
+def max_frame(caps: SubscriptionCaps, *, curve: bool = False) -> int:
+    """``ZMQ_MAXMSGSIZE`` for prefixes up to ``caps.max_prefix`` bytes (at least 277 under
+    CURVE, whose handshake needs frames that large)."""
+    if not curve:
+        return caps.max_prefix + SUBSCRIBE_OVERHEAD
+    return max(caps.max_prefix + SUBSCRIBE_OVERHEAD + CURVE_OVERHEAD, CURVE_HANDSHAKE)
+
+
+def configure_xpub(sock: zmq.Socket[Any], caps: SubscriptionCaps, *, curve: bool = False) -> None:
+    """A guarded publisher's options: prefixes up to ``caps.max_prefix`` bytes (see
+    :func:`max_frame`), every subscription notified, every connection asked of the gate."""
+    sock.setsockopt(zmq.MAXMSGSIZE, max_frame(caps, curve=curve))
     sock.setsockopt(zmq.XPUB_VERBOSER, 1)
     sock.setsockopt(zmq.ZAP_DOMAIN, PUB_DOMAIN.encode())
 
@@ -394,11 +408,14 @@ class ProxyGuard(_Guard):
     """A forwarder's outer publisher, which libzmq's proxy owns: capped in total at
     ``caps.cap``.
 
-    ``in_force`` counts the distinct prefixes passed upstream; ``counted`` is libzmq's
-    count of prefixes in the XPUB's trie, which keeps those of departed subscribers until
-    a reset, so it may reach twice the cap before :meth:`over` asks for a reset (without
-    refusing anyone); ``port`` is the XPUB's TCP port. The daemon resets the pub path when
-    :meth:`over` says so, then calls :meth:`reset_done`.
+    ``in_force`` counts the distinct prefixes passed upstream (exact, but read by Python
+    behind the proxy); ``counted`` is libzmq's count of distinct prefixes in the XPUB's
+    trie (ahead of ``in_force`` in a burst, and no peer can lower it, but libzmq 4.3.5
+    also keeps counting the prefixes of subscribers that left, until a reset). That stale
+    part is learnt at heartbeats when neither count moved (:meth:`settle`); beyond the
+    cap it costs a reset that refuses no one. ``port`` is the XPUB's TCP port. The daemon
+    resets the pub path when :meth:`over` or :meth:`settle` says so, then calls
+    :meth:`reset_done`.
     """
 
     def __init__(
@@ -415,35 +432,49 @@ class ProxyGuard(_Guard):
         self._in_force = in_force
         self._counted = counted
         self.port = port
+        self.stale = 0  # what libzmq counts of departed subscribers' prefixes
+        self._last: tuple[int, int] | None = None
 
     def over(self) -> bool:
-        """True if a count is over the cap: then the busiest peer is refused if what passes
-        upstream is what broke it, and the pub path must be reset."""
+        """True if the subscriptions in force are over the cap: the peer that sent the
+        most is refused, and the pub path must be reset."""
         cap = self.caps.cap
-        in_force, counted = self._in_force(), self._counted()
-        if in_force > cap:
-            busiest = busiest_peer(self.port) if self.port is not None else None
-            why = f"{in_force} distinct subscriptions in force, over the cap of {cap}"
-            if busiest is not None:
-                why += f"; {busiest[0]} sent the most ({busiest[1]} bytes)"
-            self._refuse(busiest[0] if busiest else None, why)
-            return True
-        if counted > 2 * cap:
-            self.stats.over_cap += 1
-            log.warning(
-                "%s: libzmq counts %d prefixes in the pub's trie (departed subscribers' "
-                "included), over twice the cap of %d; resetting the socket",
-                self.what,
-                counted,
-                cap,
-            )
-            return True
-        return False
+        in_force = max(self._in_force(), self._counted() - self.stale)
+        if in_force <= cap:
+            return False
+        busiest = busiest_peer(self.port) if self.port is not None else None
+        why = f"{in_force} distinct subscriptions in force, over the cap of {cap}"
+        if busiest is not None:
+            why += f"; {busiest[0]} sent the most ({busiest[1]} bytes)"
+        self._refuse(busiest[0] if busiest else None, why)
+        return True
+
+    def settle(self) -> bool:
+        """At a heartbeat: if neither count moved since the last one, libzmq's count beyond
+        the prefixes in force is stale. True if the stale part is over the cap (a reset,
+        which refuses no one, frees it)."""
+        now = (self._in_force(), self._counted())
+        if now == self._last:
+            self.stale = max(0, now[1] - now[0])
+        self._last = now
+        if self.stale <= self.caps.cap:
+            return False
+        self.stats.over_cap += 1
+        log.warning(
+            "%s: libzmq still counts %d prefixes of subscribers that left, over the cap "
+            "of %d; resetting the socket to free them",
+            self.what,
+            self.stale,
+            self.caps.cap,
+        )
+        return True
 
     def reset_done(self) -> None:
         self.stats.resets += 1
+        self.stale = 0
+        self._last = None
         self._trim_wakes = 2
 
     def snapshot(self) -> dict[str, Any]:
         self.stats.in_force = self._in_force()
-        return {**super().snapshot(), "counted": self._counted()}
+        return {**super().snapshot(), "counted": self._counted(), "stale": self.stale}
