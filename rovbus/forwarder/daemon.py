@@ -56,6 +56,9 @@ __all__ = ["CONTROL_REQUESTS", "ForwarderDaemon"]
 
 log = logging.getLogger(__name__)
 
+#: seconds between two looks at libzmq's count of the pub's subscriptions
+WATCH = 0.02
+
 CONTROL_REQUESTS = (
     "kernel_info_request",
     "node_info_request",
@@ -204,6 +207,7 @@ class ForwarderDaemon:
                 tg.create_task(self.lvc.serve_subscriptions()),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
                 tg.create_task(self._reset_forever()),
+                tg.create_task(self._watch_subscriptions()),
             ]
             await self._stop.wait()
             self.state = "stopping"
@@ -230,6 +234,14 @@ class ForwarderDaemon:
             return
         if guard.over() or (settle and guard.settle()):
             self._reset_due.set()
+
+    async def _watch_subscriptions(self) -> None:
+        """libzmq's count of the pub's prefixes grows in the proxy thread, ahead of what
+        the cache sees, and says nothing when it does: read it every ``WATCH`` s, so that
+        a burst is cut short before it reaches the nodes in full."""
+        while True:
+            await asyncio.sleep(WATCH)
+            self._check_subscriptions()
 
     async def _reset_forever(self) -> None:
         while True:

@@ -83,6 +83,10 @@ BATCH = 1024
 WAKE_MS = 250
 #: subscriptions freed at once that are worth a malloc_trim
 TRIM_AFTER = 256
+#: seconds a peer address may stay over its share before it is refused: a forwarder in
+#: front of a node passes a burst beyond its own cap for the moment it takes to notice
+#: and reset, which frees what it passed at the node too
+GRACE = 1.0
 
 
 def max_frame(caps: SubscriptionCaps, *, curve: bool = False) -> int:
@@ -281,6 +285,7 @@ class SubscriptionGuard(_Guard):
         self.endpoint = endpoint
         self.book = SubscriptionBook()
         self.on_reset: Callable[[zmq.Socket[Any]], None] | None = None
+        self._over_since: dict[str, float] = {}  # address -> when it went over its share
         self._ctx = ctx
         self._options = options
         self.socket = self._new_socket()
@@ -303,6 +308,7 @@ class SubscriptionGuard(_Guard):
             await self._readable.poll(WAKE_MS)
             while True:
                 taken, broken = self.take(BATCH)
+                broken = broken or self._over_too_long()
                 if broken is not None:
                     self._refuse(*broken)
                     await self.reset()
@@ -351,16 +357,28 @@ class SubscriptionGuard(_Guard):
         return taken, broken
 
     def _broken(self, address: str) -> tuple[str | None, str] | None:
+        """The total over the cap breaks at once; an address over its share starts its
+        grace (:meth:`_over_too_long`)."""
         book, caps = self.book, self.caps
-        held = book.held_by(address)
-        if caps.share is not None and held > caps.share:
-            return address, f"{address} holds {held} subscriptions, over its share of {caps.share}"
         if book.in_force > caps.cap:
             top = book.busiest()
             return top, (
                 f"{book.in_force} subscriptions in force, over the cap of {caps.cap}; "
                 f"{top} holds the most ({book.held_by(top) if top else 0})"
             )
+        if caps.share is not None and book.held_by(address) > caps.share:
+            self._over_since.setdefault(address, time.monotonic())
+        return None
+
+    def _over_too_long(self) -> tuple[str | None, str] | None:
+        """The first address that has been over its share for :data:`GRACE` seconds."""
+        share, now = self.caps.share, time.monotonic()
+        for address, since in list(self._over_since.items()):
+            held = self.book.held_by(address)
+            if share is None or held <= share:
+                del self._over_since[address]
+            elif now - since >= GRACE:
+                return address, f"{address} holds {held} subscriptions, over its share of {share}"
         return None
 
     async def reset(self) -> None:
@@ -372,6 +390,7 @@ class SubscriptionGuard(_Guard):
         if self.on_reset is not None:
             self.on_reset(self.socket)
         self.book.clear()
+        self._over_since.clear()
         old.close(linger=0)
         await bind_again(self.socket, self.endpoint, self.what)
         self.stats.resets += 1
@@ -439,11 +458,15 @@ class ProxyGuard(_Guard):
         """True if the subscriptions in force are over the cap: the peer that sent the
         most is refused, and the pub path must be reset."""
         cap = self.caps.cap
-        in_force = max(self._in_force(), self._counted() - self.stale)
-        if in_force <= cap:
+        upstream, counted = self._in_force(), self._counted()
+        if max(upstream, counted - self.stale) <= cap:
             return False
         busiest = busiest_peer(self.port) if self.port is not None else None
-        why = f"{in_force} distinct subscriptions in force, over the cap of {cap}"
+        why = (
+            f"over the cap of {cap} distinct subscriptions: {upstream} pass upstream, "
+            f"libzmq counts {counted} in the pub's trie ({self.stale} of them left by "
+            "subscribers gone)"
+        )
         if busiest is not None:
             why += f"; {busiest[0]} sent the most ({busiest[1]} bytes)"
         self._refuse(busiest[0] if busiest else None, why)

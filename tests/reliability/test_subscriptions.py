@@ -1,0 +1,288 @@
+"""Subscriptions that grow a daemon's memory without limit (issue 11, item 2), as an
+attacker sends them: raw pyzmq SUB sockets bound to 127.0.0.2 (another host, as far as the
+daemon can tell) against a real node process and a real forwarder process, while a
+legitimate subscriber on 127.0.0.1 listens to the node's heartbeats.
+
+What must hold: the daemon refuses the attacker and counts it (``stats``:
+``subscriptions``), stays alive and answering, the legitimate subscriber hears the node
+again (after at most one reset of the publisher), and once the attacker has left the
+daemon's resident memory (``VmRSS``) is within 20 MB of what it was before the attack.
+Before the caps, each of these attacks left the daemon 40 MB to 100 MB larger for good.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from rovbus.config import SystemConfig, load_system
+from rovbus.transport import Requester
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.conftest import forwarder_toml, node_toml
+from tests.processes import running
+
+ATTACKER = "127.0.0.2"
+SLACK_MB = 20.0
+COUNT = 3_000  # distinct prefixes: ~35 MB in one libzmq trie at 240 bytes each
+SIZE = 240  # bytes: under the default max_prefix (256), so the count cap is what holds
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` (MB), from ``/proc``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """``check()`` once it is truthy, polled until ``timeout`` s have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def memory_back(pid: int, before: float, name: str) -> None:
+    """Wait until process ``pid`` holds less than ``before`` + 20 MB again."""
+    try:
+        until(lambda: rss_mb(pid) < before + SLACK_MB, "")
+    except AssertionError:
+        raise AssertionError(
+            f"{name} holds {rss_mb(pid):.1f} MB after the attack, {before:.1f} MB before"
+        ) from None
+
+
+def prefixes(count: int, size: int) -> Iterator[bytes]:
+    """Distinct from their first bytes on, so that they share nothing in a trie."""
+    for i in range(count):
+        stem = b"%08x/" % i
+        yield (stem * (size // len(stem) + 1))[:size]
+
+
+class Sockets:
+    """Raw sockets to one pub endpoint, from 127.0.0.1 or from the attacker's address."""
+
+    def __init__(self, pub: str, codec: Codec) -> None:
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.pub = pub
+        self.codec = codec
+
+    def sub(self, *prefixes: bytes, source: str | None = None) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)  # every subscription goes out
+        for prefix in prefixes:
+            sock.subscribe(prefix)
+        host, port = self.pub.removeprefix("tcp://").rsplit(":", 1)
+        sock.connect(f"tcp://{source}:0;{host}:{port}" if source else self.pub)
+        return sock
+
+    def heartbeat(self, sock: zmq.Socket[Any], newer_than: int = -1) -> Message | None:
+        """The first heartbeat waiting on ``sock`` with a ``seq`` above ``newer_than``."""
+        while sock.poll(0):
+            message = self.codec.decode(sock.recv_multipart())
+            if message.msg_type == "heartbeat" and message.content["seq"] > newer_than:
+                return message
+        return None
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+class RawSub:
+    """A SUB peer spoken by hand (ZMTP 3.0, NULL), which sends what libzmq's SUB never
+    would: an unsubscribe for a prefix it never subscribed to."""
+
+    def __init__(self, pub: str, source: str) -> None:
+        host, port = pub.removeprefix("tcp://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), source_address=(source, 0))
+        greeting = b"\xff" + bytes(8) + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes(32)
+        self.sock.sendall(greeting)
+        ready = b"\x05READY" + b"\x0bSocket-Type" + (3).to_bytes(4, "big") + b"SUB"
+        self.sock.sendall(b"\x04" + bytes([len(ready)]) + ready)
+        answer = b""  # the publisher's greeting and READY: the handshake is over
+        while not answer.endswith(b"XPUB"):
+            got = self.sock.recv(256)
+            if not got:
+                raise AssertionError(f"the publisher closed the handshake: {answer!r}")
+            answer += got
+
+    def unsubscribe(self, prefix: bytes) -> None:
+        body = b"\x00" + prefix
+        self.sock.sendall(b"\x02" + len(body).to_bytes(8, "big") + body)  # a long frame
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ask(system: SystemConfig, endpoint: str, msg_type: str) -> dict[str, Any]:
+    """One request's reply content (a node's shell or a forwarder's control)."""
+    import asyncio
+
+    import zmq.asyncio
+
+    async def request() -> dict[str, Any]:
+        ctx = zmq.asyncio.Context()
+        codec = Codec(system.hmac_key(), username="tester")
+        req = Requester(ctx, endpoint, codec)
+        try:
+            reply = await req.request(codec.message(msg_type, {}), timeout=5, retries=2)
+        finally:
+            req.close()
+            ctx.destroy(linger=0)
+        return dict(reply.content)
+
+    return asyncio.run(request())
+
+
+@contextmanager
+def attacked_system(
+    write_system: Callable[..., Path], tmp_path: Path, *, forwarder: bool
+) -> Iterator[tuple[SystemConfig, dict[str, int]]]:
+    """Node ``alpha`` (and forwarder ``tether`` in front of it) as processes."""
+    path = write_system(node_toml("alpha", iopub=False), forwarder_toml("tether"))
+    system = load_system(path)
+    with running(path, tmp_path, ["alpha"], ["tether"] if forwarder else []) as procs:
+        yield system, {name: proc.pid for name, (proc, _) in procs.items()}
+
+
+def attack(
+    sockets: Sockets, legit: zmq.Socket[Any], send: Callable[[zmq.Socket[Any]], None]
+) -> int:
+    """A SUB from the attacker's address, on which ``send`` subscribes what it will; returns
+    once the daemon has disconnected it (refused it, or dropped it), and closes it. Keeps
+    ``legit`` read meanwhile (a SUB subscribes again after a reset only when its owner
+    reads it); returns the last heartbeat ``seq`` ``legit`` had by then."""
+    attacker = sockets.sub(source=ATTACKER)
+    dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    seen = -1
+    try:
+        send(attacker)
+
+        def over() -> bool:
+            nonlocal seen
+            while (hb := sockets.heartbeat(legit, seen)) is not None:
+                seen = hb.content["seq"]
+            return bool(dropped.poll(0))
+
+        until(over, "the daemon to disconnect the attacker", timeout=30)
+    finally:
+        attacker.disable_monitor()
+        dropped.close(linger=0)
+        attacker.close(linger=0)
+    return seen
+
+
+def subscribing(count: int, size: int) -> Callable[[zmq.Socket[Any]], None]:
+    def send(attacker: zmq.Socket[Any]) -> None:
+        for prefix in prefixes(count, size):
+            attacker.subscribe(prefix)
+
+    return send
+
+
+def test_a_node_refuses_a_subscriber_over_its_share_and_gives_the_memory_back(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with attacked_system(write_system, tmp_path, forwarder=False) as (system, pids):
+        shell = str(system.node("alpha").endpoints.shell)
+        sockets = Sockets(str(system.node("alpha").endpoints.pub), Codec(system.hmac_key()))
+        try:
+            legit = sockets.sub(b"alpha/hb")
+            until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
+            before = rss_mb(pids["alpha"])
+            seen = attack(sockets, legit, subscribing(COUNT, SIZE))
+            memory_back(pids["alpha"], before, "the node")
+            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
+            subs = ask(system, shell, "stats_request")["subscriptions"]
+            assert subs["over_cap"] == 1
+            assert ATTACKER in subs["refused_addresses"]
+            assert ask(system, shell, "kernel_info_request")["status"] == "ok"
+        finally:
+            sockets.close()
+
+
+def test_a_node_drops_a_subscriber_whose_prefix_is_too_long(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with attacked_system(write_system, tmp_path, forwarder=False) as (system, pids):
+        shell = str(system.node("alpha").endpoints.shell)
+        sockets = Sockets(str(system.node("alpha").endpoints.pub), Codec(system.hmac_key()))
+        try:
+            legit = sockets.sub(b"alpha/hb")
+            until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
+            before = rss_mb(pids["alpha"])
+            seen = attack(sockets, legit, subscribing(1_000, 1024))  # ~48 MB if taken in
+            memory_back(pids["alpha"], before, "the node")
+            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
+            subs = ask(system, shell, "stats_request")["subscriptions"]
+            assert subs["in_force"] == 1  # the legitimate subscriber's alone
+            assert subs["resets"] == 0  # libzmq dropped the attacker: no one else noticed
+        finally:
+            sockets.close()
+
+
+def test_a_forwarder_refuses_a_subscriber_over_its_cap_and_the_nodes_behind_it_hold_nothing(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with attacked_system(write_system, tmp_path, forwarder=True) as (system, pids):
+        tether = system.forwarder("tether").endpoints
+        sockets = Sockets(str(tether.pub), Codec(system.hmac_key()))
+        try:
+            legit = sockets.sub(b"alpha/hb")
+            until(lambda: sockets.heartbeat(legit), "a heartbeat through the forwarder")
+            before = {name: rss_mb(pid) for name, pid in pids.items()}
+            seen = attack(sockets, legit, subscribing(COUNT, SIZE))
+            for name, pid in pids.items():
+                memory_back(pid, before[name], name)
+            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
+            subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
+            assert subs["over_cap"] == 1
+            assert ATTACKER in subs["refused_addresses"]
+            # the node behind held what the forwarder passed, and never refused it
+            node = ask(system, str(system.node("alpha").endpoints.shell), "stats_request")
+            assert node["subscriptions"]["over_cap"] == 0
+        finally:
+            sockets.close()
+
+
+def test_a_forwarder_counts_what_two_connections_leave_behind_unsubscribing_for_each_other(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    """One connection subscribes, another unsubscribes the same prefix (which it never
+    held): libzmq's XSUB drops the prefix upstream, while the forwarder's XPUB keeps it for
+    the first connection; only libzmq's own count of the XPUB's prefixes shows it."""
+    with attacked_system(write_system, tmp_path, forwarder=True) as (system, pids):
+        tether = system.forwarder("tether").endpoints
+        sockets = Sockets(str(tether.pub), Codec(system.hmac_key()))
+        try:
+            legit = sockets.sub(b"alpha/hb")
+            until(lambda: sockets.heartbeat(legit), "a heartbeat through the forwarder")
+            before = rss_mb(pids["tether"])
+            canceller = RawSub(str(tether.pub), ATTACKER)
+
+            def subscribe_and_cancel(attacker: zmq.Socket[Any]) -> None:
+                for prefix in prefixes(COUNT, SIZE):
+                    attacker.subscribe(prefix)
+                    canceller.unsubscribe(prefix)
+
+            seen = attack(sockets, legit, subscribe_and_cancel)
+            canceller.close()
+            memory_back(pids["tether"], before, "the forwarder")
+            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
+            subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
+            assert subs["over_cap"] >= 1
+        finally:
+            sockets.close()
