@@ -158,31 +158,34 @@ def attacked_system(
         yield system, {name: proc.pid for name, (proc, _) in procs.items()}
 
 
+@contextmanager
 def attack(
     sockets: Sockets, legit: zmq.Socket[Any], send: Callable[[zmq.Socket[Any]], None]
-) -> int:
-    """A SUB from the attacker's address, on which ``send`` subscribes what it will; returns
-    once the daemon has disconnected it (refused it, or dropped it), and closes it. Keeps
-    ``legit`` read meanwhile (a SUB subscribes again after a reset only when its owner
-    reads it); returns the last heartbeat ``seq`` ``legit`` had by then."""
+) -> Iterator[int]:
+    """A SUB from the attacker's address, on which ``send`` subscribes what it will, then
+    ``alpha/hb``; yields once the daemon took it all in (a heartbeat answers the last
+    subscription) or disconnected the attacker (refused or dropped it), and closes it
+    afterwards. Keeps ``legit`` read meanwhile (a SUB subscribes again after a reset only
+    when its owner reads it); yields the last heartbeat ``seq`` ``legit`` had by then."""
     attacker = sockets.sub(source=ATTACKER)
     dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     seen = -1
     try:
         send(attacker)
+        attacker.subscribe(b"alpha/hb")
 
         def over() -> bool:
             nonlocal seen
             while (hb := sockets.heartbeat(legit, seen)) is not None:
                 seen = hb.content["seq"]
-            return bool(dropped.poll(0))
+            return bool(attacker.poll(0) or dropped.poll(0))
 
-        until(over, "the daemon to disconnect the attacker", timeout=30)
+        until(over, "the attack taken in, or the attacker disconnected", timeout=30)
+        yield seen
     finally:
         attacker.disable_monitor()
         dropped.close(linger=0)
         attacker.close(linger=0)
-    return seen
 
 
 def subscribing(count: int, size: int) -> Callable[[zmq.Socket[Any]], None]:
@@ -203,8 +206,8 @@ def test_a_node_refuses_a_subscriber_over_its_share_and_gives_the_memory_back(
             legit = sockets.sub(b"alpha/hb")
             until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
             before = rss_mb(pids["alpha"])
-            seen = attack(sockets, legit, subscribing(COUNT, SIZE))
-            memory_back(pids["alpha"], before, "the node")
+            with attack(sockets, legit, subscribing(COUNT, SIZE)) as seen:
+                memory_back(pids["alpha"], before, "the node")  # the attacker still there
             until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
             subs = ask(system, shell, "stats_request")["subscriptions"]
             assert subs["over_cap"] == 1
@@ -224,8 +227,8 @@ def test_a_node_drops_a_subscriber_whose_prefix_is_too_long(
             legit = sockets.sub(b"alpha/hb")
             until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
             before = rss_mb(pids["alpha"])
-            seen = attack(sockets, legit, subscribing(1_000, 1024))  # ~48 MB if taken in
-            memory_back(pids["alpha"], before, "the node")
+            with attack(sockets, legit, subscribing(1_000, 1024)) as seen:  # ~48 MB in
+                memory_back(pids["alpha"], before, "the node")
             until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
             subs = ask(system, shell, "stats_request")["subscriptions"]
             assert subs["in_force"] == 1  # the legitimate subscriber's alone
@@ -244,9 +247,9 @@ def test_a_forwarder_refuses_a_subscriber_over_its_cap_and_the_nodes_behind_it_h
             legit = sockets.sub(b"alpha/hb")
             until(lambda: sockets.heartbeat(legit), "a heartbeat through the forwarder")
             before = {name: rss_mb(pid) for name, pid in pids.items()}
-            seen = attack(sockets, legit, subscribing(COUNT, SIZE))
-            for name, pid in pids.items():
-                memory_back(pid, before[name], name)
+            with attack(sockets, legit, subscribing(COUNT, SIZE)) as seen:
+                for name, pid in pids.items():
+                    memory_back(pid, before[name], name)
             until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
             subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
             assert subs["over_cap"] == 1
@@ -278,9 +281,9 @@ def test_a_forwarder_counts_what_two_connections_leave_behind_unsubscribing_for_
                     attacker.subscribe(prefix)
                     canceller.unsubscribe(prefix)
 
-            seen = attack(sockets, legit, subscribe_and_cancel)
+            with attack(sockets, legit, subscribe_and_cancel) as seen:
+                memory_back(pids["tether"], before, "the forwarder")
             canceller.close()
-            memory_back(pids["tether"], before, "the forwarder")
             until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
             subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
             assert subs["over_cap"] >= 1
