@@ -21,8 +21,9 @@ The attacker knows its subscriptions were all taken in when a heartbeat arrives 
 last one, ``<node>/hb`` (one connection's subscriptions are processed in order); a
 daemon that refuses it never sends one, and the run goes on when the daemon's stats show
 the refusal (``over_cap``), or when the daemon drops the attacker's connection (a prefix
-longer than it takes). "After" is read once the daemon holds no more than it did before the attack
-(its stats), else after ``--settle`` seconds.
+longer than it takes). "After" is read once the daemon holds no more subscriptions than
+before the attack and its memory is within 20 MB of where it was, else after
+``--settle`` seconds.
 """
 
 from __future__ import annotations
@@ -235,14 +236,15 @@ def main() -> int:
         attacker.close(linger=0)
 
         def settled() -> bool:
-            s = guard(stats())
-            return bool(s) and s.get("in_force", 0) <= guard_before.get("in_force", 0)
+            back = all(
+                rss_mb(proc.pid) < result["rss_before_mb"][name] + 20
+                for name, proc in procs.items()
+            )
+            return back and guard(stats()).get("in_force", 0) <= guard_before.get("in_force", 0)
 
-        deadline = time.monotonic() + args.settle
+        deadline = time.monotonic() + args.settle  # what memory has come back by then
         while time.monotonic() < deadline and not settled():
             time.sleep(0.2)
-        if not guard_before:  # a daemon without counters: give it the time it has
-            time.sleep(max(0.0, deadline - time.monotonic()))
         result["rss_after_mb"] = memory()
         result["rss_peak_mb"] = {n: round(rss_mb(p.pid, "VmHWM"), 1) for n, p in procs.items()}
         result["guard_after"] = guard(stats())

@@ -5,12 +5,13 @@ raises, before anything is announced, if one cannot); ``serve`` answers requests
 heartbeat pings and publishes heartbeats until it is stopped; ``aclose`` finishes pending
 transmissions within a deadline and releases everything. The channels follow DESIGN.md:
 
-    pub      PUB     CAN frames, heartbeats, status, in the system's serializer
+    pub      XPUB    CAN frames, heartbeats, status, in the system's serializer
+                     (sent as on a PUB; its subscriptions are capped, transport.subguard)
     shell    ROUTER  kernel_info, node_info, can_send, stats, execute
     control  ROUTER  shutdown, interrupt, tx_off, tx_on, kernel_info
     stdin    ROUTER  the node asking the requesting client for input
     hb       REP     raw echo
-    iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
+    iopub    XPUB    (optional) the side effects of requests only, in JSON, for Jupyter
 """
 
 from __future__ import annotations

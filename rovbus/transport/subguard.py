@@ -78,6 +78,10 @@ CURVE_OVERHEAD = 33
 CURVE_HANDSHAKE = 320
 #: notifications read in one go before the loop gets a turn
 BATCH = 1024
+#: subscriptions a publisher takes from one connection before it reads more: libzmq puts
+#: what it reads in its trie at once, before the guard sees any of it, so this bounds
+#: how far one burst goes past the caps (the rest waits in the subscriber's TCP stream)
+SUBSCRIPTION_HWM = 1000
 #: the longest a notification waits to be read: a send on the same socket can take the
 #: wake-up that was meant for the guard (ZMQ_FD is edge-triggered)
 WAKE_MS = 250
@@ -99,8 +103,10 @@ def max_frame(caps: SubscriptionCaps, *, curve: bool = False) -> int:
 
 def configure_xpub(sock: zmq.Socket[Any], caps: SubscriptionCaps, *, curve: bool = False) -> None:
     """A guarded publisher's options: prefixes up to ``caps.max_prefix`` bytes (see
-    :func:`max_frame`), every subscription notified, every connection asked of the gate."""
+    :func:`max_frame`), at most :data:`SUBSCRIPTION_HWM` of them taken in at once, every
+    subscription notified, every connection asked of the gate."""
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame(caps, curve=curve))
+    sock.setsockopt(zmq.RCVHWM, SUBSCRIPTION_HWM)
     sock.setsockopt(zmq.XPUB_VERBOSER, 1)
     sock.setsockopt(zmq.ZAP_DOMAIN, PUB_DOMAIN.encode())
 

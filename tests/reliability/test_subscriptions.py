@@ -13,6 +13,8 @@ Before the caps, each of these attacks left the daemon 40 MB to 100 MB larger fo
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -213,6 +215,16 @@ def test_a_node_refuses_a_subscriber_over_its_share_and_gives_the_memory_back(
             assert subs["over_cap"] == 1
             assert ATTACKER in subs["refused_addresses"]
             assert ask(system, shell, "kernel_info_request")["status"] == "ok"
+            # and the node table says so: SUBS "1 !1"
+            nodes = [sys.executable, "-m", "rovbus", "nodes", "--wait", "5"]
+            done = subprocess.run(
+                [*nodes, "--config", str(system.source), "--group", "vehicle"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            row = next(line for line in done.stdout.splitlines() if line.startswith("alpha"))
+            assert row.endswith("!1"), done.stdout
         finally:
             sockets.close()
 
