@@ -41,10 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from loopback import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from tools.loopback import free_ports  # noqa: E402  (the line above makes it importable)
 
 ATTACKER = "127.0.0.2"
 NODE = "alpha"
@@ -113,13 +114,14 @@ def daemon(command: str, config: Path, name: str) -> Iterator[subprocess.Popen[b
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``check()`` once it is truthy, polled until ``timeout`` s have passed."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.05)
 
 
@@ -133,8 +135,8 @@ def heartbeats(sub: zmq.Socket[Any]) -> int:
     return count
 
 
-def forwarder_stats(system: Any, name: str) -> dict[str, Any]:
-    """The forwarder's ``stats_request`` reply, from its control endpoint."""
+def ask(system: Any, endpoint: str, msg_type: str) -> dict[str, Any]:
+    """The content of the reply to one request (a node's shell, a forwarder's control)."""
     import asyncio
 
     import zmq.asyncio
@@ -142,18 +144,18 @@ def forwarder_stats(system: Any, name: str) -> dict[str, Any]:
     from rovbus.transport import Requester
     from rovbus.wire.codec import Codec
 
-    async def ask() -> dict[str, Any]:
+    async def request() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()
         codec = Codec(system.hmac_key(), username="attack-tool")
-        req = Requester(ctx, str(system.forwarder(name).endpoints.control), codec)
+        req = Requester(ctx, endpoint, codec)
         try:
-            reply = await req.request(codec.message("stats_request", {}), timeout=10)
+            reply = await req.request(codec.message(msg_type, {}), timeout=5, retries=2)
         finally:
             req.close()
             ctx.destroy(linger=0)
         return dict(reply.content)
 
-    return asyncio.run(ask())
+    return asyncio.run(request())
 
 
 def prefix(i: int, size: int) -> bytes:
@@ -197,7 +199,9 @@ def main() -> int:
 
         def stats() -> dict[str, Any]:
             if args.target == "forwarder":
-                return forwarder_stats(system, FORWARDER)
+                return ask(
+                    system, str(system.forwarder(FORWARDER).endpoints.control), "stats_request"
+                )
             return dict(client.request(NODE, "stats_request", timeout=10).content)
 
         def memory() -> dict[str, float]:
@@ -252,7 +256,7 @@ def main() -> int:
         try:
             wait_until(lambda: heartbeats(legit), 10, "a heartbeat after the attack")
             result["legit_heartbeat_after"] = True
-        except RuntimeError:
+        except TimeoutError:
             result["legit_heartbeat_after"] = False
         reply = client.request(NODE, "kernel_info_request", timeout=10)
         result["request_answered"] = reply.content.get("status") == "ok"

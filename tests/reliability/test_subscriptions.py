@@ -15,20 +15,20 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from rovbus.config import SystemConfig, load_system
-from rovbus.transport import Requester
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import running
+from tools.attack_subscriptions import ask, prefix, rss_mb, wait_until
 
 ATTACKER = "127.0.0.2"
 SLACK_MB = 20.0
@@ -36,41 +36,14 @@ COUNT = 3_000  # distinct prefixes: ~35 MB in one libzmq trie at 240 bytes each
 SIZE = 240  # bytes: under the default max_prefix (256), so the count cap is what holds
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` (MB), from ``/proc``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """``check()`` once it is truthy, polled until ``timeout`` s have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def memory_back(pid: int, before: float, name: str) -> None:
     """Wait until process ``pid`` holds less than ``before`` + 20 MB again."""
     try:
-        until(lambda: rss_mb(pid) < before + SLACK_MB, "")
-    except AssertionError:
+        wait_until(lambda: rss_mb(pid) < before + SLACK_MB, 20, "")
+    except TimeoutError:
         raise AssertionError(
             f"{name} holds {rss_mb(pid):.1f} MB after the attack, {before:.1f} MB before"
         ) from None
-
-
-def prefixes(count: int, size: int) -> Iterator[bytes]:
-    """Distinct from their first bytes on, so that they share nothing in a trie."""
-    for i in range(count):
-        stem = b"%08x/" % i
-        yield (stem * (size // len(stem) + 1))[:size]
 
 
 class Sockets:
@@ -81,12 +54,12 @@ class Sockets:
         self.pub = pub
         self.codec = codec
 
-    def sub(self, *prefixes: bytes, source: str | None = None) -> zmq.Socket[Any]:
+    def sub(self, *topics: bytes, source: str | None = None) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)  # every subscription goes out
-        for prefix in prefixes:
-            sock.subscribe(prefix)
+        for topic in topics:
+            sock.subscribe(topic)
         host, port = self.pub.removeprefix("tcp://").rsplit(":", 1)
         sock.connect(f"tcp://{source}:0;{host}:{port}" if source else self.pub)
         return sock
@@ -129,71 +102,80 @@ class RawSub:
         self.sock.close()
 
 
-def ask(system: SystemConfig, endpoint: str, msg_type: str) -> dict[str, Any]:
-    """One request's reply content (a node's shell or a forwarder's control)."""
-    import asyncio
+@dataclass
+class Scene:
+    """Node ``alpha`` (and forwarder ``tether`` in front of it) as processes, and a
+    legitimate subscriber to alpha's heartbeats on the pub the attacker goes for."""
 
-    import zmq.asyncio
+    system: SystemConfig
+    pids: dict[str, int]
+    sockets: Sockets
+    legit: zmq.Socket[Any]
 
-    async def request() -> dict[str, Any]:
-        ctx = zmq.asyncio.Context()
-        codec = Codec(system.hmac_key(), username="tester")
-        req = Requester(ctx, endpoint, codec)
+    def stats(self, daemon: str) -> dict[str, Any]:
+        """The ``subscriptions`` of a daemon's stats."""
+        if daemon == "tether":
+            endpoint = str(self.system.forwarder(daemon).endpoints.control)
+        else:
+            endpoint = str(self.system.node(daemon).endpoints.shell)
+        return dict(ask(self.system, endpoint, "stats_request")["subscriptions"])
+
+    def heard_after(self, seen: int) -> None:
+        wait_until(lambda: self.sockets.heartbeat(self.legit, seen), 20, "a heartbeat after")
+
+    @contextmanager
+    def attack(self, send: Callable[[zmq.Socket[Any]], None]) -> Iterator[int]:
+        """A SUB from the attacker's address, on which ``send`` subscribes what it will,
+        then ``alpha/hb``; yields once the daemon took it all in (a heartbeat answers the
+        last subscription) or disconnected the attacker (refused or dropped it), and
+        closes it afterwards. Keeps the legitimate subscriber read meanwhile (a SUB
+        subscribes again after a reset only when its owner reads it), and yields the last
+        heartbeat ``seq`` it had by then."""
+        sockets = self.sockets
+        attacker = sockets.sub(source=ATTACKER)
+        dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        seen = -1
         try:
-            reply = await req.request(codec.message(msg_type, {}), timeout=5, retries=2)
-        finally:
-            req.close()
-            ctx.destroy(linger=0)
-        return dict(reply.content)
+            send(attacker)
+            attacker.subscribe(b"alpha/hb")
 
-    return asyncio.run(request())
+            def over() -> bool:
+                nonlocal seen
+                while (hb := sockets.heartbeat(self.legit, seen)) is not None:
+                    seen = hb.content["seq"]
+                return bool(attacker.poll(0) or dropped.poll(0))
+
+            wait_until(over, 30, "the attack taken in, or the attacker disconnected")
+            yield seen
+        finally:
+            attacker.disable_monitor()
+            dropped.close(linger=0)
+            attacker.close(linger=0)
 
 
 @contextmanager
-def attacked_system(
-    write_system: Callable[..., Path], tmp_path: Path, *, forwarder: bool
-) -> Iterator[tuple[SystemConfig, dict[str, int]]]:
-    """Node ``alpha`` (and forwarder ``tether`` in front of it) as processes."""
+def scene(write_system: Callable[..., Path], tmp_path: Path, *, forwarder: bool) -> Iterator[Scene]:
     path = write_system(node_toml("alpha", iopub=False), forwarder_toml("tether"))
     system = load_system(path)
+    pub = (
+        system.forwarder("tether").endpoints.pub
+        if forwarder
+        else system.node("alpha").endpoints.pub
+    )
     with running(path, tmp_path, ["alpha"], ["tether"] if forwarder else []) as procs:
-        yield system, {name: proc.pid for name, (proc, _) in procs.items()}
-
-
-@contextmanager
-def attack(
-    sockets: Sockets, legit: zmq.Socket[Any], send: Callable[[zmq.Socket[Any]], None]
-) -> Iterator[int]:
-    """A SUB from the attacker's address, on which ``send`` subscribes what it will, then
-    ``alpha/hb``; yields once the daemon took it all in (a heartbeat answers the last
-    subscription) or disconnected the attacker (refused or dropped it), and closes it
-    afterwards. Keeps ``legit`` read meanwhile (a SUB subscribes again after a reset only
-    when its owner reads it); yields the last heartbeat ``seq`` ``legit`` had by then."""
-    attacker = sockets.sub(source=ATTACKER)
-    dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-    seen = -1
-    try:
-        send(attacker)
-        attacker.subscribe(b"alpha/hb")
-
-        def over() -> bool:
-            nonlocal seen
-            while (hb := sockets.heartbeat(legit, seen)) is not None:
-                seen = hb.content["seq"]
-            return bool(attacker.poll(0) or dropped.poll(0))
-
-        until(over, "the attack taken in, or the attacker disconnected", timeout=30)
-        yield seen
-    finally:
-        attacker.disable_monitor()
-        dropped.close(linger=0)
-        attacker.close(linger=0)
+        sockets = Sockets(str(pub), Codec(system.hmac_key()))
+        try:
+            legit = sockets.sub(b"alpha/hb")
+            wait_until(lambda: sockets.heartbeat(legit), 20, "a first heartbeat")
+            yield Scene(system, {n: proc.pid for n, (proc, _) in procs.items()}, sockets, legit)
+        finally:
+            sockets.close()
 
 
 def subscribing(count: int, size: int) -> Callable[[zmq.Socket[Any]], None]:
     def send(attacker: zmq.Socket[Any]) -> None:
-        for prefix in prefixes(count, size):
-            attacker.subscribe(prefix)
+        for i in range(count):
+            attacker.subscribe(prefix(i, size))
 
     return send
 
@@ -201,76 +183,52 @@ def subscribing(count: int, size: int) -> Callable[[zmq.Socket[Any]], None]:
 def test_a_node_refuses_a_subscriber_over_its_share_and_gives_the_memory_back(
     write_system: Callable[..., Path], tmp_path: Path
 ) -> None:
-    with attacked_system(write_system, tmp_path, forwarder=False) as (system, pids):
-        shell = str(system.node("alpha").endpoints.shell)
-        sockets = Sockets(str(system.node("alpha").endpoints.pub), Codec(system.hmac_key()))
-        try:
-            legit = sockets.sub(b"alpha/hb")
-            until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
-            before = rss_mb(pids["alpha"])
-            with attack(sockets, legit, subscribing(COUNT, SIZE)) as seen:
-                memory_back(pids["alpha"], before, "the node")  # the attacker still there
-            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
-            subs = ask(system, shell, "stats_request")["subscriptions"]
-            assert subs["over_cap"] == 1
-            assert ATTACKER in subs["refused_addresses"]
-            assert ask(system, shell, "kernel_info_request")["status"] == "ok"
-            # and the node table says so: SUBS "1 !1"
-            nodes = [sys.executable, "-m", "rovbus", "nodes", "--wait", "5"]
-            done = subprocess.run(
-                [*nodes, "--config", str(system.source), "--group", "vehicle"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            row = next(line for line in done.stdout.splitlines() if line.startswith("alpha"))
-            assert row.endswith("!1"), done.stdout
-        finally:
-            sockets.close()
+    with scene(write_system, tmp_path, forwarder=False) as s:
+        before = rss_mb(s.pids["alpha"])
+        with s.attack(subscribing(COUNT, SIZE)) as seen:
+            memory_back(s.pids["alpha"], before, "the node")  # the attacker still there
+        s.heard_after(seen)
+        subs = s.stats("alpha")
+        assert subs["over_cap"] == 1
+        assert ATTACKER in subs["refused_addresses"]
+        shell = str(s.system.node("alpha").endpoints.shell)
+        assert ask(s.system, shell, "kernel_info_request")["status"] == "ok"
+        # and the node table says so: SUBS "1 !1"
+        nodes = [sys.executable, "-m", "rovbus", "nodes", "--wait", "5", "--group", "vehicle"]
+        done = subprocess.run(
+            [*nodes, "--config", str(s.system.source)], capture_output=True, text=True, timeout=30
+        )
+        row = next(line for line in done.stdout.splitlines() if line.startswith("alpha"))
+        assert row.endswith("!1"), done.stdout
 
 
 def test_a_node_drops_a_subscriber_whose_prefix_is_too_long(
     write_system: Callable[..., Path], tmp_path: Path
 ) -> None:
-    with attacked_system(write_system, tmp_path, forwarder=False) as (system, pids):
-        shell = str(system.node("alpha").endpoints.shell)
-        sockets = Sockets(str(system.node("alpha").endpoints.pub), Codec(system.hmac_key()))
-        try:
-            legit = sockets.sub(b"alpha/hb")
-            until(lambda: sockets.heartbeat(legit), "a heartbeat on the legitimate subscriber")
-            before = rss_mb(pids["alpha"])
-            with attack(sockets, legit, subscribing(1_000, 1024)) as seen:  # ~48 MB in
-                memory_back(pids["alpha"], before, "the node")
-            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
-            subs = ask(system, shell, "stats_request")["subscriptions"]
-            assert subs["in_force"] == 1  # the legitimate subscriber's alone
-            assert subs["resets"] == 0  # libzmq dropped the attacker: no one else noticed
-        finally:
-            sockets.close()
+    with scene(write_system, tmp_path, forwarder=False) as s:
+        before = rss_mb(s.pids["alpha"])
+        with s.attack(subscribing(1_000, 1024)) as seen:  # ~48 MB if taken in
+            memory_back(s.pids["alpha"], before, "the node")
+        s.heard_after(seen)
+        subs = s.stats("alpha")
+        assert subs["in_force"] == 1  # the legitimate subscriber's alone
+        assert subs["resets"] == 0  # libzmq dropped the attacker: no one else noticed
 
 
 def test_a_forwarder_refuses_a_subscriber_over_its_cap_and_the_nodes_behind_it_hold_nothing(
     write_system: Callable[..., Path], tmp_path: Path
 ) -> None:
-    with attacked_system(write_system, tmp_path, forwarder=True) as (system, pids):
-        tether = system.forwarder("tether").endpoints
-        sockets = Sockets(str(tether.pub), Codec(system.hmac_key()))
-        try:
-            legit = sockets.sub(b"alpha/hb")
-            until(lambda: sockets.heartbeat(legit), "a heartbeat through the forwarder")
-            before = {name: rss_mb(pid) for name, pid in pids.items()}
-            with attack(sockets, legit, subscribing(COUNT, SIZE)) as seen:
-                for name, pid in pids.items():
-                    memory_back(pid, before[name], name)
-            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
-            subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
-            assert subs["over_cap"] == 1
-            assert ATTACKER in subs["refused_addresses"]
-            # the node behind held what the forwarder passed, and never refused it
-            node = ask(system, str(system.node("alpha").endpoints.shell), "stats_request")
-            assert node["subscriptions"]["over_cap"] == 0
-        finally:
-            sockets.close()
+    with scene(write_system, tmp_path, forwarder=True) as s:
+        before = {name: rss_mb(pid) for name, pid in s.pids.items()}
+        with s.attack(subscribing(COUNT, SIZE)) as seen:
+            for name, pid in s.pids.items():
+                memory_back(pid, before[name], name)
+        s.heard_after(seen)
+        subs = s.stats("tether")
+        assert subs["over_cap"] == 1
+        assert ATTACKER in subs["refused_addresses"]
+        # the node behind held what the forwarder passed, and never refused it
+        assert s.stats("alpha")["over_cap"] == 0
 
 
 def test_a_forwarder_counts_what_two_connections_leave_behind_unsubscribing_for_each_other(
@@ -279,25 +237,17 @@ def test_a_forwarder_counts_what_two_connections_leave_behind_unsubscribing_for_
     """One connection subscribes, another unsubscribes the same prefix (which it never
     held): libzmq's XSUB drops the prefix upstream, while the forwarder's XPUB keeps it for
     the first connection; only libzmq's own count of the XPUB's prefixes shows it."""
-    with attacked_system(write_system, tmp_path, forwarder=True) as (system, pids):
-        tether = system.forwarder("tether").endpoints
-        sockets = Sockets(str(tether.pub), Codec(system.hmac_key()))
-        try:
-            legit = sockets.sub(b"alpha/hb")
-            until(lambda: sockets.heartbeat(legit), "a heartbeat through the forwarder")
-            before = rss_mb(pids["tether"])
-            canceller = RawSub(str(tether.pub), ATTACKER)
+    with scene(write_system, tmp_path, forwarder=True) as s:
+        before = rss_mb(s.pids["tether"])
+        canceller = RawSub(str(s.system.forwarder("tether").endpoints.pub), ATTACKER)
 
-            def subscribe_and_cancel(attacker: zmq.Socket[Any]) -> None:
-                for prefix in prefixes(COUNT, SIZE):
-                    attacker.subscribe(prefix)
-                    canceller.unsubscribe(prefix)
+        def subscribe_and_cancel(attacker: zmq.Socket[Any]) -> None:
+            for i in range(COUNT):
+                attacker.subscribe(prefix(i, SIZE))
+                canceller.unsubscribe(prefix(i, SIZE))
 
-            with attack(sockets, legit, subscribe_and_cancel) as seen:
-                memory_back(pids["tether"], before, "the forwarder")
-            canceller.close()
-            until(lambda: sockets.heartbeat(legit, seen), "a heartbeat after the attack")
-            subs = ask(system, str(tether.control), "stats_request")["subscriptions"]
-            assert subs["over_cap"] >= 1
-        finally:
-            sockets.close()
+        with s.attack(subscribe_and_cancel) as seen:
+            memory_back(s.pids["tether"], before, "the forwarder")
+        canceller.close()
+        s.heard_after(seen)
+        assert s.stats("tether")["over_cap"] >= 1

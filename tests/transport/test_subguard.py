@@ -97,6 +97,12 @@ class Guarded:
         self.subs.append(sock)
         return sock
 
+    async def listener(self, *prefixes: bytes) -> zmq.Socket[Any]:
+        """A subscriber on 127.0.0.1 to ``TOPIC`` (and ``prefixes``), heard once."""
+        sock = self.sub(TOPIC.encode(), *prefixes)
+        await eventually(lambda: self.receives(sock), what="the listener's first message")
+        return sock
+
     async def receives(self, sock: zmq.Socket[Any], since: int = 0) -> bool:
         """True once ``sock`` got a message published (numbered) from ``since`` on; each
         call publishes one more."""
@@ -146,8 +152,7 @@ async def test_a_peer_over_its_share_is_refused_and_the_others_receive_again(
     guarded: Callable[[SubscriptionCaps], Guarded],
 ) -> None:
     g = guarded(SubscriptionCaps(max_prefix=128, share=50, cap=100))
-    legit = g.sub(TOPIC.encode())
-    await eventually(lambda: g.receives(legit), what="the legitimate subscriber's first message")
+    legit = await g.listener()
     attacker = g.sub(*prefixes(51), source=ATTACKER)
     await eventually(lambda: g.guard.stats.resets == 1, what="the reset")
     reset_at = g.sent
@@ -179,7 +184,7 @@ async def test_over_the_total_the_peer_holding_the_most_is_refused(
     guarded: Callable[[SubscriptionCaps], Guarded],
 ) -> None:
     g = guarded(SubscriptionCaps(max_prefix=128, share=60, cap=100))
-    legit = g.sub(TOPIC.encode(), *prefixes(44, size=20))
+    legit = await g.listener(*prefixes(44, size=20))
     await eventually(lambda: g.guard.book.in_force == 45, what="45 subscriptions in force")
     g.sub(*prefixes(56, size=30), source=ATTACKER)
     await eventually(lambda: g.guard.stats.resets == 1, what="the reset")
@@ -194,8 +199,7 @@ async def test_a_prefix_longer_than_max_prefix_drops_its_subscriber(
     guarded: Callable[[SubscriptionCaps], Guarded],
 ) -> None:
     g = guarded(SubscriptionCaps(max_prefix=128, share=50, cap=100))
-    legit = g.sub(TOPIC.encode())
-    await eventually(lambda: g.receives(legit), what="the legitimate subscriber's first message")
+    legit = await g.listener()
     attacker = g.sub(source=ATTACKER)
     dropped = attacker.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
