@@ -8,9 +8,9 @@ What bounds them here:
   subscriber's only messages to a publisher are subscriptions, so one longer than
   ``max_prefix`` makes libzmq drop that subscriber's connection, and with it everything
   it held, before Python sees it.
-- **their number**: a guard counts the subscriptions in force and, when a peer goes over
-  its share or the total goes over the cap, refuses that peer's address at the gate
-  (:mod:`rovbus.transport.gate`, a cooldown) and *resets* the socket: closes it, which
+- **their number**: a guard counts the subscriptions in force and, when a peer stays over
+  its share (:data:`GRACE`) or the total goes over the cap, refuses that peer's address at
+  the gate (:mod:`rovbus.transport.gate`, a cooldown) and *resets* the socket: closes it, which
   frees its whole trie, and binds a new one on the same endpoint. Every subscriber
   reconnects by itself and subscribes again (they see a gap, which their sequence
   tracking counts as missed); the refused peer cannot reconnect until its cooldown ends.
@@ -32,9 +32,9 @@ libzmq's proxy does, and passes them on without the peer's address. It counts th
 distinct prefixes the forwarder passes upstream (exact, from the last-value cache, which
 sees what the XSUB passes) and libzmq's own count of prefixes in the XPUB's trie
 (``ZMQ_TOPICS_COUNT``, which peers cannot lower either; libzmq 4.3.5 does not lower it
-when a subscriber leaves, only a reset does). Over the cap it refuses the peer address
-that has sent it the most bytes on its current connections (the kernel's count:
-subscriptions are all a subscriber sends).
+when a subscriber leaves, only a reset does). Over the cap for :data:`GRACE`, or over
+twice the cap, it refuses the peer address that has sent it the most bytes on its current
+connections (the kernel's count: subscriptions are all a subscriber sends).
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ SUBSCRIPTION_HWM = 1000
 WAKE_MS = 250
 #: subscriptions freed at once that are worth a malloc_trim
 TRIM_AFTER = 256
-#: seconds a peer address may stay over its share before it is refused: a forwarder in
-#: front of a node passes a burst beyond its own cap for the moment it takes to notice
-#: and reset, which frees what it passed at the node too
+#: seconds a peer address may stay over its share (a forwarder: over its cap, up to twice
+#: it) before it is refused: a forwarder in front passes a burst beyond its own cap for
+#: the moment it takes to notice and reset, which frees what it passed there too
 GRACE = 1.0
 
 
@@ -459,13 +459,22 @@ class ProxyGuard(_Guard):
         self.port = port
         self.stale = 0  # what libzmq counts of departed subscribers' prefixes
         self._last: tuple[int, int] | None = None
+        self._over_since: float | None = None  # when the count went over the cap
 
     def over(self) -> bool:
-        """True if the subscriptions in force are over the cap: the peer that sent the
-        most is refused, and the pub path must be reset."""
+        """True if the subscriptions in force have been over the cap for :data:`GRACE`
+        seconds, or are over twice the cap: the peer that sent the most is refused, and
+        the pub path must be reset. (The grace is for a forwarder further out, whose
+        burst beyond its own cap ends when it resets.)"""
         cap = self.caps.cap
         upstream, counted = self._in_force(), self._counted()
-        if max(upstream, counted - self.stale) <= cap:
+        in_force, now = max(upstream, counted - self.stale), time.monotonic()
+        if in_force <= cap:
+            self._over_since = None
+            return False
+        if self._over_since is None:
+            self._over_since = now
+        if in_force <= 2 * cap and now - self._over_since < GRACE:
             return False
         busiest = busiest_peer(self.port) if self.port is not None else None
         why = (
@@ -502,6 +511,7 @@ class ProxyGuard(_Guard):
         self.stats.resets += 1
         self.stale = 0
         self._last = None
+        self._over_since = None
         self._trim_wakes = 2
 
     def snapshot(self) -> dict[str, Any]:

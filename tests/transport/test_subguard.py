@@ -18,9 +18,9 @@ import zmq
 import zmq.asyncio
 
 from rovbus.config.subscriptions import SubscriptionCaps
-from rovbus.transport import Publisher
+from rovbus.transport import Publisher, subguard
 from rovbus.transport.gate import GateAuthenticator, PeerGate
-from rovbus.transport.subguard import SubscriptionBook, SubscriptionGuard
+from rovbus.transport.subguard import ProxyGuard, SubscriptionBook, SubscriptionGuard
 from rovbus.wire.codec import Codec
 from rovbus.wire.serializers import Serializer
 from tests.conftest import free_ports
@@ -211,3 +211,57 @@ async def test_a_prefix_longer_than_max_prefix_drops_its_subscriber(
     assert g.guard.book.in_force == 1  # the legitimate subscriber's, never the long one
     assert g.guard.stats.resets == 0
     await eventually(lambda: g.receives(legit), what="a message after the attack")
+
+
+# -- a forwarder's guard, which sees counts only -------------------------------------------
+
+
+def test_a_forwarders_guard_refuses_over_twice_the_cap_at_once_and_over_the_cap_after_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counts = {"upstream": 0, "libzmq": 0}
+    guard = ProxyGuard(
+        "test",
+        SubscriptionCaps(max_prefix=128, share=None, cap=100),
+        PeerGate("test"),
+        in_force=lambda: counts["upstream"],
+        counted=lambda: counts["libzmq"],
+        port=None,
+    )
+    monkeypatch.setattr(subguard, "GRACE", 3600.0)
+    counts.update(upstream=150, libzmq=150)  # a burst a forwarder further out will end
+    assert not guard.over()
+    counts.update(libzmq=201)  # libzmq's trie: no peer can lower that count
+    assert guard.over()
+    assert guard.stats.over_cap == 1
+    guard.reset_done()
+    counts.update(upstream=150, libzmq=150)
+    monkeypatch.setattr(subguard, "GRACE", 0.0)
+    assert guard.over()
+
+
+def test_a_forwarders_guard_learns_what_departed_subscribers_left_in_libzmqs_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(subguard, "GRACE", 3600.0)
+    counts = {"upstream": 10, "libzmq": 90}
+    guard = ProxyGuard(
+        "test",
+        SubscriptionCaps(max_prefix=128, share=None, cap=100),
+        PeerGate("test"),
+        in_force=lambda: counts["upstream"],
+        counted=lambda: counts["libzmq"],
+        port=None,
+    )
+    assert not guard.settle()  # the first look: nothing known to be stable yet
+    assert not guard.settle()  # nothing moved: 80 of libzmq's count are stale
+    assert guard.stale == 80
+    counts.update(upstream=60, libzmq=140)  # 50 new subscribers' prefixes: 60 in force
+    assert not guard.over()
+    counts.update(libzmq=190)  # 50 more that do not pass upstream (cancelled for it)
+    assert not guard.settle()
+    assert not guard.over()  # 110 live: over the cap, in its grace
+    counts.update(upstream=10, libzmq=200)
+    assert not guard.settle()
+    counts.update(libzmq=200)
+    assert guard.settle()  # 190 stale: over the cap, a reset frees them
