@@ -9,8 +9,9 @@ What bounds them here:
   ``max_prefix`` makes libzmq drop that subscriber's connection, and with it everything
   it held, before Python sees it.
 - **their number**: a guard counts the subscriptions in force and, when a peer stays over
-  its share (:data:`GRACE`) or the total goes over the cap, refuses that peer's address at
-  the gate (:mod:`rovbus.transport.gate`, a cooldown) and *resets* the socket: closes it, which
+  its share or the total over the cap (for :data:`GRACE`; at once over twice the cap),
+  refuses that peer's address (the busiest, for the total) at the gate
+  (:mod:`rovbus.transport.gate`, a cooldown) and *resets* the socket: closes it, which
   frees its whole trie, and binds a new one on the same endpoint. Every subscriber
   reconnects by itself and subscribes again (they see a gap, which their sequence
   tracking counts as missed); the refused peer cannot reconnect until its cooldown ends.
@@ -78,19 +79,26 @@ CURVE_OVERHEAD = 33
 CURVE_HANDSHAKE = 320
 #: notifications read in one go before the loop gets a turn
 BATCH = 1024
-#: subscriptions a publisher takes from one connection before it reads more: libzmq puts
-#: what it reads in its trie at once, before the guard sees any of it, so this bounds
-#: how far one burst goes past the caps (the rest waits in the subscriber's TCP stream)
-SUBSCRIPTION_HWM = 1000
+#: subscriptions queued from one connection for the publisher to take in (``RCVHWM``).
+#: libzmq takes in what is queued, into its trie, until the queue is empty, in whichever
+#: call of the publisher's thread noticed it; with a long queue a subscriber streaming
+#: subscriptions keeps it full and that one call lasts as long as the stream (measured:
+#: 50,000 of 200 bytes held the thread 2-3 s, and 450 MB, before the guard saw any). With
+#: two, the queue runs dry between two TCP reads and the call returns to the guard.
+SUBSCRIPTION_HWM = 2
 #: the longest a notification waits to be read: a send on the same socket can take the
 #: wake-up that was meant for the guard (ZMQ_FD is edge-triggered)
 WAKE_MS = 250
 #: subscriptions freed at once that are worth a malloc_trim
 TRIM_AFTER = 256
-#: seconds a peer address may stay over its share (a forwarder: over its cap, up to twice
-#: it) before it is refused: a forwarder in front passes a burst beyond its own cap for
-#: the moment it takes to notice and reset, which frees what it passed there too
+#: seconds during which a guard trims, every 0.25 s, after a reset or a large departure:
+#: libzmq frees a closed socket's trie in its own thread, when it gets to it
+TRIM_FOR = 3.0
+#: seconds a peer address may stay over its share, and the total over the cap (up to
+#: twice it), before the peer is refused: a forwarder in front passes a burst beyond its
+#: own cap for the moment it takes to notice and reset, which frees it here too
 GRACE = 1.0
+_TOTAL = ""  # the key of the total's grace (no peer address is empty)
 
 
 def max_frame(caps: SubscriptionCaps, *, curve: bool = False) -> int:
@@ -229,7 +237,8 @@ class _Guard:
         self.gate = gate
         self.stats = SubscriptionStats()
         self._limiter = RateLimiter(10.0)
-        self._trim_wakes = 0  # wake-ups left that trim (a closed socket is freed later)
+        self._trim_until = 0.0  # monotonic: trim until then (see TRIM_FOR)
+        self._trimmed = 0.0  # monotonic: the last trim
 
     def _refuse(self, address: str | None, why: str) -> None:
         """Count a cap broken, refuse ``address`` (if known) and say so (rate-limited)."""
@@ -248,14 +257,16 @@ class _Guard:
             )
 
     def _freed(self, count: int) -> None:
+        """``count`` subscriptions were given back (all of a socket's for a reset)."""
         if count >= TRIM_AFTER:
-            self._trim_wakes = max(self._trim_wakes, 1)
+            self._trim_until = time.monotonic() + TRIM_FOR
 
     def trim_if_due(self) -> None:
-        """Give memory back after a reset or a large departure (called on each wake-up and
-        each heartbeat; twice after a reset, whose socket libzmq frees in its own time)."""
-        if self._trim_wakes:
-            self._trim_wakes -= 1
+        """Give memory back to the OS, at most every 0.25 s for :data:`TRIM_FOR` seconds
+        after a reset or a large departure (called on each wake-up of the guard)."""
+        now = time.monotonic()
+        if now < self._trim_until and now - self._trimmed >= 0.25:
+            self._trimmed = now
             trim_heap()
 
     def snapshot(self) -> dict[str, Any]:
@@ -291,7 +302,8 @@ class SubscriptionGuard(_Guard):
         self.endpoint = endpoint
         self.book = SubscriptionBook()
         self.on_reset: Callable[[zmq.Socket[Any]], None] | None = None
-        self._over_since: dict[str, float] = {}  # address -> when it went over its share
+        #: address (or _TOTAL) -> when it went over its share (the cap)
+        self._over_since: dict[str, float] = {}
         self._ctx = ctx
         self._options = options
         self.socket = self._new_socket()
@@ -363,28 +375,39 @@ class SubscriptionGuard(_Guard):
         return taken, broken
 
     def _broken(self, address: str) -> tuple[str | None, str] | None:
-        """The total over the cap breaks at once; an address over its share starts its
-        grace (:meth:`_over_too_long`)."""
-        book, caps = self.book, self.caps
+        """The total over twice the cap breaks at once; the total over the cap, or an
+        address over its share, starts a grace (:meth:`_over_too_long`)."""
+        book, caps, now = self.book, self.caps, time.monotonic()
+        if book.in_force > 2 * caps.cap:
+            return self._busiest()
         if book.in_force > caps.cap:
-            top = book.busiest()
-            return top, (
-                f"{book.in_force} subscriptions in force, over the cap of {caps.cap}; "
-                f"{top} holds the most ({book.held_by(top) if top else 0})"
-            )
+            self._over_since.setdefault(_TOTAL, now)
         if caps.share is not None and book.held_by(address) > caps.share:
-            self._over_since.setdefault(address, time.monotonic())
+            self._over_since.setdefault(address, now)
         return None
 
+    def _busiest(self) -> tuple[str | None, str]:
+        book, top = self.book, self.book.busiest()
+        return top, (
+            f"{book.in_force} subscriptions in force, over the cap of {self.caps.cap}; "
+            f"{top} holds the most ({book.held_by(top) if top else 0})"
+        )
+
     def _over_too_long(self) -> tuple[str | None, str] | None:
-        """The first address that has been over its share for :data:`GRACE` seconds."""
-        share, now = self.caps.share, time.monotonic()
-        for address, since in list(self._over_since.items()):
-            held = self.book.held_by(address)
-            if share is None or held <= share:
-                del self._over_since[address]
+        """What has been over the cap, or over its share, for :data:`GRACE` seconds."""
+        caps, now = self.caps, time.monotonic()
+        for key, since in list(self._over_since.items()):
+            if key == _TOTAL:
+                over = self.book.in_force > caps.cap
+            else:
+                held = self.book.held_by(key)
+                over = caps.share is not None and held > caps.share
+            if not over:
+                del self._over_since[key]
             elif now - since >= GRACE:
-                return address, f"{address} holds {held} subscriptions, over its share of {share}"
+                if key == _TOTAL:
+                    return self._busiest()
+                return key, f"{key} holds {held} subscriptions, over its share of {caps.share}"
         return None
 
     async def reset(self) -> None:
@@ -400,7 +423,7 @@ class SubscriptionGuard(_Guard):
         old.close(linger=0)
         await bind_again(self.socket, self.endpoint, self.what)
         self.stats.resets += 1
-        self._trim_wakes = 2
+        self._freed(TRIM_AFTER)
 
     def snapshot(self) -> dict[str, Any]:
         self.stats.in_force = self.book.in_force
@@ -512,7 +535,7 @@ class ProxyGuard(_Guard):
         self.stale = 0
         self._last = None
         self._over_since = None
-        self._trim_wakes = 2
+        self._freed(TRIM_AFTER)
 
     def snapshot(self) -> dict[str, Any]:
         self.stats.in_force = self._in_force()
