@@ -321,20 +321,29 @@ class SubscriptionGuard(_Guard):
         return sock
 
     async def serve(self) -> None:
-        """Read and count notifications until cancelled; reset when a cap breaks."""
+        """Read and count notifications until cancelled; reset when a cap breaks. A
+        ZeroMQ error is logged (at most every 10 s) and the next wake-up tries again."""
         while True:
-            await self._readable.poll(WAKE_MS)
-            while True:
-                taken, broken = self.take(BATCH)
-                broken = broken or self._over_too_long()
-                if broken is not None:
-                    self._refuse(*broken)
-                    await self.reset()
-                    break
-                if taken < BATCH:
-                    break
-                await asyncio.sleep(0)
+            try:
+                await self._readable.poll(WAKE_MS)
+                await self._take_all()
+            except zmq.ZMQError as exc:
+                if self._limiter.allow("error") is not None:
+                    log.warning("%s: reading subscriptions: %s", self.what, exc)
+                await asyncio.sleep(WAKE_MS / 1000)  # an error again at once must not spin
             self.trim_if_due()
+
+    async def _take_all(self) -> None:
+        while True:
+            taken, broken = self.take(BATCH)
+            broken = broken or self._over_too_long()
+            if broken is not None:
+                self._refuse(*broken)
+                await self.reset()
+                return
+            if taken < BATCH:
+                return
+            await asyncio.sleep(0)
 
     def take(self, limit: int) -> tuple[int, tuple[str | None, str] | None]:
         """Read up to ``limit`` notifications; returns how many, and ``(address, why)``
