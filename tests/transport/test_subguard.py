@@ -216,11 +216,10 @@ async def test_a_prefix_longer_than_max_prefix_drops_its_subscriber(
 # -- a forwarder's guard, which sees counts only -------------------------------------------
 
 
-def test_a_forwarders_guard_refuses_over_twice_the_cap_at_once_and_over_the_cap_after_grace(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    counts = {"upstream": 0, "libzmq": 0}
-    guard = ProxyGuard(
+def proxy_guard(counts: dict[str, int]) -> ProxyGuard:
+    """A forwarder's guard (cap 100) reading ``counts``: ``upstream`` (what passes
+    upstream) and ``libzmq`` (libzmq's count of the XPUB's prefixes)."""
+    return ProxyGuard(
         "test",
         SubscriptionCaps(max_prefix=128, share=None, cap=100),
         PeerGate("test"),
@@ -228,6 +227,13 @@ def test_a_forwarders_guard_refuses_over_twice_the_cap_at_once_and_over_the_cap_
         counted=lambda: counts["libzmq"],
         port=None,
     )
+
+
+def test_a_forwarders_guard_refuses_over_twice_the_cap_at_once_and_over_the_cap_after_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counts = {"upstream": 0, "libzmq": 0}
+    guard = proxy_guard(counts)
     monkeypatch.setattr(subguard, "GRACE", 3600.0)
     counts.update(upstream=150, libzmq=150)  # a burst a forwarder further out will end
     assert not guard.over()
@@ -245,14 +251,7 @@ def test_a_forwarders_guard_learns_what_departed_subscribers_left_in_libzmqs_cou
 ) -> None:
     monkeypatch.setattr(subguard, "GRACE", 3600.0)
     counts = {"upstream": 10, "libzmq": 90}
-    guard = ProxyGuard(
-        "test",
-        SubscriptionCaps(max_prefix=128, share=None, cap=100),
-        PeerGate("test"),
-        in_force=lambda: counts["upstream"],
-        counted=lambda: counts["libzmq"],
-        port=None,
-    )
+    guard = proxy_guard(counts)
     assert not guard.settle()  # the first look: nothing known to be stable yet
     assert not guard.settle()  # nothing moved: 80 of libzmq's count are stale
     assert guard.stale == 80
