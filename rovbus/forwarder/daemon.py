@@ -248,7 +248,7 @@ class ForwarderDaemon:
             await self._reset_due.wait()
             try:
                 await self._reset_pub_path()
-            except RovbusError as exc:
+            except (RovbusError, zmq.ZMQError) as exc:
                 log.error("%s: resetting the pub path failed: %s", self.name, exc)
             finally:
                 self._reset_due.clear()
