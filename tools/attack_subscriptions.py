@@ -14,8 +14,9 @@ the node's heartbeats throughout, and a legitimate client asks the node for
 It reports each daemon's resident memory (``VmRSS``) before the attack, at its end (the
 attacker's last subscription was taken in, or the daemon refused the attacker), its peak
 (``VmHWM``), and after the attacker left; whether the legitimate subscriber still
-received heartbeats after the attack and the request was answered; and the target's
-subscription counters (``stats``, where the daemon has them).
+received heartbeats after the attack and the request was answered; the longest a daemon
+took between two heartbeats meanwhile (0.2 s when its event loop kept time); and the
+target's subscription counters (``stats``, where the daemon has them).
 
 The attacker knows its subscriptions were all taken in when a heartbeat arrives for the
 last one, ``<node>/hb`` (one connection's subscriptions are processed in order); a
@@ -124,14 +125,37 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
-def heartbeats(sub: zmq.Socket[Any]) -> int:
-    """Heartbeat envelopes waiting on ``sub`` (read now)."""
-    count = 0
-    while sub.poll(0):
-        frames = sub.recv_multipart()
-        if frames[0].endswith(b"/hb"):
+class Heartbeats:
+    """The heartbeats a subscriber hears: when each was made (header ``date``) per topic,
+    so that the longest a daemon took between two of them (``seq`` one apart) shows how
+    long its event loop stalled."""
+
+    def __init__(self, sub: zmq.Socket[Any]) -> None:
+        from rovbus.wire.codec import Codec
+
+        self.sub = sub
+        self.codec = Codec()
+        self.last: dict[bytes, tuple[int, float]] = {}
+        self.longest: dict[str, float] = {}
+
+    def read(self) -> int:
+        """Read what is waiting; returns how many heartbeats it was."""
+        from rovbus.wire.message import parse_date
+
+        count = 0
+        while self.sub.poll(0):
+            message = self.codec.decode(self.sub.recv_multipart())
+            if message.msg_type != "heartbeat":
+                continue
             count += 1
-    return count
+            topic, seq = message.identities[0], message.content["seq"]
+            made = parse_date(message.header["date"])
+            before = self.last.get(topic)
+            if before is not None and seq == before[0] + 1:
+                name = topic.decode()
+                self.longest[name] = max(self.longest.get(name, 0.0), made - before[1])
+            self.last[topic] = (seq, made)
+        return count
 
 
 def ask(system: Any, endpoint: str, msg_type: str) -> dict[str, Any]:
@@ -195,8 +219,10 @@ def main() -> int:
         legit = ctx.socket(zmq.SUB)
         legit.setsockopt(zmq.LINGER, 0)
         legit.subscribe(f"{NODE}/hb".encode())
+        legit.subscribe(f"{FORWARDER}/hb".encode())
         legit.connect(pub)
-        wait_until(lambda: heartbeats(legit), 30, "the legitimate subscriber's first heartbeat")
+        heard = Heartbeats(legit)
+        wait_until(heard.read, 30, "the legitimate subscriber's first heartbeat")
 
         def stats() -> dict[str, Any]:
             if args.target == "forwarder":
@@ -226,6 +252,7 @@ def main() -> int:
         attacker.subscribe(f"{NODE}/hb".encode())
 
         def attack_over() -> str | None:
+            heard.read()
             if attacker.poll(0):
                 return "taken in"
             if guard(stats()).get("over_cap", 0) > guard_before.get("over_cap", 0):
@@ -241,18 +268,23 @@ def main() -> int:
         attacker.close(linger=0)
 
         time.sleep(args.settle)  # what memory has come back by then
+        heard.read()
         result["rss_after_mb"] = memory()
         result["rss_peak_mb"] = {n: round(rss_mb(p.pid, "VmHWM"), 1) for n, p in procs.items()}
         result["guard_after"] = guard(stats())
-        heartbeats(legit)  # what arrived so far; now a fresh one
+        heard.read()  # what arrived so far; now a fresh one
         try:
-            wait_until(lambda: heartbeats(legit), 10, "a heartbeat after the attack")
+            wait_until(heard.read, 10, "a heartbeat after the attack")
             result["legit_heartbeat_after"] = True
         except TimeoutError:
             result["legit_heartbeat_after"] = False
         reply = client.request(NODE, "kernel_info_request", timeout=10)
         result["request_answered"] = reply.content.get("status") == "ok"
         result["alive"] = {name: proc.poll() is None for name, proc in procs.items()}
+        # every 0.2 s when the loop keeps time (the topics' publishers' loops)
+        result["longest_heartbeat_interval_s"] = {
+            topic: round(gap, 2) for topic, gap in heard.longest.items()
+        }
         legit.close(linger=0)
     ctx.term()
     if args.json:
