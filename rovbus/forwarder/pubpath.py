@@ -39,8 +39,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rovbus.config.reach import PubSource
 from rovbus.errors import TransportError
-from rovbus.forwarder.topology import PubSource, connect_sources
+from rovbus.forwarder.topology import connect_sources
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import SocketOptions, bind
 
