@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rovbus.config.endpoints import Endpoint
+from rovbus.config.endpoints import BoundEndpoints
 from rovbus.config.hosts import Table, binds, host_of, placement_problem, reached_at
 from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
@@ -27,6 +27,7 @@ from rovbus.errors import ConfigError
 
 __all__ = [
     "CHECKS",
+    "NAME_MAX",
     "check_buses",
     "check_endpoints",
     "check_forwarder_tree",
@@ -34,17 +35,39 @@ __all__ = [
     "check_hosts",
     "check_key_files",
     "check_names",
+    "name_problem",
     "run_checks",
 ]
 
 Check = Callable[[SystemConfig], Iterator[str]]
 
+#: the longest name of a system, group, node, forwarder or bus. A name becomes a topic
+#: level, a file name (a node's connection file NAME.json, its temporary copy, a systemd
+#: instance), a folder (the demo's) and a ZeroMQ routing frame (at most 255 bytes); 64
+#: leaves room in each and keeps topics far below the subscription prefix limit
+NAME_MAX = 64
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _NAME_RULE = "a letter or digit, then letters, digits, '_' or '-' (it becomes a topic level)"
 
 
+def name_problem(name: str, what: str = "name") -> str | None:
+    """What is wrong with ``name`` as a name in the system file (``what``: how the
+    problem calls it), or None."""
+    if not _NAME.match(name):
+        return f"invalid {what}; expected {_NAME_RULE}"
+    if len(name) > NAME_MAX:
+        return (
+            f"{what} of {len(name)} characters is too long; at most {NAME_MAX} (it names "
+            "topics, files and routing frames)"
+        )
+    return None
+
+
 def check_names(config: SystemConfig) -> Iterator[str]:
-    """Names are topic-safe, and nodes and forwarders share one namespace."""
+    """Names are topic- and file-safe, and nodes and forwarders share one namespace."""
+    found = name_problem(config.system.name)
+    if found:
+        yield problem(["system", "name"], found)
     for table_name, table in (
         ("groups", config.groups),
         ("hosts", config.hosts),
@@ -52,8 +75,9 @@ def check_names(config: SystemConfig) -> Iterator[str]:
         ("forwarders", config.forwarders),
     ):
         for key in table:
-            if not _NAME.match(key):
-                yield problem([table_name, key], f"invalid name; expected {_NAME_RULE}")
+            found = name_problem(key)
+            if found:
+                yield problem([table_name, key], found)
     for name in config.forwarders:
         if name in config.nodes:
             yield problem(
@@ -66,18 +90,17 @@ def check_names(config: SystemConfig) -> Iterator[str]:
 def check_endpoints(config: SystemConfig) -> Iterator[str]:
     """No endpoint is used twice on one host; a wildcard collides with any host on its
     port. Two hosts bind the same port freely (a file without hosts is one computer)."""
-    seen: dict[str, list[tuple[list[str | int], Endpoint]]] = {}
+    by_host: dict[str, BoundEndpoints[tuple[str | int, ...]]] = {}
     for bind in binds(config):
-        loc, endpoint = list(bind.loc), bind.endpoint
-        on_host = seen.setdefault(bind.host, [])
-        for other_loc, other in on_host:
-            if endpoint.collides_with(other):
-                how = "" if endpoint == other else f" (as {other})"
-                yield problem(
-                    loc, f"{endpoint} is already used by {format_key_path(other_loc)}{how}"
-                )
-                break
-        on_host.append((loc, endpoint))
+        bound = by_host.setdefault(bind.host, BoundEndpoints())
+        collision = bound.first_collision(bind.endpoint)
+        if collision is not None:
+            other, other_loc = collision
+            how = "" if bind.endpoint == other else f" (as {other})"
+            yield problem(
+                bind.loc, f"{bind.endpoint} is already used by {format_key_path(other_loc)}{how}"
+            )
+        bound.add(bind.endpoint, bind.loc)
 
 
 def check_hosts(config: SystemConfig) -> Iterator[str]:
@@ -196,8 +219,9 @@ def check_buses(config: SystemConfig) -> Iterator[str]:
         seen: dict[str, int] = {}
         for index, bus in enumerate(node.buses):
             loc: list[str | int] = ["nodes", node_name, "buses", index]
-            if not _NAME.match(bus.name):
-                yield problem([*loc, "name"], f"invalid bus name; expected {_NAME_RULE}")
+            found = name_problem(bus.name, "bus name")
+            if found:
+                yield problem([*loc, "name"], found)
             if bus.name in seen:
                 yield problem(
                     [*loc, "name"],

@@ -21,12 +21,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 __all__ = [
-    "INTERFACE_NAME_MAX",
     "WILDCARD_HOSTS",
     "BindKind",
+    "BoundEndpoints",
     "Endpoint",
     "Transport",
     "parse_address",
@@ -34,10 +34,7 @@ __all__ = [
 ]
 
 Transport = Literal["tcp", "ipc", "inproc"]
-BindKind = Literal["wildcard", "address", "interface", "path"]
-
-#: the longest network interface name Linux takes (IFNAMSIZ less its NUL)
-INTERFACE_NAME_MAX = 15
+BindKind = Literal["wildcard", "address", "name", "path"]
 
 #: hosts that mean "every interface" when binding; they collide with any host on that port
 WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "::", "[::]"})
@@ -78,16 +75,16 @@ class Endpoint:
     @property
     def bind_kind(self) -> BindKind:
         """How a daemon binding this endpoint picks its address: ``"wildcard"`` (every
-        interface), ``"address"`` (one IP address, ``localhost`` included),
-        ``"interface"`` (a network interface by name, as libzmq binds ``tcp://eth0:7100``)
-        or ``"path"`` (ipc and inproc)."""
+        interface), ``"address"`` (one IP address, ``localhost`` included), ``"name"`` (a
+        network interface by name, as libzmq binds ``tcp://eth0:7100``, else the address
+        a host name resolves to on the binding computer) or ``"path"`` (ipc and inproc)."""
         if self.transport != "tcp":
             return "path"
         if self.host in WILDCARD_HOSTS:
             return "wildcard"
-        if self.host == "localhost" or self.host.startswith("[") or _is_ipv4(self.host):
+        if self.host.lower() == "localhost" or self.host.startswith("[") or _is_ipv4(self.host):
             return "address"
-        return "interface"
+        return "name"
 
     def at(self, host: str) -> Endpoint:
         """This tcp endpoint's port at ``host`` (an address as :func:`parse_address`
@@ -99,7 +96,8 @@ class Endpoint:
 
         ``localhost`` counts as ``127.0.0.1`` and host names compare case-insensitively.
         Wildcard hosts are normalized to ``*``; whether a wildcard collides with another
-        host on the same port is for the caller to decide (see :meth:`collides_with`).
+        host on the same port is for the caller to decide (see :meth:`collides_with`, and
+        :class:`BoundEndpoints` for many at once).
         """
         if self.transport != "tcp":
             return (self.transport, self.path, 0)
@@ -122,6 +120,44 @@ class Endpoint:
         if mine[0] == "tcp" and "*" in (mine[1], theirs[1]):
             return True
         return mine[1] == theirs[1]
+
+
+Owner = TypeVar("Owner")
+
+
+class BoundEndpoints(Generic[Owner]):
+    """Endpoints bound so far, each with its owner, indexed by what a new one could collide
+    on: :meth:`first_collision` finds the earliest that :meth:`Endpoint.collides_with` a
+    new endpoint in constant time, where comparing with each would take time in their
+    number (a check of a whole system file would be quadratic in its nodes).
+
+    One index serves one address space: one host (:func:`rovbus.config.checks.check_endpoints`).
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str, int], tuple[int, Endpoint, Owner]] = {}
+        self._by_port: dict[int, tuple[int, Endpoint, Owner]] = {}  # tcp, any host
+        self._count = 0
+
+    def add(self, endpoint: Endpoint, owner: Owner) -> None:
+        entry = (self._count, endpoint, owner)
+        self._count += 1
+        key = endpoint.collision_key()
+        self._by_key.setdefault(key, entry)
+        if endpoint.transport == "tcp":
+            self._by_port.setdefault(endpoint.port, entry)
+
+    def first_collision(self, endpoint: Endpoint) -> tuple[Endpoint, Owner] | None:
+        """The first endpoint added that collides with ``endpoint``, and its owner."""
+        key = endpoint.collision_key()
+        if key[0] != "tcp":
+            candidates = [self._by_key.get(key)]
+        elif key[1] == "*":  # a wildcard collides with every host on its port
+            candidates = [self._by_port.get(key[2])]
+        else:  # the same host, or a wildcard, on its port
+            candidates = [self._by_key.get(key), self._by_key.get(("tcp", "*", key[2]))]
+        found = min((c for c in candidates if c is not None), default=None, key=lambda c: c[0])
+        return None if found is None else (found[1], found[2])
 
 
 def _is_ipv4(host: str) -> bool:

@@ -5,19 +5,21 @@ What a daemon binds is for the members of one group: a node's sockets for its gr
 forwarder's (outer side) for its outer group. They connect to the host's address for that
 group (``addresses[group]``, else ``address``), never to the bind string:
 
-=========================  ==========================================  ===================
-bind                       on a declared host, peers connect to         without ``[hosts]``
-=========================  ==========================================  ===================
-``*``, ``0.0.0.0``         the host's address for the group             127.0.0.1
-an address                 that address, which must be the host's       that address
-                           address for the group
-an interface (``eth0``)    the host's address for the group             (refused)
-``ipc://``, ``inproc://``  the same path (the same computer only)       the same path
-=========================  ==========================================  ===================
+==========================  =========================================  ===================
+bind                        on a declared host, peers connect to        without ``[hosts]``
+==========================  =========================================  ===================
+``*``, ``0.0.0.0``          the host's address for the group            127.0.0.1
+an address                  that address, which must be the host's      that address
+                            address for the group
+an interface (``eth0``)     the host's address for the group            that name
+``ipc://``, ``inproc://``   the same path (the same computer only)      the same path
+==========================  =========================================  ===================
 
 A file without ``[hosts]`` is one computer, the implicit host :data:`IMPLICIT_HOST`: every
 file written before hosts existed loads as it did, a wildcard bind is reached on loopback,
-and endpoints collide across the whole file. Ports collide only on one host
+any other bind by its own string (a host name that resolves where it is bound and where
+peers connect; an interface name works only with hosts), and endpoints collide across the
+whole file. Ports collide only on one host
 (:func:`rovbus.config.checks.check_endpoints`).
 """
 
@@ -29,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from rovbus.config.endpoints import INTERFACE_NAME_MAX, Endpoint
+from rovbus.config.endpoints import Endpoint
 from rovbus.config.models import ForwarderConfig, HostConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
 from rovbus.config.system import SystemConfig
@@ -143,32 +145,15 @@ def reached_at(system: SystemConfig, bind: Bind) -> Endpoint:
     """Where the members of ``bind.group`` connect to ``bind`` (the table above).
 
     Raises ConfigError, naming the key path, for a bind that cannot work on its host: an
-    address the file does not give the host for that group, an interface name without a
-    declared host or too long for one, a host with no address for the group.
+    address the file does not give the host for that group, or a host with no address
+    for the group (or, on a file with hosts, a node or forwarder that names none).
     """
     endpoint = bind.endpoint
     kind = endpoint.bind_kind
     if kind == "path":
         return endpoint
-    where = format_key_path(bind.loc)
-    if kind == "interface" and len(endpoint.host) > INTERFACE_NAME_MAX:
-        raise _error(
-            system,
-            f'{where}: "{endpoint.host}" is neither an address nor an interface name (at '
-            f"most {INTERFACE_NAME_MAX} characters); a bind takes an IP address, an interface "
-            "name, * or 0.0.0.0, never a DNS name",
-        )
     if not system.hosts:
-        if kind == "wildcard":
-            return endpoint.at(LOOPBACK)
-        if kind == "address":
-            return endpoint
-        raise _error(
-            system,
-            f"{where}: binds interface {endpoint.host}, but the file declares no hosts, so "
-            "nothing says where others connect; add a [hosts.NAME] table with its address "
-            f"and host = NAME in {bind.owner}",
-        )
+        return endpoint.at(LOOPBACK) if kind == "wildcard" else endpoint
     table: Table = "nodes" if bind.loc[0] == "nodes" else "forwarders"
     entry = getattr(system, table)[bind.loc[1]]
     misplaced = placement_problem(system, table, entry)
@@ -179,6 +164,7 @@ def reached_at(system: SystemConfig, bind: Bind) -> Endpoint:
     if address is None:
         raise _error(system, _no_address(host, bind.group))
     if kind == "address" and not _same_address(endpoint.host, address):
+        where = format_key_path(bind.loc)
         raise _error(system, f"{where}: {_not_its_address(host, bind.group, endpoint.host)}")
     return endpoint.at(address)
 

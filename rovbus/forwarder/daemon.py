@@ -116,6 +116,7 @@ class ForwarderDaemon:
                     ctx, allowed_client_keys(self.system), f"forwarder {self.name}"
                 )
                 self.auth.start()
+                outer = self.auth.watching(outer)
             ep = self.config.endpoints
             self.lvc = LastValueCache(
                 ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
@@ -280,7 +281,7 @@ class ForwarderDaemon:
     def _rejected_count(self) -> int:
         count = self.router.stats.rejected if self.router else 0
         count += self.control.stats.rejected if self.control else 0
-        return count + (self.auth.refused if self.auth else 0)
+        return count + (self.auth.rejected if self.auth else 0)
 
     # -- what the requests read -------------------------------------------------------------
 
@@ -341,7 +342,7 @@ class ForwarderDaemon:
             "control": self.control.stats.snapshot() if self.control else {},
         }
         if self.auth is not None:
-            result["curve"] = {"admitted": self.auth.admitted, "refused": self.auth.refused}
+            result["curve"] = self.auth.stats()
         return result
 
     def status_line(self) -> str:
