@@ -187,9 +187,11 @@ def reach_from_group(system: SystemConfig, group: str) -> Reach:
 
 
 def groups_of_host(system: SystemConfig, host: str) -> list[str]:
-    """The groups ``host`` is on, in file order: its nodes' groups, and both sides of its
-    forwarders (a forwarder's computer is on the inner network and the outer one)."""
-    on: set[str] = set()
+    """The groups ``host`` is on, in file order: its nodes' groups, both sides of its
+    forwarders (a forwarder's computer is on the inner network and the outer one), and
+    the groups it has an address for (an operator's computer that runs no daemon)."""
+    entry = system.hosts.get(host)
+    on: set[str] = set(entry.addresses) if entry is not None else set()
     for node in system.nodes.values():
         if host_of(system, node) == host:
             on.add(node.group)
