@@ -169,9 +169,11 @@ def test_a_node_behind_a_forwarder_and_also_direct_has_one_route(chain: SystemCo
 
 
 def test_unknown_starting_points(chain: SystemConfig) -> None:
-    with pytest.raises(ConfigError, match="groups.sea: no such group; known groups: vehicle"):
+    with pytest.raises(ConfigError, match=r"groups\.sea: no such group; known groups: vehicle"):
         reach_from_group(chain, "sea")
-    with pytest.raises(ConfigError, match="hosts.boat: no such host; known hosts: rov, van, office, split"):
+    with pytest.raises(
+        ConfigError, match=r"hosts\.boat: no such host; known hosts: rov, van, office, split"
+    ):
         reach_from_host(chain, "boat")
     with pytest.raises(ConfigError, match="known forwarders: tether, gateway"):
         reach_from_forwarder(chain, "alpha")
