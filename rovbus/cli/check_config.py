@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rovbus.config import BusConfig, SystemConfig
+    from rovbus.config.hosts import Bind
+    from rovbus.config.reach import Reach
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -122,10 +124,22 @@ def summarize(config: SystemConfig) -> list[str]:
                 lines.append("    (no buses)")
     for fwd in config.forwarders.values():
         lines.append(f"forwarder {fwd.name}: {fwd.inner} -> {fwd.outer}{_on(config, fwd.host)}")
-    from rovbus.config.hosts import host_names
+    from rovbus.config.hosts import binds
+    from rovbus.config.reach import groups_by_host, reach_from_groups
 
-    for host in host_names(config):
-        lines += host_view(config, host)
+    bound: dict[str, list[Bind]] = {}
+    for bind in binds(config):
+        bound.setdefault(bind.host, []).append(bind)
+    # hosts on the same groups reach the same: listed once, for the first of them
+    first: dict[tuple[str, ...], tuple[str, Reach]] = {}
+    for host, groups in groups_by_host(config).items():
+        key = tuple(groups)
+        if key in first:
+            same_as, reach = first[key]
+        else:
+            same_as, reach = None, reach_from_groups(config, groups, f"host {host}")
+            first[key] = (host, reach)
+        lines += host_view(config, host, bound.get(host, []), reach, same_as)
     lines.append(
         f"ok: {len(config.groups)} group(s), {len(config.nodes)} node(s), "
         f"{sum(len(n.buses) for n in config.nodes.values())} bus(es), "
@@ -148,24 +162,29 @@ def _addresses(config: SystemConfig, host: str) -> str:
     return "reached from " + (", ".join(parts) or "nowhere (no address)")
 
 
-def host_view(config: SystemConfig, host: str) -> list[str]:
-    """What ``host`` binds (and where each is reached) and what a program there reaches."""
-    from rovbus.config.hosts import binds, reached_at
-    from rovbus.config.reach import reach_from_host
+def host_view(
+    config: SystemConfig, host: str, bound: list[Bind], reach: Reach, same_as: str | None = None
+) -> list[str]:
+    """What ``host`` binds (and where each is reached) and what a program there reaches
+    (``bound``, ``reach``), or that it reaches what host ``same_as`` does."""
+    from rovbus.config.hosts import reached_at
 
     lines = [f"host {host}: {_addresses(config, host)}"]
-    bound = [(f"{bind.owner} {bind.channel}", bind) for bind in binds(config, host)]
-    width = max((len(what) for what, _ in bound), default=0) + 2
-    lines.append("  binds" if bound else "  binds nothing")
-    for what, bind in bound:
+    named = [(f"{bind.owner} {bind.channel}", bind) for bind in bound]
+    width = max((len(what) for what, _ in named), default=0) + 2
+    lines.append("  binds" if named else "  binds nothing")
+    for what, bind in named:
         at = reached_at(config, bind)
         reached = "" if at == bind.endpoint else f", reached at {at}"
         lines.append(f"    {what:<{width}}{bind.endpoint}{reached}")
-    reach = reach_from_host(config, host)
     if not reach.routes and not reach.sources:
         lines.append("  reaches nothing (on no group)")
         return lines
-    lines.append(f"  reaches, as a member of {', '.join(reach.groups)}")
+    member = f"  reaches, as a member of {', '.join(reach.groups)}"
+    if same_as is not None:
+        lines.append(f"{member}: what host {same_as} reaches")
+        return lines
+    lines.append(member)
     for route in reach.routes.values():
         if route.via is None:
             lines.append(f"    node {route.node}: shell {route.shell}, control {route.control}")
@@ -201,6 +220,12 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(host_names(config))
         print(f"{config.source}: no host {args.host!r}; known hosts: {known}", file=sys.stderr)
         return EXIT_INVALID
+    from rovbus.config.hosts import binds
+    from rovbus.config.reach import reach_from_host
+
+    view = host_view(
+        config, args.host, list(binds(config, args.host)), reach_from_host(config, args.host)
+    )
     print(f"system {config.name} ({config.source})")
-    print("\n".join(host_view(config, args.host)))
+    print("\n".join(view))
     return EXIT_OK

@@ -93,18 +93,16 @@ def placement_problem(
     system: SystemConfig, table: Table, entry: NodeConfig | ForwarderConfig
 ) -> str | None:
     """What is wrong with the host ``entry`` (of ``table``) names, or None."""
+    if (entry.host is None and not system.hosts) or entry.host in system.hosts:
+        return None
     loc: list[str | int] = [table, entry.name, "host"]
     known = ", ".join(system.hosts)
     if entry.host is None:
-        if not system.hosts:
-            return None
         return problem(
             loc,
             f"required key is missing: the file declares hosts ({known}), so every node "
             "and forwarder names the one it runs on",
         )
-    if entry.host in system.hosts:
-        return None
     if not system.hosts:
         return problem(
             loc,

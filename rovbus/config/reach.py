@@ -20,7 +20,7 @@ all take their addresses from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rovbus.config.endpoints import Endpoint
@@ -34,10 +34,12 @@ __all__ = [
     "NodeRoute",
     "PubSource",
     "Reach",
+    "groups_by_host",
     "groups_of_host",
     "node_endpoints",
     "reach_from_forwarder",
     "reach_from_group",
+    "reach_from_groups",
     "reach_from_host",
 ]
 
@@ -180,25 +182,35 @@ def _reach(system: SystemConfig, start: str, groups: list[str]) -> Reach:
 
 def reach_from_group(system: SystemConfig, group: str) -> Reach:
     """What a member of ``group`` reaches (ConfigError naming the groups if none such)."""
-    if group not in system.groups:
-        known = ", ".join(system.groups) or "none"
-        raise _error(system, f"groups.{group}: no such group; known groups: {known}")
-    return _reach(system, f'group "{group}"', [group])
+    return reach_from_groups(system, [group], f'group "{group}"')
+
+
+def groups_by_host(system: SystemConfig) -> dict[str, list[str]]:
+    """The groups each host is on, in file order: its nodes' groups, both sides of its
+    forwarders (a forwarder's computer is on the inner network and the outer one), and
+    the groups it has an address for (an operator's computer that runs no daemon)."""
+    on: dict[str, set[str]] = {name: set(host.addresses) for name, host in system.hosts.items()}
+    for node in system.nodes.values():
+        on.setdefault(host_of(system, node), set()).add(node.group)
+    for fwd in system.forwarders.values():
+        on.setdefault(host_of(system, fwd), set()).update((fwd.inner, fwd.outer))
+    return {
+        host: [g for g in system.groups if g in on.get(host, set())] for host in host_names(system)
+    }
 
 
 def groups_of_host(system: SystemConfig, host: str) -> list[str]:
-    """The groups ``host`` is on, in file order: its nodes' groups, both sides of its
-    forwarders (a forwarder's computer is on the inner network and the outer one), and
-    the groups it has an address for (an operator's computer that runs no daemon)."""
-    entry = system.hosts.get(host)
-    on: set[str] = set(entry.addresses) if entry is not None else set()
-    for node in system.nodes.values():
-        if host_of(system, node) == host:
-            on.add(node.group)
-    for fwd in system.forwarders.values():
-        if host_of(system, fwd) == host:
-            on.update((fwd.inner, fwd.outer))
-    return [g for g in system.groups if g in on]
+    """The groups ``host`` is on (:func:`groups_by_host`)."""
+    return groups_by_host(system).get(host, [])
+
+
+def reach_from_groups(system: SystemConfig, groups: Sequence[str], start: str) -> Reach:
+    """What a member of every group of ``groups`` reaches (``start`` names it in messages)."""
+    unknown = [g for g in groups if g not in system.groups]
+    if unknown:
+        known = ", ".join(system.groups) or "none"
+        raise _error(system, f"groups.{unknown[0]}: no such group; known groups: {known}")
+    return _reach(system, start, list(groups))
 
 
 def reach_from_host(system: SystemConfig, host: str) -> Reach:
