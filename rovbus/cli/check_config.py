@@ -214,18 +214,14 @@ def run(args: argparse.Namespace) -> int:
     if args.host is None:
         print("\n".join(summarize(config)))
         return EXIT_OK
-    from rovbus.config.hosts import host_names
-
-    if args.host not in host_names(config):
-        known = ", ".join(host_names(config))
-        print(f"{config.source}: no host {args.host!r}; known hosts: {known}", file=sys.stderr)
-        return EXIT_INVALID
     from rovbus.config.hosts import binds
     from rovbus.config.reach import reach_from_host
 
-    view = host_view(
-        config, args.host, list(binds(config, args.host)), reach_from_host(config, args.host)
-    )
+    try:
+        reach = reach_from_host(config, args.host)
+    except ConfigError as exc:
+        print(f"{exc.path}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return EXIT_INVALID
     print(f"system {config.name} ({config.source})")
-    print("\n".join(view))
+    print("\n".join(host_view(config, args.host, list(binds(config, args.host)), reach)))
     return EXIT_OK

@@ -44,8 +44,10 @@ __all__ = [
     "Placement",
     "Table",
     "binds",
+    "file_error",
     "host_names",
     "host_of",
+    "known_host",
     "placement_problem",
     "reached_at",
     "require_placement",
@@ -82,6 +84,14 @@ class Bind:
 def host_names(system: SystemConfig) -> list[str]:
     """The hosts of the file, in file order; ``[IMPLICIT_HOST]`` when it declares none."""
     return list(system.hosts) or [IMPLICIT_HOST]
+
+
+def known_host(system: SystemConfig, name: str) -> str:
+    """``name``, a host of the file; ConfigError naming the known hosts otherwise."""
+    if name not in host_names(system):
+        known = ", ".join(host_names(system))
+        raise file_error(system, f"hosts.{name}: no such host; known hosts: {known}")
+    return name
 
 
 def host_of(system: SystemConfig, entry: NodeConfig | ForwarderConfig) -> str:
@@ -156,14 +166,14 @@ def reached_at(system: SystemConfig, bind: Bind) -> Endpoint:
     entry = getattr(system, table)[bind.loc[1]]
     misplaced = placement_problem(system, table, entry)
     if misplaced is not None:
-        raise _error(system, misplaced)
+        raise file_error(system, misplaced)
     host = system.hosts[bind.host]
     address = host.address_for(bind.group)
     if address is None:
-        raise _error(system, _no_address(host, bind.group))
+        raise file_error(system, _no_address(host, bind.group))
     if kind == "address" and not _same_address(endpoint.host, address):
         where = format_key_path(bind.loc)
-        raise _error(system, f"{where}: {_not_its_address(host, bind.group, endpoint.host)}")
+        raise file_error(system, f"{where}: {_not_its_address(host, bind.group, endpoint.host)}")
     return endpoint.at(address)
 
 
@@ -190,7 +200,8 @@ def _not_its_address(host: HostConfig, group: str, bound: str) -> str:
     )
 
 
-def _error(system: SystemConfig, line: str) -> ConfigError:
+def file_error(system: SystemConfig, line: str) -> ConfigError:
+    """A ConfigError about ``system``'s file (its path, or ``<string>``) with one problem."""
     return ConfigError(str(system.source) if system.source else "<string>", [line])
 
 
@@ -210,10 +221,7 @@ def this_host(system: SystemConfig, name: str | None, hostname: str | None = Non
     of the file; else the host whose ``hostname`` (default: its table key) is the
     machine's hostname or its first label. ``hostname`` defaults to the machine's."""
     if name is not None:
-        if name not in host_names(system):
-            known = ", ".join(host_names(system))
-            raise _error(system, f"hosts.{name}: no such host; known hosts: {known}")
-        return Placement(name, f"--host {name}")
+        return Placement(known_host(system, name), f"--host {name}")
     if not system.hosts:
         return Placement(IMPLICIT_HOST, "the file declares no hosts: one computer")
     machine = hostname if hostname is not None else socket.gethostname()
@@ -231,7 +239,7 @@ def require_placement(system: SystemConfig, table: Table, name: str, here: Place
     assigned = host_of(system, entry)
     if here.host is None or here.host == assigned:
         return
-    raise _error(
+    raise file_error(
         system,
         f"{table}.{name}: runs on host {assigned}, and this is host {here.host} ({here.how}); "
         f"start it on {assigned}, or change {table}.{name}.host",

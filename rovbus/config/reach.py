@@ -24,10 +24,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rovbus.config.endpoints import Endpoint
-from rovbus.config.hosts import Bind, binds, host_names, host_of, reached_at
+from rovbus.config.hosts import (
+    Bind,
+    binds,
+    file_error,
+    host_names,
+    host_of,
+    known_host,
+    reached_at,
+)
 from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.system import SystemConfig
-from rovbus.errors import ConfigError
 
 __all__ = [
     "CHANNELS",
@@ -119,10 +126,6 @@ class Reach:
         return tuple(dict.fromkeys(f for s in self.sources for f in s.forwarders))
 
 
-def _error(system: SystemConfig, line: str) -> ConfigError:
-    return ConfigError(str(system.source) if system.source else "<string>", [line])
-
-
 def _at(system: SystemConfig, entry: NodeConfig | ForwarderConfig, channel: str) -> str:
     """Where the members of the group ``entry`` binds for connect to its ``channel``."""
     table = "nodes" if isinstance(entry, NodeConfig) else "forwarders"
@@ -209,16 +212,13 @@ def reach_from_groups(system: SystemConfig, groups: Sequence[str], start: str) -
     unknown = [g for g in groups if g not in system.groups]
     if unknown:
         known = ", ".join(system.groups) or "none"
-        raise _error(system, f"groups.{unknown[0]}: no such group; known groups: {known}")
+        raise file_error(system, f"groups.{unknown[0]}: no such group; known groups: {known}")
     return _reach(system, start, list(groups))
 
 
 def reach_from_host(system: SystemConfig, host: str) -> Reach:
     """What a process on ``host`` reaches: a member of every group the host is on."""
-    if host not in host_names(system):
-        known = ", ".join(host_names(system))
-        raise _error(system, f"hosts.{host}: no such host; known hosts: {known}")
-    return _reach(system, f"host {host}", groups_of_host(system, host))
+    return _reach(system, f"host {known_host(system, host)}", groups_of_host(system, host))
 
 
 def reach_from_forwarder(system: SystemConfig, name: str) -> Reach:

@@ -124,7 +124,13 @@ def test_cli_demo_prints_a_summary() -> None:
     assert "can0 (virtual:demo-propulsion-can0, 1 Mbit/s)" in out
     assert 'tx_allow[0] "0x200-0x20F": 11-bit 0x200-0x20F\n' in out
     assert "tx_allow: nothing (this bus never transmits)" in out  # power's bms
-    assert "tcp://127.0.0.1:7100" in out
+    # no hosts: one computer binds everything and reaches every node directly, on loopback
+    assert "host local: the file declares no hosts: one computer" in out
+    assert "    nodes.propulsion pub       tcp://127.0.0.1:7100\n" in out
+    assert "    forwarders.tether request  tcp://127.0.0.1:7201\n" in out
+    assert "  reaches, as a member of vehicle, topside\n" in out
+    assert "    node power: shell tcp://127.0.0.1:7121, control tcp://127.0.0.1:7122\n" in out
+    assert out.endswith("1 forwarder(s), 1 host(s)\n")
     assert "forwarder tether: vehicle -> topside" in out
     assert "signing: off; CURVE: off" in out
     assert result.stderr == ""
@@ -150,20 +156,6 @@ def test_cli_missing_file() -> None:
     assert result.returncode == 2
     assert "no such file:" in result.stderr
     assert "system.toml" in result.stderr
-
-
-def test_cli_demo_is_one_computer() -> None:
-    """The demo declares no hosts: one implicit host binds everything and reaches every
-    node directly (on loopback)."""
-    result = run_cli("config/demo.toml")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "host local: the file declares no hosts: one computer" in out
-    assert "    nodes.propulsion pub       tcp://127.0.0.1:7100\n" in out
-    assert "    forwarders.tether request  tcp://127.0.0.1:7201\n" in out
-    assert "  reaches, as a member of vehicle, topside\n" in out
-    assert "    node power: shell tcp://127.0.0.1:7121, control tcp://127.0.0.1:7122\n" in out
-    assert out.endswith("1 forwarder(s), 1 host(s)\n")
 
 
 def test_cli_one_hosts_view() -> None:
@@ -205,4 +197,6 @@ def test_cli_wildcards_are_shown_where_they_are_reached(tmp_path: Path) -> None:
 def test_cli_unknown_host() -> None:
     result = run_cli("--no-key-files", "--host", "laptop", str(EXAMPLE))
     assert result.returncode == 2
-    assert "no host 'laptop'; known hosts: topside, main, nav" in result.stderr
+    assert (
+        result.stderr == f"{EXAMPLE}: hosts.laptop: no such host; known hosts: topside, main, nav\n"
+    )
