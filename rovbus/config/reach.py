@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from rovbus.config.endpoints import Endpoint
 from rovbus.config.hosts import (
     Bind,
-    binds,
     file_error,
     host_names,
     host_of,
@@ -126,23 +125,23 @@ class Reach:
         return tuple(dict.fromkeys(f for s in self.sources for f in s.forwarders))
 
 
-def _at(system: SystemConfig, entry: NodeConfig | ForwarderConfig, channel: str) -> str:
+def _reached(system: SystemConfig, entry: NodeConfig | ForwarderConfig, channel: str) -> Endpoint:
     """Where the members of the group ``entry`` binds for connect to its ``channel``."""
     table = "nodes" if isinstance(entry, NodeConfig) else "forwarders"
     group = entry.group if isinstance(entry, NodeConfig) else entry.outer
     endpoint: Endpoint = getattr(entry.endpoints, channel)
     bind = Bind((table, entry.name, "endpoints", channel), endpoint, host_of(system, entry), group)
-    return str(reached_at(system, bind))
+    return reached_at(system, bind)
+
+
+def _at(system: SystemConfig, entry: NodeConfig | ForwarderConfig, channel: str) -> str:
+    return str(_reached(system, entry, channel))
 
 
 def node_endpoints(system: SystemConfig, name: str) -> dict[str, Endpoint]:
     """Every endpoint of node ``name`` as the members of its group connect to it."""
     node = system.node(name)
-    return {
-        bind.channel: reached_at(system, bind)
-        for bind in binds(system, host_of(system, node))
-        if bind.loc[:2] == ("nodes", name)
-    }
+    return {channel: _reached(system, node, channel) for channel, _ in node.endpoints.items()}
 
 
 def _reach(system: SystemConfig, start: str, groups: list[str]) -> Reach:
