@@ -63,7 +63,10 @@ class Routes:
         where = f" from {self.start}" if self.start else ""
         raise ConfigError(
             self.source,
-            [f"node {node!r} is not reachable{where}; reachable nodes: {known} (try --group)"],
+            [
+                f"node {node!r} is not reachable{where}; reachable nodes: {known} "
+                "(try --group or --host)"
+            ],
         )
 
     @property

@@ -105,7 +105,10 @@ class Subscription:
             where = client.routes.start or "here"
             raise ConfigError(
                 client.routes.source,
-                [f"nothing to subscribe to from {where}: no nodes, no forwarder (try --group)"],
+                [
+                    f"nothing to subscribe to from {where}: no nodes, no forwarder "
+                    "(try --group or --host)"
+                ],
             )
         groups: dict[str | None, list[PubSource]] = {}
         for source in client.routes.sources:
