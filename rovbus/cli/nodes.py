@@ -19,6 +19,8 @@ examples:
 state: alive, late (1.5 intervals without a heartbeat), dead (dead_after intervals),
 restarted (a new session within dead_after intervals), unheard (never heard from).
 rx/s and tx/s are frames per second over all buses, from successive heartbeats.
+subs: subscriptions in force at its publishers; "!N": N times a subscriber went over
+the caps and was refused for a while (see `rovbus req NODE stats`, "subscriptions").
 Exit status: 0 every reachable node is alive (or restarted), 1 otherwise, 2 bad system file.
 """
 
@@ -54,7 +56,7 @@ def _uptime(seconds: float | None) -> str:
 
 
 def table(rows: list[NodeRow]) -> str:
-    head = ("NODE", "GROUP", "STATE", "LAST HB", "UPTIME", "BUSES", "RX/S", "TX/S")
+    head = ("NODE", "GROUP", "STATE", "LAST HB", "UPTIME", "BUSES", "RX/S", "TX/S", "SUBS")
     lines = [head]
     for r in rows:
         buses = ",".join(
@@ -71,10 +73,11 @@ def table(rows: list[NodeRow]) -> str:
                 buses or "-",
                 _num(r.rx_rate, ".1f"),
                 _num(r.tx_rate, ".1f"),
+                _num(r.subscriptions, "d") + (f" !{r.over_cap}" if r.over_cap else ""),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    right = {3, 4, 6, 7}
+    right = {3, 4, 6, 7, 8}
     return "\n".join(
         "  ".join(
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])

@@ -51,6 +51,10 @@ class NodeRow:
     restarts: int = 0
     missed: int = 0
     buses: tuple[BusRow, ...] = ()
+    #: subscriptions in force at its publishers, and the times a subscriber went over the
+    #: caps and was refused (``None``: the heartbeat does not say)
+    subscriptions: int | None = None
+    over_cap: int = 0
 
     @property
     def rx_rate(self) -> float | None:
@@ -73,6 +77,8 @@ class NodeRow:
             "session": self.session,
             "restarts": self.restarts,
             "missed": self.missed,
+            "subscriptions": self.subscriptions,
+            "over_cap": self.over_cap,
             "rx_rate": self.rx_rate,
             "tx_rate": self.tx_rate,
             "buses": {
@@ -187,6 +193,8 @@ class NodeTable:
                 )
             )
         node_state = seen.content.get("state")
+        subs = seen.content.get("subscriptions")
+        subs = subs if isinstance(subs, dict) else {}
         return NodeRow(
             name,
             seen.group or self.expected.get(name, ""),
@@ -198,4 +206,6 @@ class NodeTable:
             life.restarts,
             life.missed,
             tuple(buses),
+            _int(subs["in_force"]) if "in_force" in subs else None,
+            _int(subs.get("over_cap")),
         )

@@ -21,6 +21,7 @@ from rovbus.config.endpoints import BoundEndpoints
 from rovbus.config.hosts import Table, binds, host_of, placement_problem, reached_at
 from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
+from rovbus.config.subscriptions import SubscriptionPlan
 from rovbus.config.system import SystemConfig
 from rovbus.config.txallow import MAX_EXTENDED_ID, MAX_STANDARD_ID
 from rovbus.errors import ConfigError
@@ -35,6 +36,7 @@ __all__ = [
     "check_hosts",
     "check_key_files",
     "check_names",
+    "check_subscription_caps",
     "name_problem",
     "run_checks",
 ]
@@ -248,6 +250,46 @@ def check_buses(config: SystemConfig) -> Iterator[str]:
                         )
 
 
+def check_subscription_caps(config: SystemConfig) -> Iterator[str]:
+    """A publisher's cap holds what the forwarder out of its group may pass to it, and
+    ``max_prefix`` holds the longest topic a node publishes."""
+    plan = SubscriptionPlan(config)
+
+    def short(loc: list[str | int], value: int, group: str) -> Iterator[str]:
+        fwd = plan.out_of(group)
+        if fwd is None or value >= plan.passes(fwd):
+            return
+        yield problem(
+            loc,
+            f"{value} cannot hold what forwarders.{fwd.name} may pass to it: "
+            f"{plan.passes(fwd)} (its cap {plan.forwarder_cap(fwd)} and its cache's "
+            f"{plan.cached(fwd)} topics); raise it, or lower forwarders.{fwd.name}."
+            "max_subscriptions",
+        )
+
+    for name, node in config.nodes.items():
+        if node.max_subscriptions_per_peer is not None:
+            loc: list[str | int] = ["nodes", name, "max_subscriptions_per_peer"]
+            yield from short(loc, node.max_subscriptions_per_peer, node.group)
+    for name, fwd in config.forwarders.items():
+        if fwd.max_subscriptions is not None:
+            yield from short(
+                ["forwarders", name, "max_subscriptions"], fwd.max_subscriptions, fwd.outer
+            )
+    limit = config.system.max_prefix
+    for name, node in config.nodes.items():
+        for bus in node.buses:
+            longest = f"{name}/can/{bus.name}/1FFFFFFF"  # an extended ID's topic
+            if len(longest.encode()) > limit:
+                yield problem(
+                    ["system", "max_prefix"],
+                    f"{limit} is shorter than topic {longest!r} of nodes.{name} "
+                    f"({len(longest.encode())} bytes): a client subscribing to it would be "
+                    "disconnected",
+                )
+                return
+
+
 def _check_file(loc: list[str | int], path: Path, secret: bool) -> Iterator[str]:
     try:
         info = path.stat()
@@ -314,6 +356,7 @@ CHECKS: tuple[Check, ...] = (
     check_hosts,
     check_forwarder_tree,
     check_buses,
+    check_subscription_caps,
 )
 
 

@@ -168,6 +168,12 @@ class SystemSettings(_Model):
     #: the largest message frame (bytes) a node accepts on shell, control, stdin and hb;
     #: a peer that sends more is disconnected by ZeroMQ (``ZMQ_MAXMSGSIZE``)
     max_message_size: int = Field(default=1 << 20, ge=1024)
+    #: the longest subscription prefix (bytes) a node's or forwarder's pub accepts; a
+    #: subscriber that sends a longer one is disconnected by ZeroMQ
+    max_prefix: int = Field(default=256, ge=16, le=65_536)
+    #: subscriptions the subscribers of one group may hold at one publisher; a publisher
+    #: also holds what the forwarder out of its group may pass (rovbus.config.subscriptions)
+    max_subscriptions: int = Field(default=1024, ge=1)
 
 
 class CurveConfig(_Model):
@@ -500,6 +506,9 @@ class NodeConfig(_Named):
     log_level: LogLevel | None = None
     heartbeat_interval: float | None = Field(default=None, gt=0)
     connection_file: FilePath | None = None
+    #: subscriptions one peer address may hold at this node's pub (default: what the
+    #: forwarder out of its group may pass, plus ``system.max_subscriptions``)
+    max_subscriptions_per_peer: int | None = Field(default=None, ge=1)
     endpoints: NodeEndpoints
     buses: list[BusConfig] = Field(default_factory=list)
 
@@ -533,4 +542,7 @@ class ForwarderConfig(_Named):
     host: str | None = None
     inner: str
     outer: str
+    #: subscriptions its outer pub holds (default: what the forwarder out of its outer
+    #: group may pass, plus ``system.max_subscriptions``)
+    max_subscriptions: int | None = Field(default=None, ge=1)
     endpoints: ForwarderEndpoints

@@ -22,8 +22,11 @@ What this layer promises:
   and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`: replies to requests
   forwarded still come back for a moment, and requests not yet read get a ``ShuttingDown``
   error reply.
-- **Bounded input from outside**: ``[system] max_message_size`` on every outer socket
-  (request and control ROUTERs, and subscriptions to the XPUB).
+- **Bounded input from outside**: ``[system] max_message_size`` on the request and
+  control ROUTERs; on the XPUB, ``[system] max_prefix`` bytes per subscription and a cap
+  on how many are in force (:class:`rovbus.transport.subguard.ProxyGuard`): beyond it the
+  pub path is reset, which frees them here and at every node behind, and the peer that
+  sent the most is refused for a while.
 """
 
 from rovbus.forwarder.daemon import CONTROL_REQUESTS, ForwarderDaemon

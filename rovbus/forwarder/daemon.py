@@ -28,6 +28,7 @@ import zmq.asyncio
 
 from rovbus import __version__
 from rovbus.config import ForwarderConfig, SystemConfig
+from rovbus.config.subscriptions import SubscriptionPlan
 from rovbus.errors import RovbusError
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
@@ -42,8 +43,10 @@ from rovbus.transport.curve import (
     client_setup,
     server_setup,
 )
+from rovbus.transport.gate import GateAuthenticator, PeerGate
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
+from rovbus.transport.subguard import ProxyGuard
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
@@ -52,6 +55,9 @@ from rovbus.wire.topics import heartbeat_topic
 __all__ = ["CONTROL_REQUESTS", "ForwarderDaemon"]
 
 log = logging.getLogger(__name__)
+
+#: seconds between two looks at libzmq's count of the pub's subscriptions
+WATCH = 0.02
 
 CONTROL_REQUESTS = (
     "kernel_info_request",
@@ -94,6 +100,11 @@ class ForwarderDaemon:
         self._stop: asyncio.Event | None = None
         self.context: zmq.asyncio.Context | None = None
         self.auth: CurveAuthenticator | None = None
+        #: addresses refused at the pub (by ``auth``, or without CURVE by ``_gate_auth``)
+        self.gate = PeerGate(f"forwarder {name}")
+        self._gate_auth: GateAuthenticator | None = None
+        self.guard: ProxyGuard | None = None
+        self._reset_due = asyncio.Event()
         self.pubpath: PubPath | None = None
         self.lvc: LastValueCache | None = None
         self.router: RequestRouter | None = None
@@ -113,23 +124,29 @@ class ForwarderDaemon:
             inner = client_setup(self.system)
             if outer is not None:
                 self.auth = CurveAuthenticator(
-                    ctx, allowed_client_keys(self.system), f"forwarder {self.name}"
+                    ctx, allowed_client_keys(self.system), f"forwarder {self.name}", self.gate
                 )
                 self.auth.start()
                 outer = self.auth.watching(outer)
+            else:
+                self._gate_auth = GateAuthenticator(ctx, self.gate)
+                self._gate_auth.start()
             ep = self.config.endpoints
             self.lvc = LastValueCache(
                 ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
             )
-            self.pubpath = PubPath(
-                ctx,
-                self.name,
-                str(ep.pub),
-                outer_setup=outer,
-                max_message_size=self.system.system.max_message_size,
+            caps = SubscriptionPlan(self.system).forwarder(self.name)
+            self.pubpath = PubPath(ctx, self.name, str(ep.pub), caps, outer_setup=outer)
+            self.pubpath.connect_inner([self.lvc.endpoint], self.topology.sources, inner)
+            self.guard = ProxyGuard(
+                f"forwarder {self.name}",
+                caps,
+                self.gate,
+                in_force=lambda: len(self.lvc.prefixes) if self.lvc else 0,
+                counted=self.pubpath.topics_count,
+                port=ep.pub.port if ep.pub.transport == "tcp" else None,
             )
-            self.pubpath.xsub.connect(self.lvc.endpoint)
-            self.pubpath.connect_inner(self.topology.sources, inner)
+            self.lvc.on_subscribe = self._check_subscriptions
             self.lvc.watch(self.topology.cached_topics(), self.topology.sources, inner)
             request = self._router_socket(ctx, str(ep.request), "request", outer)
             self.router = RequestRouter(
@@ -184,6 +201,8 @@ class ForwarderDaemon:
                 tg.create_task(self.lvc.collect_forever()),
                 tg.create_task(self.lvc.serve_subscriptions()),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
+                tg.create_task(self._reset_forever()),
+                tg.create_task(self._watch_subscriptions()),
             ]
             await self._stop.wait()
             self.state = "stopping"
@@ -198,6 +217,46 @@ class ForwarderDaemon:
             await self.router.settle(max(0.0, until - time.monotonic()))
             routing.cancel()
             control.cancel()
+
+    # -- subscriptions: capped (rovbus.transport.subguard) ----------------------------------
+
+    def _check_subscriptions(self, *, settle: bool = False) -> None:
+        """After each subscription from outside, and at each heartbeat (``settle``): ask for
+        a reset of the pub path if the guard finds a count over the cap (unless one is
+        under way)."""
+        guard = self.guard
+        if guard is None or self._reset_due.is_set():
+            return
+        if guard.over() or (settle and guard.settle()):
+            self._reset_due.set()
+
+    async def _watch_subscriptions(self) -> None:
+        """libzmq's count of the pub's prefixes grows in the proxy thread, ahead of what
+        the cache sees, and says nothing when it does: read it every ``WATCH`` s, so that
+        a burst is cut short before it reaches the nodes in full."""
+        while True:
+            await asyncio.sleep(WATCH)
+            self._check_subscriptions()
+
+    async def _reset_forever(self) -> None:
+        while True:
+            await self._reset_due.wait()
+            try:
+                await self._reset_pub_path()
+            except (RovbusError, zmq.ZMQError) as exc:
+                log.error("%s: resetting the pub path failed: %s", self.name, exc)
+            finally:
+                self._reset_due.clear()
+
+    async def _reset_pub_path(self) -> None:
+        """Close the pub path's sockets (libzmq frees every subscription, outside and at
+        the inner publishers), let the cache see the XSUB leave, open them again."""
+        if self.pubpath is None or self.lvc is None or self.guard is None:
+            return
+        await self.pubpath.close_sockets()
+        await self.lvc.drained(timeout=2.0)
+        await self.pubpath.reopen()
+        self.guard.reset_done()
 
     async def _serve_control(self) -> None:
         if self.control is None:
@@ -241,6 +300,10 @@ class ForwarderDaemon:
     async def _heartbeat(self, seq: int) -> None:
         assert self.lvc is not None
         self.seq = seq
+        self.lvc.take_subscriptions()  # any a send of the cache's took the wake-up of
+        self._check_subscriptions(settle=True)
+        if self.guard is not None:
+            self.guard.trim_if_due()
         proxy = await self._proxy_stats()
         self.lvc.publish(
             heartbeat_topic(self.name),
@@ -260,6 +323,11 @@ class ForwarderDaemon:
                 "pub": {**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
                 "requests": self.router.stats.snapshot() if self.router else {},
                 "rejected": self._rejected_count(),
+                "subscriptions": {
+                    "in_force": len(self.lvc.prefixes),
+                    "over_cap": self.guard.stats.over_cap if self.guard else 0,
+                    "refused": self.gate.refused,
+                },
             },
         )
 
@@ -340,6 +408,11 @@ class ForwarderDaemon:
             "lvc": {**lvc, "topics": self.lvc.topics() if self.lvc else []},
             "requests": self.router.stats.snapshot() if self.router else {},
             "control": self.control.stats.snapshot() if self.control else {},
+            "subscriptions": {
+                **(self.guard.snapshot() if self.guard else {}),
+                "refused": self.gate.refused,
+                "refused_addresses": self.gate.refusing(),
+            },
         }
         if self.auth is not None:
             result["curve"] = self.auth.stats()
@@ -395,6 +468,9 @@ class ForwarderDaemon:
         if self.auth is not None:
             self.auth.stop()
             self.auth = None
+        if self._gate_auth is not None:
+            self._gate_auth.stop()
+            self._gate_auth = None
         if self.context is not None:
             self.context.term()
             self.context = None

@@ -41,9 +41,11 @@ too, crosses only when someone outside subscribed to it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
@@ -67,6 +69,11 @@ log = logging.getLogger(__name__)
 CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status"})
 LVC_OPTIONS = SocketOptions(linger_ms=0, sndhwm=10_000, rcvhwm=10_000)
 MAX_ENTRIES = 4096
+#: subscription events read in one go before the loop gets a turn
+BATCH = 1024
+#: the longest a subscription event waits to be read (ZMQ_FD is edge-triggered, and the
+#: sends of the cache's twin socket can take the wake-up)
+WAKE_MS = 250
 
 
 class LastValueCache:
@@ -91,7 +98,12 @@ class LastValueCache:
         #: node -> the session of its latest heartbeat: its current start, whose key
         #: requests for it are signed with (``RequestRouter``)
         self.sessions: dict[str, str] = {}
-        self.prefixes: set[bytes] = set()  # subscriptions in force outside (distinct)
+        #: distinct prefixes the XSUB passes upstream: the subscriptions in force outside
+        #: (bounded by the forwarder's guard, which resets the pub path beyond its cap)
+        self.prefixes: set[bytes] = set()
+        #: called after each subscribe (the forwarder's guard checks its caps)
+        self.on_subscribe: Callable[[], None] | None = None
+        self._emptied = asyncio.Event()
         self.subscribes = 0
         self.unsubscribes = 0
         self.replayed = 0  # envelopes sent to late joiners
@@ -185,19 +197,47 @@ class LastValueCache:
 
     async def serve_subscriptions(self) -> None:
         """Track subscriptions from outside; answer each subscribe from the cache."""
-        while (frames := await self._intake.next(self.xpub, self, "cache xpub")) is not None:
+        while True:
+            # with a bound: a send on the twin can take the wake-up meant for this wait
+            await self.xpub.poll(WAKE_MS)
+            self.take_subscriptions()
+            await asyncio.sleep(0)  # a reset the guard asked for begins now
+
+    def take_subscriptions(self, limit: int = BATCH) -> int:
+        """Read up to ``limit`` subscription events waiting; returns how many."""
+        taken = 0
+        while taken < limit:
+            try:
+                frames = self._xpub_now.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            taken += 1
             event = frames[0]
             if not event:
                 continue
             prefix = event[1:]
             if event[0] == 1:
                 self.subscribes += 1
-                if len(self.prefixes) < MAX_ENTRIES:
-                    self.prefixes.add(prefix)
+                self.prefixes.add(prefix)
                 self.replay(prefix)
+                if self.on_subscribe is not None:
+                    self.on_subscribe()
             elif event[0] == 0:
                 self.unsubscribes += 1
                 self.prefixes.discard(prefix)
+                if not self.prefixes:
+                    self._emptied.set()
+        return taken
+
+    async def drained(self, timeout: float) -> None:
+        """Once the XSUB is closed: wait (bounded) until its departure has emptied
+        ``prefixes``, so that a new XSUB's subscriptions are not taken for the old one's
+        unsubscribes; then forget whatever is left."""
+        self._emptied.clear()
+        if self.prefixes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout)
+        self.prefixes.clear()
 
     def replay(self, prefix: bytes) -> int:
         """Send every fresh cached entry under ``prefix``; returns how many went."""

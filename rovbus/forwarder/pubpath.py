@@ -21,10 +21,15 @@ only the first and last per topic, so the last-value cache (which sits upstream,
 balanced (an unsubscription is never lost, so a topic stops crossing once its last
 subscriber is gone).
 
-What the outside sends the XPUB (subscriptions) is bounded by ``max_message_size``
-(``ZMQ_MAXMSGSIZE``): an oversized one drops that subscriber's connection. The XSUB,
-which reads the inner group's daemons, is not bounded: a node's large message must not
-cut the pub path for every subscriber outside.
+What the outside sends the XPUB (subscriptions) is bounded: a prefix longer than
+``[system] max_prefix`` drops that subscriber's connection (``ZMQ_MAXMSGSIZE``), and the
+XPUB asks the forwarder's gate about each new connection (``ZAP_DOMAIN``), both set by
+:func:`rovbus.transport.subguard.configure_xpub`. Their number is bounded by a
+:class:`~rovbus.transport.subguard.ProxyGuard` in the daemon, which calls :meth:`PubPath.reset`
+to free them: the proxy stops, both sockets close (so the inner publishers free what the
+XSUB held too), new ones bind and connect, the proxy starts again. The XSUB, which reads
+the inner group's daemons, is not bounded: a node's large message must not cut the pub
+path for every subscriber outside.
 """
 
 from __future__ import annotations
@@ -33,17 +38,19 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
 from rovbus.config.reach import PubSource
+from rovbus.config.subscriptions import SubscriptionCaps
 from rovbus.errors import TransportError
 from rovbus.forwarder.topology import connect_sources
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import SocketOptions, bind
+from rovbus.transport.subguard import bind_again, configure_xpub
 
 __all__ = ["ProxyStats", "PubPath"]
 
@@ -84,15 +91,21 @@ class PubPath:
         ctx: zmq.asyncio.Context,
         name: str,
         outer_endpoint: str,
+        caps: SubscriptionCaps,
         *,
         outer_setup: SocketSetup | None = None,
-        max_message_size: int = -1,
     ) -> None:
         self.name = name
         self.outer_endpoint = outer_endpoint
         self._ctx = ctx
-        self.xsub: zmq.Socket[Any] = zmq.Socket(ctx, zmq.XSUB)
-        self.xpub: zmq.Socket[Any] = zmq.Socket(ctx, zmq.XPUB)
+        self._caps = caps
+        self._outer_setup = outer_setup
+        self._inner: tuple[tuple[str, ...], tuple[PubSource, ...], SocketSetup | None] = (
+            (),
+            (),
+            None,
+        )
+        self.xsub, self.xpub = self._new_sockets()
         control = f"inproc://rovbus-{name}-proxy-control-{id(self):x}"
         self._control_proxy: zmq.Socket[Any] = zmq.Socket(ctx, zmq.PAIR)
         self._control: zmq.asyncio.Socket = ctx.socket(zmq.PAIR)
@@ -101,14 +114,6 @@ class PubPath:
         self.error: BaseException | None = None
         self.paused = False
         try:
-            PROXY_OPTIONS.apply(self.xsub)
-            # what the outside sends the XPUB (subscriptions) is bounded, as at a node's
-            # PUB: an oversized one would otherwise go upstream to every inner PUB, which
-            # would drop the XSUB's connection for it, again after every reconnect
-            replace(PROXY_OPTIONS, maxmsgsize=max_message_size).apply(self.xpub)
-            self.xpub.setsockopt(zmq.XPUB_VERBOSER, 1)
-            if outer_setup is not None:
-                outer_setup(self.xpub)
             self._control_proxy.setsockopt(zmq.LINGER, 0)
             self._control.setsockopt(zmq.LINGER, 0)
             self._control_proxy.bind(control)
@@ -118,9 +123,67 @@ class PubPath:
             self.close()
             raise
 
-    def connect_inner(self, sources: Iterable[PubSource], setup: SocketSetup | None) -> None:
-        """Connect the XSUB to the inner PUBs (``setup``: CURVE keys for inner forwarders)."""
-        connect_sources(self.xsub, sources, setup, "inner sub (XSUB)")
+    def _new_sockets(self) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
+        """An XSUB and an XPUB with their options; the XPUB is not bound yet."""
+        xsub: zmq.Socket[Any] = zmq.Socket(self._ctx, zmq.XSUB)
+        xpub: zmq.Socket[Any] = zmq.Socket(self._ctx, zmq.XPUB)
+        try:
+            PROXY_OPTIONS.apply(xsub)
+            PROXY_OPTIONS.apply(xpub)
+            # a subscription longer than max_prefix drops its subscriber here: it would
+            # otherwise go upstream and cost every inner publisher as much
+            configure_xpub(xpub, self._caps, curve=self._outer_setup is not None)
+            if self._outer_setup is not None:
+                self._outer_setup(xpub)
+        except BaseException:
+            xsub.close(linger=0)
+            xpub.close(linger=0)
+            raise
+        return xsub, xpub
+
+    def connect_inner(
+        self, local: Iterable[str], sources: Iterable[PubSource], setup: SocketSetup | None
+    ) -> None:
+        """Connect the XSUB to ``local`` endpoints (the last-value cache) and the inner
+        PUBs (``setup``: CURVE keys for inner forwarders); a reset connects them again."""
+        self._inner = (tuple(local), tuple(sources), setup)
+        for endpoint in self._inner[0]:
+            self.xsub.connect(endpoint)
+        connect_sources(self.xsub, self._inner[1], setup, "inner sub (XSUB)")
+
+    def topics_count(self) -> int:
+        """libzmq's count of distinct prefixes in the XPUB's trie (``ZMQ_TOPICS_COUNT``).
+
+        Read from the event loop while the proxy thread owns the socket: libzmq keeps
+        this count in an atomic for that, and the read touches nothing else. libzmq
+        4.3.5 does not lower it when a subscriber leaves; a reset starts it at 0."""
+        try:
+            count = self.xpub.getsockopt(zmq.TOPICS_COUNT)
+        except zmq.ZMQError:  # closed: being reset
+            return 0
+        return int(count)
+
+    async def close_sockets(self) -> None:
+        """Stop the proxy and close the XSUB and XPUB: libzmq frees every subscription
+        they held, and each inner publisher frees what the XSUB held there."""
+        thread = self._thread
+        await self.stop()
+        if thread is not None and thread.is_alive():
+            self._thread = thread
+            raise TransportError(f"forwarder {self.name}: the proxy thread did not stop")
+        for sock in (self.xsub, self.xpub):
+            sock.close(linger=0)
+
+    async def reopen(self) -> None:
+        """New sockets after :meth:`close_sockets`: bind (the closed listener frees the
+        port a moment later), connect as before, start the proxy (paused if it was)."""
+        self.xsub, self.xpub = self._new_sockets()
+        await bind_again(self.xpub, self.outer_endpoint, f"forwarder {self.name} pub")
+        local, sources, setup = self._inner
+        self.connect_inner(local, sources, setup)
+        self.start()
+        if self.paused:
+            await self.pause()
 
     def start(self) -> None:
         """Start the proxy thread; after this, only the thread touches XSUB and XPUB."""

@@ -5,14 +5,16 @@ raises, before anything is announced, if one cannot); ``serve`` answers requests
 heartbeat pings and publishes heartbeats until it is stopped; ``aclose`` finishes pending
 transmissions within a deadline and releases everything. The channels follow DESIGN.md:
 
-    pub      PUB     CAN frames, heartbeats, status, in the system's serializer
+    pub      XPUB    CAN frames, heartbeats, status, in the system's serializer
+                     (sent as on a PUB; its subscriptions are capped, transport.subguard)
     shell    ROUTER  kernel_info, node_info, can_send, stats, execute
     control  ROUTER  shutdown, interrupt, tx_off, tx_on, kernel_info
     stdin    ROUTER  the node asking the requesting client for input
     hb       ROUTER  raw echo of every ping, as a REP (transport/heartbeat.py)
-    iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
+    iopub    XPUB    (optional) the side effects of requests only, in JSON, for Jupyter
 
-With ``[security]``, pub is signed with the system key and everything else with the key of
+pub and iopub are XPUBs whose subscriptions are capped (transport/subguard.py). With
+``[security]``, pub is signed with the system key and everything else with the key of
 this start of the node (docs/protocol.md, Signing).
 """
 
@@ -37,6 +39,7 @@ from rovbus import __version__
 from rovbus.can import CanPort, FrameBatcher, RingBuffer
 from rovbus.config import NodeConfig, SystemConfig
 from rovbus.config.reach import node_endpoints
+from rovbus.config.subscriptions import SubscriptionCaps, SubscriptionPlan
 from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
 from rovbus.node.connection_file import (
     connection_info_for,
@@ -56,10 +59,13 @@ from rovbus.node.requests import (
 )
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
+from rovbus.transport.gate import GateAuthenticator, PeerGate
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
+from rovbus.transport.subguard import SubscriptionGuard
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, batch_content
+from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
@@ -113,6 +119,10 @@ class NodeDaemon:
         self.batchers: dict[str, FrameBatcher] = {}
         self.channels: dict[str, Channel] = {}
         self.publishers: dict[str, Publisher] = {}
+        #: the publishers' subscriptions, capped (rovbus.transport.subguard)
+        self.guards: dict[str, SubscriptionGuard] = {}
+        self.gate = PeerGate(f"node {name}")
+        self.auth: GateAuthenticator | None = None
         self.hb_stats = SocketStats()
         self.hb_socket: zmq.asyncio.Socket | None = None
         self.connection_path: Path | None = None
@@ -132,6 +142,8 @@ class NodeDaemon:
         self._stop = asyncio.Event()
         self.context = zmq.asyncio.Context()
         try:
+            self.auth = GateAuthenticator(self.context, self.gate)
+            self.auth.start()
             self._bind_sockets(self.context)
             for bus in self.config.buses:
                 await self._open_bus(bus.name)
@@ -146,12 +158,10 @@ class NodeDaemon:
         ep = self.config.endpoints
         # receiving sockets refuse oversized frames: the peer is disconnected, no allocation
         receiving = SocketOptions(maxmsgsize=self.system.system.max_message_size)
-        pub = zmq.Socket(ctx, zmq.PUB)
-        self.publishers["pub"] = Publisher(
-            "pub", pub, self.pub_codec, Serializer(self.system.system.serializer)
+        caps = SubscriptionPlan(self.system).node(self.name)
+        self._publisher(
+            ctx, "pub", str(ep.pub), caps, self.pub_codec, Serializer(self.system.system.serializer)
         )
-        receiving.apply(pub)
-        bind(pub, str(ep.pub), "pub")
         for name, endpoint in (("shell", ep.shell), ("control", ep.control), ("stdin", ep.stdin)):
             sock = ctx.socket(zmq.ROUTER)
             self.channels[name] = Channel(name, sock, self.codec)
@@ -161,10 +171,23 @@ class NodeDaemon:
         receiving.apply(self.hb_socket)
         bind(self.hb_socket, str(ep.hb), "hb")
         if ep.iopub is not None:
-            iopub = zmq.Socket(ctx, zmq.PUB)
-            self.publishers["iopub"] = Publisher("iopub", iopub, self.codec, Serializer.JSON)
-            receiving.apply(iopub)
-            bind(iopub, str(ep.iopub), "iopub")
+            self._publisher(ctx, "iopub", str(ep.iopub), caps, self.codec, Serializer.JSON)
+
+    def _publisher(
+        self,
+        ctx: zmq.asyncio.Context,
+        name: str,
+        endpoint: str,
+        caps: SubscriptionCaps,
+        codec: Codec,
+        serializer: Serializer,
+    ) -> None:
+        """A publisher on a guarded XPUB: subscriptions capped, sends as a PUB's."""
+        guard = SubscriptionGuard(ctx, endpoint, name, caps, self.gate)
+        publisher = Publisher(name, guard.socket, codec, serializer)
+        guard.on_reset = publisher.use_socket
+        self.guards[name] = guard
+        self.publishers[name] = publisher
 
     def _write_connection_file(self) -> None:
         """With a JSON iopub, the Jupyter connection file (mode 0600) of this node."""
@@ -277,6 +300,7 @@ class NodeDaemon:
             others = [
                 tg.create_task(echo_forever(self.hb_socket, self.hb_stats, log)),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
+                *(tg.create_task(guard.serve()) for guard in self.guards.values()),
             ]
             await self._stop.wait()
             self.state = "stopping"
@@ -493,6 +517,11 @@ class NodeDaemon:
                 },
                 "rejected": sum(c.stats.rejected for c in self.channels.values())
                 + self.hb_stats.rejected,
+                "subscriptions": {
+                    "in_force": sum(g.book.in_force for g in self.guards.values()),
+                    "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
+                    "refused": self.gate.refused,
+                },
             },
         )
 
@@ -539,6 +568,19 @@ class NodeDaemon:
             "uptime": round(self.uptime, 3),
             "buses": {name: port.stats().as_dict() for name, port in self.ports.items()},
             "sockets": sockets,
+            "subscriptions": self.subscription_stats(),
+        }
+
+    def subscription_stats(self) -> dict[str, Any]:
+        """The publishers' subscription counters, and the addresses refused now."""
+        guards = {name: guard.snapshot() for name, guard in self.guards.items()}
+        return {
+            "in_force": sum(g["in_force"] for g in guards.values()),
+            "over_cap": sum(g["over_cap"] for g in guards.values()),
+            "resets": sum(g["resets"] for g in guards.values()),
+            "refused": self.gate.refused,
+            "refused_addresses": self.gate.refusing(),
+            **guards,
         }
 
     def status_line(self) -> str:
@@ -629,6 +671,9 @@ class NodeDaemon:
         if self.connection_path is not None:
             self.connection_path.unlink(missing_ok=True)
             self.connection_path = None
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
         if self.context is not None:
             self.context.term()
             self.context = None

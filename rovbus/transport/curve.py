@@ -35,12 +35,12 @@ from typing import Any
 import zmq
 import zmq.asyncio
 import zmq.auth
-from zmq.auth.asyncio import AsyncioAuthenticator
 from zmq.utils.monitor import parse_monitor_message
 
 from rovbus.config import CurveConfig, SystemConfig
 from rovbus.errors import ConfigError
 from rovbus.ratelimit import RateLimiter
+from rovbus.transport.gate import PUB_DOMAIN, GateAuthenticator, PeerGate
 
 __all__ = [
     "CurveAuthenticator",
@@ -256,16 +256,19 @@ def _failure(event: int, value: int) -> tuple[str, str]:
     return _OTHER, f"the connection failed during the handshake ({os.strerror(value)})"
 
 
-class CurveAuthenticator(AsyncioAuthenticator):
+class CurveAuthenticator(GateAuthenticator):
     """Admits the listed client keys; counts refusals and logs each refused key once;
     counts the failed handshakes of the sockets it watches and logs them at a bounded rate.
+    At the forwarder's pub, it first refuses what ``gate`` refuses.
 
     Runs on the event loop of the context it serves; ``start()`` before the CURVE server
     sockets bind, ``stop()`` before the context terminates.
     """
 
-    def __init__(self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str) -> None:
-        super().__init__(context, log=logging.getLogger("rovbus.zap"))
+    def __init__(
+        self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str, gate: PeerGate
+    ) -> None:
+        super().__init__(context, gate)
         self.allowed = allowed
         self.what = what
         self.admitted = 0
@@ -277,7 +280,8 @@ class CurveAuthenticator(AsyncioAuthenticator):
         self._address = ""
         self._limit = RateLimiter(HANDSHAKE_LOG_INTERVAL)
         self._monitors: list[tuple[zmq.asyncio.Socket, asyncio.Task[None]]] = []
-        self.configure_curve_callback("*", _AllowList(self))
+        for domain in ("*", PUB_DOMAIN):  # "*": sockets that set no ZAP domain
+            self.configure_curve_callback(domain, _AllowList(self))
 
     @property
     def rejected(self) -> int:

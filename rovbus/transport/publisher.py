@@ -72,11 +72,16 @@ class Publisher:
         self, name: str, socket: zmq.Socket[Any], codec: Codec, serializer: Serializer
     ) -> None:
         self.name = name
-        self.socket = socket
         self.codec = codec
         self.serializer = serializer
         self.stats = SocketStats()
         self.seqs = TopicSequence()
+        self._fast = False
+        self.use_socket(socket)
+
+    def use_socket(self, socket: zmq.Socket[Any]) -> None:
+        """Publish on ``socket`` from now on (a guarded publisher's after a reset)."""
+        self.socket = socket
         # a plain zmq.Socket (not one whose send is overridden, as zmq.asyncio's is)
         self._fast = type(socket).send is zmq.Socket.send
 

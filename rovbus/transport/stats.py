@@ -36,3 +36,16 @@ class SocketStats:
 
 def frames_size(frames: list[bytes]) -> int:
     return sum(len(f) for f in frames)
+
+
+@dataclass(slots=True)
+class SubscriptionStats:
+    """What a publisher's subscription guard counted (:mod:`rovbus.transport.subguard`)."""
+
+    in_force: int = 0  # subscriptions held now (an upper bound: see the guard)
+    peers: int = 0  # peer addresses holding any (0 where the guard cannot tell them apart)
+    over_cap: int = 0  # times a peer went over its share or the total: refused, socket reset
+    resets: int = 0  # times the socket was closed and bound again to free what it held
+
+    def snapshot(self) -> dict[str, Any]:
+        return asdict(self)

@@ -138,11 +138,14 @@ def test_nodes_table_and_json(bus: Bus) -> None:
     # --wait is an upper bound: nodes prints as soon as every node's rates are known
     done = bus.run("nodes", "--wait", "5", *G)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].split()[:3] == ["NODE", "GROUP", "STATE"]
+    head = done.stdout.splitlines()[0].split()
+    assert (head[:3], head[-1]) == (["NODE", "GROUP", "STATE"], "SUBS")
     assert "alpha" in done.stdout
     assert "alive" in done.stdout
     rows = json.loads(bus.run("nodes", "--json", "--wait", "5", *G).stdout)
     assert rows[0]["node"] == "alpha"
+    assert rows[0]["subscriptions"] >= 1  # this command's own, at least
+    assert rows[0]["over_cap"] == 0
     assert rows[0]["buses"]["can0"]["state"] == "ok"
     assert rows[0]["rx_rate"] is not None
 

@@ -323,7 +323,7 @@ def test_unknown_keys_list_the_allowed_ones() -> None:
     problems = problems_of('[system]\nname = "t"\nnmae = "x"\n[sytem]\n')
     assert problems == [
         "system.nmae: unknown key; expected one of: name, serializer, heartbeat_interval, "
-        "dead_after, max_message_size",
+        "dead_after, max_message_size, max_prefix, max_subscriptions",
         "sytem: unknown key; expected one of: system, security, groups, hosts, nodes, forwarders",
     ]
 
