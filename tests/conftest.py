@@ -32,23 +32,27 @@ def node_toml(
     tx_allow: str | None = '["0x100-0x7FF", "0x18FF0000-0x18FFFFFF"]',
     batch: str | None = None,
     iopub: bool = True,
+    host: str | None = None,
+    bind: str = "127.0.0.1",
 ) -> str:
     """One ``[nodes.NAME]`` table on fresh ports, buses on unique virtual channels
-    (``tx_allow`` None: the key left out)."""
+    (``tx_allow`` None: the key left out); ``host``: its ``host`` key, ``bind``: the host
+    part of every endpoint (an address, an interface, ``*`` or ``0.0.0.0``)."""
     ports = free_ports(6)
     tag = uuid.uuid4().hex[:8]
-    lines = [
-        f"[nodes.{name}]",
-        f'group = "{group}"',
+    lines = [f"[nodes.{name}]", f'group = "{group}"']
+    if host is not None:
+        lines.append(f'host = "{host}"')
+    lines += [
         f"[nodes.{name}.endpoints]",
-        f'pub = "tcp://127.0.0.1:{ports[0]}"',
-        f'shell = "tcp://127.0.0.1:{ports[1]}"',
-        f'control = "tcp://127.0.0.1:{ports[2]}"',
-        f'stdin = "tcp://127.0.0.1:{ports[3]}"',
-        f'hb = "tcp://127.0.0.1:{ports[4]}"',
+        f'pub = "tcp://{bind}:{ports[0]}"',
+        f'shell = "tcp://{bind}:{ports[1]}"',
+        f'control = "tcp://{bind}:{ports[2]}"',
+        f'stdin = "tcp://{bind}:{ports[3]}"',
+        f'hb = "tcp://{bind}:{ports[4]}"',
     ]
     if iopub:
-        lines.append(f'iopub = "tcp://127.0.0.1:{ports[5]}"')
+        lines.append(f'iopub = "tcp://{bind}:{ports[5]}"')
     for bus in buses:
         lines += [
             f"[[nodes.{name}.buses]]",
@@ -106,13 +110,22 @@ def no_leaked_sockets() -> Iterator[None]:
     assert not leaked, f"{len(leaked)} zmq socket(s) left open: {leaked}"
 
 
-def forwarder_toml(name: str, inner: str = "vehicle", outer: str = "topside") -> str:
-    """One ``[forwarders.NAME]`` table on fresh loopback ports."""
+def forwarder_toml(
+    name: str,
+    inner: str = "vehicle",
+    outer: str = "topside",
+    *,
+    host: str | None = None,
+    bind: str = "127.0.0.1",
+) -> str:
+    """One ``[forwarders.NAME]`` table on fresh ports (``host``, ``bind`` as for
+    ``node_toml``)."""
     ports = free_ports(3)
+    on = f'host = "{host}"\n' if host is not None else ""
     return (
-        f'[forwarders.{name}]\ninner = "{inner}"\nouter = "{outer}"\n'
+        f'[forwarders.{name}]\n{on}inner = "{inner}"\nouter = "{outer}"\n'
         f"[forwarders.{name}.endpoints]\n"
-        f'pub = "tcp://127.0.0.1:{ports[0]}"\n'
-        f'request = "tcp://127.0.0.1:{ports[1]}"\n'
-        f'control = "tcp://127.0.0.1:{ports[2]}"\n'
+        f'pub = "tcp://{bind}:{ports[0]}"\n'
+        f'request = "tcp://{bind}:{ports[1]}"\n'
+        f'control = "tcp://{bind}:{ports[2]}"\n'
     )

@@ -60,8 +60,10 @@ def daemon_process(
     *,
     args: Sequence[str] = (),
     watchdog_usec: int | None = None,
+    prefix: Sequence[str] = (),
 ) -> Iterator[tuple[subprocess.Popen[str], FakeSystemd]]:
-    """``rovbus COMMAND --config CONFIG NAME ARGS`` with its own fake systemd socket."""
+    """``rovbus COMMAND --config CONFIG NAME ARGS`` with its own fake systemd socket;
+    ``prefix`` runs it through another command (``ip netns exec NS``, which execs it)."""
     # AF_UNIX paths are short (108 bytes): the socket goes under /tmp, not tmp_path
     systemd = FakeSystemd(Path("/tmp") / f"rovbus-notify-{uuid.uuid4().hex[:12]}.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp_path))
@@ -69,7 +71,7 @@ def daemon_process(
     if watchdog_usec is not None:
         env["WATCHDOG_USEC"] = str(watchdog_usec)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", command, "--config", str(config), name, *args],
+        [*prefix, sys.executable, "-m", "rovbus", command, "--config", str(config), name, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,16 +111,22 @@ def running(
     forwarders: Sequence[str] = (),
     *,
     forwarder_args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
 ) -> Iterator[dict[str, tuple[subprocess.Popen[str], FakeSystemd]]]:
-    """Start forwarders then nodes (all at once), wait for every READY=1, stop them all."""
+    """Start forwarders then nodes (all at once), wait for every READY=1, stop them all
+    (``prefix`` as for ``daemon_process``)."""
     with ExitStack() as stack:
         started: dict[str, tuple[subprocess.Popen[str], FakeSystemd]] = {}
         for name in forwarders:
             started[name] = stack.enter_context(
-                forwarder_process(config, name, tmp_path, args=forwarder_args)
+                daemon_process(
+                    "forwarder", config, name, tmp_path, args=forwarder_args, prefix=prefix
+                )
             )
         for name in nodes:
-            started[name] = stack.enter_context(node_process(config, name, tmp_path))
+            started[name] = stack.enter_context(
+                daemon_process("node", config, name, tmp_path, prefix=prefix)
+            )
         for name, (proc, systemd) in started.items():
             try:
                 systemd.wait_for("READY=1", timeout=30)

@@ -10,7 +10,12 @@ plus a forwarder) and times, per size:
 - ``models``: TOML and the pydantic models, without the checks: the reference, linear work
   done on the same systems in the same run;
 - ``load``: all of it as ``check-config`` runs it (:func:`rovbus.config.load.parse_system`),
-  with the garbage collector on.
+  with the garbage collector on;
+- ``summary``: the lines ``check-config`` then prints, with what each host binds and
+  reaches (:func:`rovbus.cli.check_config.summarize`), collector on.
+
+``--hosts`` puts every node on a host of its own (``[hosts]``), all binding the same ports
+on ``*``: the per-host collision check, and as many host views as nodes.
 
 For each it prints the time per node at each size and the ratio of the largest size's
 per-node time to the smallest's: about 1 means linear (as for the reference); a quadratic
@@ -18,6 +23,7 @@ check grows with the size factor (10 for 1,000 to 10,000).
 
     .venv/bin/python tools/bench_config.py                  # 1,000 and 10,000 nodes
     .venv/bin/python tools/bench_config.py --nodes 500 2000 --json
+    .venv/bin/python tools/bench_config.py --hosts          # a host per node
 
 Each measurement is the best of ``--rounds`` runs. The first three run with the garbage
 collector off, as ``timeit`` does: its passes over the whole heap (the large parsed system
@@ -37,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rovbus.cli.check_config import summarize
 from rovbus.config import SystemConfig
 from rovbus.config.checks import check_endpoints, run_checks
 from rovbus.config.load import parse_system
@@ -44,26 +51,38 @@ from rovbus.config.load import parse_system
 CHANNELS = ("pub", "shell", "control", "stdin", "hb", "iopub")
 
 
-def system_text(nodes: int) -> str:
-    """A sound system file: ``nodes`` nodes on hosts 10.A.B.1, and a tether forwarder."""
+def system_text(nodes: int, *, hosts: bool = False) -> str:
+    """A sound system file: ``nodes`` nodes on hosts 10.A.B.1, and a tether forwarder.
+
+    ``hosts``: each node on its own ``[hosts.hNNNNN]``, every node binding the same ports
+    on ``*`` (ports collide only on one host), the forwarder on host ``gw``."""
     lines = [
         '[system]\nname = "bench"\n',
         "[groups.vehicle]\n[groups.topside]\n",
         '[forwarders.tether]\ninner = "vehicle"\nouter = "topside"',
+        *(['host = "gw"'] if hosts else []),
         "[forwarders.tether.endpoints]",
         'pub = "tcp://10.255.0.1:7200"',
         'request = "tcp://10.255.0.1:7201"',
         'control = "tcp://10.255.0.1:7202"\n',
     ]
+    if hosts:
+        lines.append('[hosts.gw]\naddress = "10.255.0.1"\n')
     for i in range(nodes):
-        name, host = f"n{i:05d}", f"10.{i // 250}.{i % 250}.1"
-        lines += [f'[nodes.{name}]\ngroup = "vehicle"', f"[nodes.{name}.endpoints]"]
-        lines += [f'{ch} = "tcp://{host}:{7100 + k}"' for k, ch in enumerate(CHANNELS)]
+        name, address = f"n{i:05d}", f"10.{i // 250}.{i % 250}.1"
+        lines += [f'[nodes.{name}]\ngroup = "vehicle"']
+        if hosts:
+            lines += [f'host = "h{i:05d}"']
+        lines += [f"[nodes.{name}.endpoints]"]
+        bind = "*" if hosts else address
+        lines += [f'{ch} = "tcp://{bind}:{7100 + k}"' for k, ch in enumerate(CHANNELS)]
         lines += [
             f"[[nodes.{name}.buses]]",
             'name = "can0"\ninterface = "virtual"',
             f'channel = "{name}-can0"\ntx_allow = ["0x100-0x1FF"]\n',
         ]
+        if hosts:
+            lines.append(f'[hosts.h{i:05d}]\naddress = "{address}"\n')
     return "\n".join(lines)
 
 
@@ -83,8 +102,8 @@ def best_of(rounds: int, run: Callable[[], object], *, collector: bool = False) 
     return min(times)
 
 
-def measure(nodes: int, rounds: int) -> dict[str, float]:
-    text = system_text(nodes)
+def measure(nodes: int, rounds: int, hosts: bool) -> dict[str, float]:
+    text = system_text(nodes, hosts=hosts)
     config = parse_system(text, check_files=False)  # sound: raises otherwise
     context = {"base_dir": Path.cwd()}
     return {
@@ -95,6 +114,7 @@ def measure(nodes: int, rounds: int) -> dict[str, float]:
             lambda: SystemConfig.model_validate(tomllib.loads(text), context=context),
         ),
         "load": best_of(rounds, lambda: parse_system(text, check_files=False), collector=True),
+        "summary": best_of(rounds, lambda: summarize(config), collector=True),
     }
 
 
@@ -103,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[1000, 10_000], metavar="N")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.add_argument(
+        "--hosts", action="store_true", help="each node on a host of its own, bound to *"
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.nodes)
-    results = {n: measure(n, args.rounds) for n in sizes}
+    results = {n: measure(n, args.rounds, args.hosts) for n in sizes}
     small, large = sizes[0], sizes[-1]
     report: dict[str, Any] = {"nodes": sizes, "rounds": args.rounds, "work": {}}
-    for work in ("endpoints", "checks", "models", "load"):
+    for work in ("endpoints", "checks", "models", "load", "summary"):
         per_node = {n: results[n][work] / n for n in sizes}
         report["work"][work] = {
             "seconds": {n: results[n][work] for n in sizes},
@@ -126,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "checks": "all whole-file checks",
         "models": "TOML + models (reference)",
         "load": "check-config (collector on)",
+        "summary": "its summary, every host's view",
     }
     for work, row in report["work"].items():
         cells = "".join(

@@ -1,6 +1,7 @@
 """``rovbus check-config FILE``: load a system file, report every problem or summarize it.
 
-Exit status 0 when the file is sound (a summary goes to stdout), 2 when it is not (every
+Exit status 0 when the file is sound (a summary goes to stdout, ending with what each host
+binds and reaches; ``--host NAME``: that host's view only), 2 when it is not (every
 problem goes to stderr, each naming its key path). Only argparse is imported at module
 level; the config layer (and pydantic with it) loads when the command runs.
 """
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rovbus.config import BusConfig, SystemConfig
+    from rovbus.config.hosts import Bind
+    from rovbus.config.reach import Reach
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -22,8 +25,15 @@ examples:
   rovbus check-config config/demo.toml
   rovbus check-config /etc/rovbus/vehicle.toml
   rovbus check-config --no-key-files /etc/rovbus/vehicle.toml   # on a laptop without the keys
+  rovbus check-config --host main /etc/rovbus/vehicle.toml       # one computer's view
 
-exit status: 0 when the file is sound, 2 when it has problems (all listed on stderr)
+For each host (computer) it lists what its daemons bind and where the others connect to
+each (the host's address for the group, whatever the bind says), then what a program on
+that host reaches: each node, directly or through which forwarders, and the pubs to read.
+A file without [hosts] is one computer, host "local".
+
+exit status: 0 when the file is sound, 2 when it has problems (all listed on stderr) or
+there is no such host
 """
 
 
@@ -34,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="check a system file and summarize it",
         description=(
             "Load a system file, run every check, and print a summary of its groups, "
-            "nodes, buses, endpoints and forwarders, or every problem found."
+            "nodes, buses, endpoints, forwarders and hosts, or every problem found."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -44,6 +54,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--no-key-files",
         action="store_true",
         help="skip the checks that key files exist and are private",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="NAME",
+        help="show only what this host binds and reaches (one computer's view)",
     )
     return parser
 
@@ -101,21 +116,86 @@ def summarize(config: SystemConfig) -> list[str]:
         if not nodes:
             lines.append("  (no nodes)")
         for node in nodes:
-            lines.append(f"  node {node.name}")
+            lines.append(f"  node {node.name}{_on(config, node.host)}")
             for bus in node.buses:
                 lines.append(f"    bus {_bus_line(bus)}")
                 lines += [f"      {line}" for line in _tx_allow_lines(bus)]
             if not node.buses:
                 lines.append("    (no buses)")
-            lines += [f"    {ch:<8}{ep}" for ch, ep in node.endpoints.items()]
     for fwd in config.forwarders.values():
-        lines.append(f"forwarder {fwd.name}: {fwd.inner} -> {fwd.outer}")
-        lines += [f"  {ch:<8}{ep}" for ch, ep in fwd.endpoints.items()]
+        lines.append(f"forwarder {fwd.name}: {fwd.inner} -> {fwd.outer}{_on(config, fwd.host)}")
+    from rovbus.config.hosts import binds
+    from rovbus.config.reach import groups_by_host, reach_from_groups
+
+    bound: dict[str, list[Bind]] = {}
+    for bind in binds(config):
+        bound.setdefault(bind.host, []).append(bind)
+    # hosts on the same groups reach the same: listed once, for the first of them
+    first: dict[tuple[str, ...], tuple[str, Reach]] = {}
+    for host, groups in groups_by_host(config).items():
+        key = tuple(groups)
+        if key in first:
+            same_as, reach = first[key]
+        else:
+            same_as, reach = None, reach_from_groups(config, groups, f"host {host}")
+            first[key] = (host, reach)
+        lines += host_view(config, host, bound.get(host, []), reach, same_as)
     lines.append(
         f"ok: {len(config.groups)} group(s), {len(config.nodes)} node(s), "
         f"{sum(len(n.buses) for n in config.nodes.values())} bus(es), "
-        f"{len(config.forwarders)} forwarder(s)"
+        f"{len(config.forwarders)} forwarder(s), {len(config.hosts) or 1} host(s)"
     )
+    return lines
+
+
+def _on(config: SystemConfig, host: str | None) -> str:
+    return f" (host {host})" if config.hosts and host else ""
+
+
+def _addresses(config: SystemConfig, host: str) -> str:
+    entry = config.hosts.get(host)
+    if entry is None:
+        return "the file declares no hosts: one computer, a wildcard bind reached at 127.0.0.1"
+    parts = [f"{group} at {address}" for group, address in entry.addresses.items()]
+    if entry.address is not None:
+        parts.append(f"{'others' if parts else 'every group'} at {entry.address}")
+    return "reached from " + (", ".join(parts) or "nowhere (no address)")
+
+
+def host_view(
+    config: SystemConfig, host: str, bound: list[Bind], reach: Reach, same_as: str | None = None
+) -> list[str]:
+    """What ``host`` binds (and where each is reached) and what a program there reaches
+    (``bound``, ``reach``), or that it reaches what host ``same_as`` does."""
+    from rovbus.config.hosts import reached_at
+
+    lines = [f"host {host}: {_addresses(config, host)}"]
+    named = [(f"{bind.owner} {bind.channel}", bind) for bind in bound]
+    width = max((len(what) for what, _ in named), default=0) + 2
+    lines.append("  binds" if named else "  binds nothing")
+    for what, bind in named:
+        at = reached_at(config, bind)
+        reached = "" if at == bind.endpoint else f", reached at {at}"
+        lines.append(f"    {what:<{width}}{bind.endpoint}{reached}")
+    if not reach.routes and not reach.sources:
+        lines.append("  reaches nothing (on no group)")
+        return lines
+    member = f"  reaches, as a member of {', '.join(reach.groups)}"
+    if same_as is not None:
+        lines.append(f"{member}: what host {same_as} reaches")
+        return lines
+    lines.append(member)
+    for route in reach.routes.values():
+        if route.via is None:
+            lines.append(f"    node {route.node}: shell {route.shell}, control {route.control}")
+        else:
+            hops = f"{route.hops} hop{'s' if route.hops > 1 else ''}"
+            path = " -> ".join(route.path)
+            lines.append(f"    node {route.node}: via {path} ({hops}), request {route.shell}")
+    for source in reach.sources:
+        names = ", ".join(source.nodes) or "nothing yet"
+        via = f" (forwarder {source.via})" if source.via else ""
+        lines.append(f"    pub {source.endpoint}{via}: {names}")
     return lines
 
 
@@ -131,5 +211,17 @@ def run(args: argparse.Namespace) -> int:
         for found in exc.problems:
             print(f"  {found}", file=sys.stderr)
         return EXIT_INVALID
-    print("\n".join(summarize(config)))
+    if args.host is None:
+        print("\n".join(summarize(config)))
+        return EXIT_OK
+    from rovbus.config.hosts import binds
+    from rovbus.config.reach import reach_from_host
+
+    try:
+        reach = reach_from_host(config, args.host)
+    except ConfigError as exc:
+        print(f"{exc.path}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"system {config.name} ({config.source})")
+    print("\n".join(host_view(config, args.host, list(binds(config, args.host)), reach)))
     return EXIT_OK

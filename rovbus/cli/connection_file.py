@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from rovbus.config import load_system
+    from rovbus.config.reach import node_endpoints
     from rovbus.errors import ConfigError
     from rovbus.node.connection_file import connection_info_for
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 [f"nodes.{args.name}.endpoints: no iopub endpoint, so no Jupyter connection file"],
             )
         scheme = system.security.signature_scheme if system.security else "hmac-sha256"
-        connection_info_for(dict(node.endpoints.items()), key=b"", signature_scheme=scheme)
+        endpoints = node_endpoints(system, args.name)
+        connection_info_for(endpoints, key=b"", signature_scheme=scheme)
     except (ConfigError, ValueError) as exc:
         print(f"rovbus connection-file: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
         client.routes.route(args.name)  # ConfigError when the group cannot reach it
         key = (await client.codec_for(args.name, args.timeout)).key
-        info = connection_info_for(dict(node.endpoints.items()), key=key, signature_scheme=scheme)
+        info = connection_info_for(endpoints, key=key, signature_scheme=scheme)
         print(json.dumps(info, indent=2))
         return EXIT_OK
 

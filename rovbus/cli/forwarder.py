@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from rovbus.cli.options import add_placement_arg, check_placement
+
 EPILOG = """\
 examples:
   rovbus forwarder --config config/demo.toml tether
@@ -13,7 +15,8 @@ examples:
 
 The forwarder subscribes to the inner group's nodes for whatever someone outside
 subscribed to, and carries requests to them by name. It stops cleanly on SIGTERM or
-Ctrl-C. Exit 2: start-up failed (bad system file, port in use, bad key file).
+Ctrl-C. Exit 2: start-up failed (bad system file, the forwarder is on another host, port
+in use, bad key file). --host as for `rovbus node`.
 """
 
 
@@ -29,6 +32,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("name", help="the forwarder's name in the system file")
     p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
+    add_placement_arg(p, "forwarder")
     p.add_argument(
         "--request-timeout",
         type=float,
@@ -56,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         system = load_system(args.config)
         system.forwarder(args.name)
+        setup_logging(args.log_level)
+        check_placement(system, "forwarders", args.name, args.host)
     except ConfigError as exc:
         print(f"rovbus forwarder: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level)
     return run_daemon(
         lambda: ForwarderDaemon(system, args.name, request_timeout=args.request_timeout)
     )

@@ -6,17 +6,23 @@ import argparse
 import sys
 from typing import Any
 
+from rovbus.cli.options import add_placement_arg, check_placement
+
 EPILOG = """\
 examples:
   rovbus node --config config/demo.toml propulsion
   rovbus node --config /etc/rovbus/vehicle.toml navigation --log-level debug
+  rovbus node --config /etc/rovbus/vehicle.toml --host main propulsion
 
 When the node's buses list simulated `devices`, the node runs them in its own process
 (python-can's virtual bus is in-process only) and answers fault-injection requests
 (`rovbus sim fault ...`); --no-devices leaves the devices to `rovbus sim devices`.
 
 The daemon stops cleanly on SIGTERM or Ctrl-C. Exit 2: start-up failed (bad system
-file, port in use, a bus that cannot open); the message names the cause.
+file, the node is on another host, port in use, a bus that cannot open); the message
+names the cause. With [hosts] in the file, `--host main` (or $ROVBUS_HOST, or this
+machine's hostname) says which computer this is: a node the file puts on another host
+does not start here.
 """
 
 
@@ -31,6 +37,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("name", help="the node's name in the system file")
     p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
+    add_placement_arg(p, "node")
     p.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
@@ -53,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         system = load_system(args.config)
         node = system.node(args.name)
+        setup_logging(args.log_level or node.log_level or "info")
+        check_placement(system, "nodes", args.name, args.host)
     except ConfigError as exc:
         print(f"rovbus node: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or node.log_level or "info")
     if any(bus.devices for bus in node.buses):
         from rovbus.sim.simnode import SimNode
 

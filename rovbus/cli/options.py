@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
     from rovbus.client import Client, Received, Subscription
+    from rovbus.config import SystemConfig
+    from rovbus.config.hosts import Table
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -45,12 +47,19 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"the system file (default: $ROVBUS_CONFIG, else {DEFAULT_CONFIG})",
     )
-    g.add_argument(
+    start = g.add_mutually_exclusive_group()
+    start.add_argument(
         "--group",
         "-g",
         metavar="NAME",
         help="connect as a member of this group (default: the first group without nodes "
         "that a forwarder serves, such as topside, else the first group with nodes)",
+    )
+    start.add_argument(
+        "--host",
+        metavar="NAME",
+        help="connect as a program on this host of the system file: a member of every "
+        "group it is on (rovbus check-config --host NAME shows what it reaches)",
     )
     g.add_argument(
         "--connect",
@@ -72,6 +81,33 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     g.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+
+
+def add_placement_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--host`` of a daemon: the host it runs on, so it refuses to start on another."""
+    p.add_argument(
+        "--host",
+        metavar="NAME",
+        help=f"the host of the system file this computer is: the {what} refuses to start "
+        "when the file puts it on another (default: $ROVBUS_HOST, else the host whose "
+        "hostname is this machine's; when none is, it starts anywhere)",
+    )
+
+
+def check_placement(system: SystemConfig, table: Table, name: str, host: str | None) -> None:
+    """ConfigError unless the system file puts ``table.name`` on this host (``host``, else
+    ``$ROVBUS_HOST``, else the machine's hostname); a warning when no host is this one."""
+    from rovbus.config.hosts import require_placement, this_host
+
+    here = this_host(system, host or os.environ.get("ROVBUS_HOST") or None)
+    require_placement(system, table, name, here)
+    if here.host is None:
+        log.warning(
+            "%s.%s: not checking which host this is: %s (give --host or $ROVBUS_HOST)",
+            table,
+            name,
+            here.how,
+        )
 
 
 def add_receive_args(p: argparse.ArgumentParser, unit: str = "messages") -> None:
@@ -120,6 +156,7 @@ def make_client(args: argparse.Namespace) -> Client:
     return Client.from_system(
         config or default_config(),
         getattr(args, "group", None),
+        host=getattr(args, "host", None),
         pub=pub,
         request=request,
         routed=routed,

@@ -51,7 +51,14 @@ from rovbus.client.client import Client, curve_setup_for, request_type
 from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import UNHEARD, BusRow, NodeRow, NodeTable
 from rovbus.client.rbl import NativeLogError, NativeLogWriter, is_native_log, read_native_log
-from rovbus.client.routes import NodeRoute, PubSource, Routes, default_group, routes_for_group
+from rovbus.client.routes import (
+    NodeRoute,
+    PubSource,
+    Routes,
+    default_group,
+    routes_for_group,
+    routes_for_host,
+)
 from rovbus.client.subscription import Received, Subscription
 
 __all__ = [
@@ -76,4 +83,5 @@ __all__ = [
     "read_native_log",
     "request_type",
     "routes_for_group",
+    "routes_for_host",
 ]

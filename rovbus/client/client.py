@@ -25,7 +25,7 @@ import zmq.asyncio
 
 from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import NodeRow, NodeTable
-from rovbus.client.routes import Routes, explicit_routes, routes_for_group
+from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
 from rovbus.errors import ConfigError, RequestTimeout
 from rovbus.transport.requester import Requester, SocketSetup
@@ -113,11 +113,13 @@ class Client:
         group: str | None = None,
         *,
         username: str | None = None,
+        host: str | None = None,
         pub: Sequence[str] = (),
         request: str | None = None,
         routed: bool = False,
     ) -> Client:
-        """A client that is a member of ``group`` (default: :func:`default_group`).
+        """A client that is a member of ``group`` (default: :func:`default_group`), or of
+        every group of ``host`` (a program on that computer; not with ``group``).
 
         ``pub``/``request`` replace the routes by endpoints
         given by hand, keeping the system's keys. Raises ConfigError."""
@@ -126,8 +128,14 @@ class Client:
 
             system = load_system(system)
         cfg = system
+        if group is not None and host is not None:
+            raise ConfigError(
+                str(cfg.source), ["a client stands in a group or on a host, not both"]
+            )
         if pub or request:
             routes = explicit_routes(list(pub), request, routed=routed)
+        elif host is not None:
+            routes = routes_for_host(cfg, host)
         else:
             routes = routes_for_group(cfg, group)
         codec = system_codec(cfg, username or _username())

@@ -1,68 +1,38 @@
-"""Where a client finds each node: straight to its sockets, or through a forwarder.
+"""Where a client finds each node: the reach of its starting point, or endpoints by hand.
 
-A client that is a member of group G reaches the nodes of G directly (their ``pub``,
-``shell`` and ``control`` endpoints) and every node behind a forwarder whose outer group
-is G through that forwarder: it subscribes to the forwarder's outer ``pub`` endpoint and
-sends requests to its ``request`` endpoint with two routing frames, ``[node, channel]``,
-just before the delimiter. Behind a forwarder means its inner group's nodes and,
-recursively, the nodes behind forwarders into that inner group.
-
-:class:`Routes` is that plan, worked out once from the system file (or from endpoints
-given on the command line); the client opens sockets from it.
+A client is a member of one group (or of every group of one host) of the system file.
+:func:`rovbus.config.reach` works out what that reaches: the nodes of its groups directly
+(their ``pub``, ``shell`` and ``control`` endpoints, at their hosts' addresses), and every
+node behind a forwarder into them through that forwarder (its outer ``pub``, and its
+``request`` endpoint with two routing frames, ``[node, channel]``, just before the
+delimiter). :class:`Routes` is that plan (or endpoints given on the command line); the
+client opens sockets from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rovbus.config.reach import NodeRoute, PubSource, reach_from_group, reach_from_host
 from rovbus.errors import ConfigError
 
 if TYPE_CHECKING:
     from rovbus.config import SystemConfig
 
-__all__ = ["NodeRoute", "PubSource", "Routes", "default_group", "routes_for_group"]
+__all__ = [
+    "NodeRoute",
+    "PubSource",
+    "Routes",
+    "default_group",
+    "explicit_routes",
+    "routes_for_group",
+    "routes_for_host",
+]
 
-CHANNELS = ("shell", "control")
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRoute:
-    """How requests reach one node.
-
-    ``via`` is ``None`` for a node of the client's own group (``shell``/``control`` are its
-    ROUTER endpoints) or the name of the forwarder that carries the request (then both
-    are the forwarder's ``request`` endpoint and the request carries ``[node, channel]``).
-    """
-
-    node: str
-    group: str
-    shell: str
-    control: str
-    via: str | None = None
-
-    def endpoint(self, channel: str) -> str:
-        if channel not in CHANNELS:
-            raise ValueError(f"channel must be 'shell' or 'control', got {channel!r}")
-        return self.shell if channel == "shell" else self.control
-
-    def identities(self, channel: str) -> tuple[bytes, ...]:
-        """The routing frames a request on ``channel`` carries before the delimiter."""
-        return () if self.via is None else (self.node.encode(), channel.encode())
-
-
-@dataclass(frozen=True, slots=True)
-class PubSource:
-    """One PUB (or XPUB) endpoint and the nodes whose messages come from it.
-
-    ``nodes`` is empty when unknown (an endpoint given on the command line). ``secure``
-    marks a forwarder's outer side, where CURVE applies when the system configures it.
-    """
-
-    endpoint: str
-    nodes: tuple[str, ...] = ()
-    via: str | None = None
-    secure: bool = False
+#: the route of a request to a forwarder's endpoint given on the command line
+_COMMAND_LINE = "command line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +41,12 @@ class Routes:
 
     ``fallback_request`` (endpoints given on the command line) takes requests for any node
     not in ``nodes``; ``fallback_routed`` says whether it wants ``[node, channel]`` frames.
+    ``start`` says where the client stands (``group "topside"``, ``host main``).
     """
 
     sources: tuple[PubSource, ...]
-    nodes: dict[str, NodeRoute] = field(default_factory=dict)
-    group: str | None = None
+    nodes: Mapping[str, NodeRoute] = field(default_factory=dict)
+    start: str | None = None
     fallback_request: str | None = None
     fallback_routed: bool = False
     source: str = "<command line>"
@@ -86,13 +57,16 @@ class Routes:
         if found is not None:
             return found
         if self.fallback_request is not None:
-            via = "command line" if self.fallback_routed else None
-            return NodeRoute(node, "", self.fallback_request, self.fallback_request, via)
+            path = (_COMMAND_LINE,) if self.fallback_routed else ()
+            return NodeRoute(node, "", self.fallback_request, self.fallback_request, path)
         known = ", ".join(sorted(self.nodes)) or "none"
-        where = f" from group {self.group!r}" if self.group else ""
+        where = f" from {self.start}" if self.start else ""
         raise ConfigError(
             self.source,
-            [f"node {node!r} is not reachable{where}; reachable nodes: {known} (try --group)"],
+            [
+                f"node {node!r} is not reachable{where}; reachable nodes: {known} "
+                "(try --group or --host)"
+            ],
         )
 
     @property
@@ -114,41 +88,16 @@ def default_group(system: SystemConfig) -> str:
     return next(iter(system.groups))
 
 
-def _behind(system: SystemConfig, group: str, seen: set[str]) -> list[str]:
-    """Names of the nodes inside ``group`` and behind every forwarder into it."""
-    if group in seen:  # the config checks forbid cycles; be safe anyway
-        return []
-    seen.add(group)
-    names = [n.name for n in system.nodes_in(group)]
-    for fwd in system.forwarders_into(group):
-        names += _behind(system, fwd.inner, seen)
-    return names
-
-
 def routes_for_group(system: SystemConfig, group: str | None = None) -> Routes:
     """The routes of a client that is a member of ``group`` (default: :func:`default_group`)."""
-    if group is None:
-        group = default_group(system)
-    if group not in system.groups:
-        known = ", ".join(system.groups) or "none"
-        raise ConfigError(
-            str(system.source), [f"groups.{group}: no such group; known groups: {known}"]
-        )
-    sources: list[PubSource] = []
-    nodes: dict[str, NodeRoute] = {}
-    for node in system.nodes_in(group):
-        ep = node.endpoints
-        sources.append(PubSource(str(ep.pub), (node.name,)))
-        nodes[node.name] = NodeRoute(node.name, group, str(ep.shell), str(ep.control))
-    for fwd in system.forwarders_into(group):
-        names = _behind(system, fwd.inner, {group})
-        request = str(fwd.endpoints.request)
-        sources.append(PubSource(str(fwd.endpoints.pub), tuple(names), fwd.name, secure=True))
-        for name in names:
-            nodes.setdefault(
-                name, NodeRoute(name, system.node(name).group, request, request, fwd.name)
-            )
-    return Routes(tuple(sources), nodes, group, source=str(system.source or "<string>"))
+    reach = reach_from_group(system, group if group is not None else default_group(system))
+    return Routes(reach.sources, reach.routes, reach.start, source=str(system.source or "<string>"))
+
+
+def routes_for_host(system: SystemConfig, host: str) -> Routes:
+    """The routes of a client on ``host``: a member of every group the host is on."""
+    reach = reach_from_host(system, host)
+    return Routes(reach.sources, reach.routes, reach.start, source=str(system.source or "<string>"))
 
 
 def explicit_routes(pub: list[str], request: str | None = None, *, routed: bool = False) -> Routes:

@@ -52,12 +52,24 @@ class Received:
 
 
 def _socket_prefixes(source: PubSource, prefixes: Sequence[str]) -> list[str]:
+    """What one socket subscribes to, and each node's heartbeat (for ``ready``).
+
+    On a forwarder's outer side every prefix is narrowed to the nodes and forwarders whose
+    messages come from it: ``""`` never crosses a tether (it becomes ``<node>/`` per node),
+    nor does a prefix of a node reached another way.
+    """
+    names = (*source.nodes, *source.forwarders) if source.via is not None else ()
     wanted: list[str] = []
     for prefix in prefixes:
-        if prefix == "" and source.via is not None and source.nodes:
-            wanted += [f"{node}/" for node in source.nodes]  # never "" across a tether
-        else:
+        if not names:
             wanted.append(prefix)
+            continue
+        for name in source.nodes if prefix == "" else names:
+            level = f"{name}/"
+            if level.startswith(prefix):
+                wanted.append(level)
+            elif prefix.startswith(level):
+                wanted.append(prefix)
     wanted += [f"{node}/hb" for node in source.nodes]
     return list(dict.fromkeys(wanted))
 
@@ -90,10 +102,13 @@ class Subscription:
         self._closed_stats = SocketStats()
         self._closed_missed: dict[str, int] = {}
         if not client.routes.sources:
-            where = f"group {client.routes.group!r}" if client.routes.group else "here"
+            where = client.routes.start or "here"
             raise ConfigError(
                 client.routes.source,
-                [f"nothing to subscribe to from {where}: no nodes, no forwarder (try --group)"],
+                [
+                    f"nothing to subscribe to from {where}: no nodes, no forwarder "
+                    "(try --group or --host)"
+                ],
             )
         groups: dict[str | None, list[PubSource]] = {}
         for source in client.routes.sources:

@@ -4,15 +4,21 @@ What this layer promises:
 
 - :func:`load_system` and :func:`parse_system` return a :class:`SystemConfig` only when the
   whole file is sound: every value has the right type and range (pydantic, ``extra="forbid"``,
-  strict), and the whole-file rules hold (:mod:`rovbus.config.checks`: unique names and
-  endpoints, groups that exist, forwarders that form a tree, CAN filter and ID ranges,
-  key files that exist and are private).
+  strict), and the whole-file rules hold (:mod:`rovbus.config.checks`: unique names,
+  endpoints unique on each host, groups and hosts that exist, binds that work on their
+  host, forwarders that form a tree, CAN filter and ID ranges, key files that exist and
+  are private).
 - Otherwise they raise one :class:`~rovbus.errors.ConfigError` that lists *every* problem,
   each starting with its key path in TOML terms (``nodes.propulsion.buses[0].bitrate:
   expected an integer, got "fast"``).
 - The result is frozen. Each node, forwarder and group knows its ``name`` (its table key);
   endpoints are parsed :class:`Endpoint` values and ``tx_allow`` is a :class:`TxAllowList`
   with an O(log n) :meth:`~TxAllowList.allows`.
+
+- Where everything is reached: :mod:`rovbus.config.hosts` (which computer binds what, and
+  the address peers connect to) and :mod:`rovbus.config.reach` (from a group, a host or a
+  forwarder: the route to each node and the pubs to read), the one model that clients,
+  forwarders and connection files use.
 
 pydantic lives only in this layer; other layers read the models' attributes.
 """
@@ -30,6 +36,7 @@ from rovbus.config.models import (
     ForwarderConfig,
     ForwarderEndpoints,
     GroupConfig,
+    HostConfig,
     LogLevel,
     NodeConfig,
     NodeEndpoints,
@@ -59,6 +66,7 @@ __all__ = [
     "ForwarderConfig",
     "ForwarderEndpoints",
     "GroupConfig",
+    "HostConfig",
     "LogLevel",
     "NodeConfig",
     "NodeEndpoints",

@@ -17,11 +17,14 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rovbus.config.endpoints import BoundEndpoints, Endpoint
+from rovbus.config.endpoints import BoundEndpoints
+from rovbus.config.hosts import Table, binds, host_of, placement_problem, reached_at
+from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
 from rovbus.config.subscriptions import SubscriptionPlan
 from rovbus.config.system import SystemConfig
 from rovbus.config.txallow import MAX_EXTENDED_ID, MAX_STANDARD_ID
+from rovbus.errors import ConfigError
 
 __all__ = [
     "CHECKS",
@@ -30,6 +33,7 @@ __all__ = [
     "check_endpoints",
     "check_forwarder_tree",
     "check_groups",
+    "check_hosts",
     "check_key_files",
     "check_names",
     "check_subscription_caps",
@@ -68,6 +72,7 @@ def check_names(config: SystemConfig) -> Iterator[str]:
         yield problem(["system", "name"], found)
     for table_name, table in (
         ("groups", config.groups),
+        ("hosts", config.hosts),
         ("nodes", config.nodes),
         ("forwarders", config.forwarders),
     ):
@@ -84,25 +89,68 @@ def check_names(config: SystemConfig) -> Iterator[str]:
             )
 
 
-def _all_endpoints(config: SystemConfig) -> Iterator[tuple[list[str | int], Endpoint]]:
-    for name, node in config.nodes.items():
-        for channel, endpoint in node.endpoints.items():
-            yield ["nodes", name, "endpoints", channel], endpoint
-    for name, fwd in config.forwarders.items():
-        for channel, endpoint in fwd.endpoints.items():
-            yield ["forwarders", name, "endpoints", channel], endpoint
-
-
 def check_endpoints(config: SystemConfig) -> Iterator[str]:
-    """No endpoint is used twice; a wildcard host collides with any host on its port."""
-    bound: BoundEndpoints[list[str | int]] = BoundEndpoints()
-    for loc, endpoint in _all_endpoints(config):
-        collision = bound.first_collision(endpoint)
+    """No endpoint is used twice on one host; a wildcard collides with any host on its
+    port. Two hosts bind the same port freely (a file without hosts is one computer)."""
+    by_host: dict[str, BoundEndpoints[tuple[str | int, ...]]] = {}
+    for bind in binds(config):
+        bound = by_host.setdefault(bind.host, BoundEndpoints())
+        collision = bound.first_collision(bind.endpoint)
         if collision is not None:
             other, other_loc = collision
-            how = "" if endpoint == other else f" (as {other})"
-            yield problem(loc, f"{endpoint} is already used by {format_key_path(other_loc)}{how}")
-        bound.add(endpoint, loc)
+            how = "" if bind.endpoint == other else f" (as {other})"
+            yield problem(
+                bind.loc, f"{bind.endpoint} is already used by {format_key_path(other_loc)}{how}"
+            )
+        bound.add(bind.endpoint, bind.loc)
+
+
+def check_hosts(config: SystemConfig) -> Iterator[str]:
+    """Once the file declares hosts, every node and forwarder names one of them; hostnames
+    tell hosts apart; every bind can work on its host (:func:`rovbus.config.hosts.reached_at`);
+    a forwarder reaches no ipc or inproc endpoint of another host."""
+    hostnames: dict[str, str] = {}
+    for name, host in config.hosts.items():
+        hostname = host.hostname or name
+        if hostname in hostnames:
+            yield problem(
+                ["hosts", name, "hostname"],
+                f'"{hostname}" is already the hostname of hosts.{hostnames[hostname]}; a '
+                "daemon tells its host by it (set hostname = ... on one of them)",
+            )
+        hostnames.setdefault(hostname, name)
+    misplaced: set[tuple[str | int, ...]] = set()
+    entries: list[tuple[Table, NodeConfig | ForwarderConfig]] = [
+        *(("nodes", node) for node in config.nodes.values()),
+        *(("forwarders", fwd) for fwd in config.forwarders.values()),
+    ]
+    for table, entry in entries:
+        found = placement_problem(config, table, entry)
+        if found is not None:
+            misplaced.add((table, entry.name))
+            yield found
+    unworkable: dict[str, None] = {}  # one line per problem: a host without an address
+    for bind in binds(config):
+        if bind.loc[:2] in misplaced:
+            continue
+        try:
+            reached_at(config, bind)
+        except ConfigError as exc:
+            unworkable.update(dict.fromkeys(exc.problems))
+        if bind.endpoint.bind_kind == "path" and bind.channel in _FORWARDED:
+            fwd = config.forwarder_out_of(bind.group)
+            if fwd is not None and host_of(config, fwd) != bind.host:
+                yield problem(
+                    list(bind.loc),
+                    f"{bind.endpoint} reaches only its own computer (host {bind.host}), and "
+                    f"forwarders.{fwd.name} connects to it from host {host_of(config, fwd)}; "
+                    "use tcp",
+                )
+    yield from unworkable
+
+
+#: the channels a forwarder connects to in its inner group (nodes' and forwarders')
+_FORWARDED = frozenset({"pub", "shell", "control", "request"})
 
 
 def check_groups(config: SystemConfig) -> Iterator[str]:
@@ -115,6 +163,10 @@ def check_groups(config: SystemConfig) -> Iterator[str]:
     for name, node in config.nodes.items():
         if node.group not in config.groups:
             yield problem(["nodes", name, "group"], unknown(node.group))
+    for name, host in config.hosts.items():
+        for group in host.addresses:
+            if group not in config.groups:
+                yield problem(["hosts", name, "addresses", group], unknown(group))
     for name, fwd in config.forwarders.items():
         if fwd.inner not in config.groups:
             yield problem(["forwarders", name, "inner"], unknown(fwd.inner))
@@ -301,6 +353,7 @@ CHECKS: tuple[Check, ...] = (
     check_names,
     check_endpoints,
     check_groups,
+    check_hosts,
     check_forwarder_tree,
     check_buses,
     check_subscription_caps,

@@ -11,8 +11,9 @@ Accepted forms:
 - ``ipc:///absolute/path``: a Unix socket path; it must be absolute.
 - ``inproc://name``: inside one process (tests).
 
-A bind endpoint with a wildcard host (``*``, ``0.0.0.0``, ``[::]``) cannot be connected to;
-:meth:`Endpoint.connectable` puts a real host in its place.
+An endpoint in the system file is where a daemon binds: an address, an interface name,
+or a wildcard (``*``, ``0.0.0.0``, ``[::]``), which cannot be connected to. Where peers
+connect comes from the daemon's host (:mod:`rovbus.config.hosts`), never from the bind.
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ import re
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-__all__ = ["WILDCARD_HOSTS", "BoundEndpoints", "Endpoint", "Transport", "parse_endpoint"]
+__all__ = [
+    "WILDCARD_HOSTS",
+    "BindKind",
+    "BoundEndpoints",
+    "Endpoint",
+    "Transport",
+    "parse_address",
+    "parse_endpoint",
+]
 
 Transport = Literal["tcp", "ipc", "inproc"]
+BindKind = Literal["wildcard", "address", "name", "path"]
 
 #: hosts that mean "every interface" when binding; they collide with any host on that port
 WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "::", "[::]"})
@@ -62,17 +72,23 @@ class Endpoint:
         """True for a tcp endpoint bound on every interface (``*``, ``0.0.0.0``, ``[::]``)."""
         return self.transport == "tcp" and self.host in WILDCARD_HOSTS
 
-    def connectable(self, host: str = "127.0.0.1") -> Endpoint:
-        """The endpoint a peer connects to: a wildcard host replaced by ``host``.
+    @property
+    def bind_kind(self) -> BindKind:
+        """How a daemon binding this endpoint picks its address: ``"wildcard"`` (every
+        interface), ``"address"`` (one IP address, ``localhost`` included), ``"name"`` (a
+        network interface by name, as libzmq binds ``tcp://eth0:7100``, else the address
+        a host name resolves to on the binding computer) or ``"path"`` (ipc and inproc)."""
+        if self.transport != "tcp":
+            return "path"
+        if self.host in WILDCARD_HOSTS:
+            return "wildcard"
+        if self.host.lower() == "localhost" or self.host.startswith("[") or _is_ipv4(self.host):
+            return "address"
+        return "name"
 
-        Any other endpoint comes back unchanged. ``host`` is the address under which the
-        binding machine is reachable from the peer (an IPv6 address may omit brackets).
-        """
-        if not self.is_wildcard:
-            return self
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        _check_host(host)
+    def at(self, host: str) -> Endpoint:
+        """This tcp endpoint's port at ``host`` (an address as :func:`parse_address`
+        returns it): where a peer connects to what was bound here."""
         return Endpoint("tcp", host=host, port=self.port)
 
     def collision_key(self) -> tuple[str, str, int]:
@@ -115,8 +131,7 @@ class BoundEndpoints(Generic[Owner]):
     new endpoint in constant time, where comparing with each would take time in their
     number (a check of a whole system file would be quadratic in its nodes).
 
-    One index serves one address space (today, the whole system; once endpoints belong
-    to hosts, one per host).
+    One index serves one address space: one host (:func:`rovbus.config.checks.check_endpoints`).
     """
 
     def __init__(self) -> None:
@@ -143,6 +158,14 @@ class BoundEndpoints(Generic[Owner]):
             candidates = [self._by_key.get(key), self._by_key.get(("tcp", "*", key[2]))]
         found = min((c for c in candidates if c is not None), default=None, key=lambda c: c[0])
         return None if found is None else (found[1], found[2])
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_host(host: str) -> None:
@@ -199,3 +222,22 @@ def parse_endpoint(text: str) -> Endpoint:
             raise ValueError(f'"{text}": an inproc endpoint needs a name')
         return Endpoint("inproc", path=rest)
     raise ValueError(f'"{text}": unknown transport "{scheme}"; expected tcp, ipc or inproc')
+
+
+def parse_address(text: str) -> str:
+    """An address by which peers reach a computer: an IPv4 address, an IPv6 address (given
+    with or without brackets, returned in them, as an endpoint spells it), ``localhost``
+    or a DNS name. ValueError for a wildcard or anything else."""
+    host = text.strip()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    if host in WILDCARD_HOSTS:
+        raise ValueError(
+            f'"{text}" means every interface, which only a bind can use; give the address '
+            "others connect to, such as 192.168.2.2"
+        )
+    try:
+        _check_host(host)
+    except ValueError as exc:
+        raise ValueError(f'"{text}" is not an address: {exc}') from None
+    return host

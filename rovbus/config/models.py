@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from rovbus.config.endpoints import Endpoint, parse_endpoint
+from rovbus.config.endpoints import Endpoint, parse_address, parse_endpoint
 from rovbus.config.problems import describe
 from rovbus.config.txallow import AllowEntry, TxAllowList, parse_entry
 from rovbus.errors import ConfigError
@@ -44,6 +44,7 @@ __all__ = [
     "ForwarderConfig",
     "ForwarderEndpoints",
     "GroupConfig",
+    "HostConfig",
     "ImuDevice",
     "LeakDevice",
     "LogLevel",
@@ -88,6 +89,16 @@ def _validate_endpoint(value: object) -> Endpoint:
 EndpointField = Annotated[
     Endpoint, PlainValidator(_validate_endpoint), PlainSerializer(str, return_type=str)
 ]
+
+
+def _validate_address(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address such as 192.168.2.2, got {describe(value)}")
+    return parse_address(value)
+
+
+#: an address by which others reach a host (IPv6 kept in brackets, as in an endpoint)
+HostAddress = Annotated[str, PlainValidator(_validate_address)]
 
 
 def _validate_path(value: object, info: ValidationInfo) -> Path:
@@ -244,13 +255,40 @@ class SecurityConfig(_Model):
         return key
 
 
-# -- [groups], [nodes], [forwarders] -------------------------------------------------------
+# -- [groups], [hosts], [nodes], [forwarders] ----------------------------------------------
 
 
 class GroupConfig(_Named):
     """``[groups.NAME]``: nodes on one network segment."""
 
     description: str = ""
+
+
+class HostConfig(_Named):
+    """``[hosts.NAME]``: one computer, and the addresses by which others reach it.
+
+    Members of a group connect to what the host binds for that group (its nodes' sockets,
+    a forwarder's outer side) at ``addresses[group]``, else at ``address``; the bind
+    string never says where to connect (rovbus.config.hosts).
+    """
+
+    description: str = ""
+    #: the machine's hostname, by which ``rovbus node`` and ``rovbus forwarder`` tell that
+    #: they run here (default: the table key)
+    hostname: str | None = Field(default=None, min_length=1)
+    #: the address every group reaches this host by, unless ``addresses`` names the group
+    address: HostAddress | None = None
+    #: the address per group, for a host on several networks (the vehicle LAN, the tether)
+    addresses: dict[str, HostAddress] = Field(default_factory=dict)
+
+    def address_for(self, group: str) -> str | None:
+        """The address members of ``group`` reach this host by (None: the file says none)."""
+        return self.addresses.get(group, self.address)
+
+    def all_addresses(self) -> list[str]:
+        """Every address the file gives this host, without repeats."""
+        found = [*self.addresses.values(), *([self.address] if self.address else [])]
+        return list(dict.fromkeys(found))
 
 
 class CanFilter(_Model):
@@ -463,6 +501,8 @@ class NodeConfig(_Named):
     """``[nodes.NAME]``: one node daemon, its sockets and its CAN buses."""
 
     group: str
+    #: the host (``[hosts.NAME]``) this node runs on; required once the file has hosts
+    host: str | None = None
     log_level: LogLevel | None = None
     heartbeat_interval: float | None = Field(default=None, gt=0)
     connection_file: FilePath | None = None
@@ -498,6 +538,8 @@ class ForwarderEndpoints(_Model):
 class ForwarderConfig(_Named):
     """``[forwarders.NAME]``: the boundary between an inner and an outer group."""
 
+    #: the host (``[hosts.NAME]``) this forwarder runs on; required once the file has hosts
+    host: str | None = None
     inner: str
     outer: str
     #: subscriptions its outer pub holds (default: what the forwarder out of its outer

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from rovbus.config.models import (
     ForwarderConfig,
     GroupConfig,
+    HostConfig,
     NodeConfig,
     SecurityConfig,
     SystemSettings,
@@ -24,7 +25,7 @@ __all__ = ["SystemConfig"]
 
 
 class SystemConfig(BaseModel):
-    """The whole system file: ``[system]``, ``[security]``, groups, nodes, forwarders.
+    """The whole system file: ``[system]``, ``[security]``, groups, hosts, nodes, forwarders.
 
     Build it with :func:`rovbus.config.load_system` or :func:`rovbus.config.parse_system`,
     which also run the whole-file checks; validating the model alone does not.
@@ -35,6 +36,8 @@ class SystemConfig(BaseModel):
     system: SystemSettings
     security: SecurityConfig | None = None
     groups: dict[str, GroupConfig] = Field(default_factory=dict)
+    #: the computers; none declared: the whole file is one computer (rovbus.config.hosts)
+    hosts: dict[str, HostConfig] = Field(default_factory=dict)
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     forwarders: dict[str, ForwarderConfig] = Field(default_factory=dict)
 
@@ -42,7 +45,7 @@ class SystemConfig(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         # each entry learns its table key, so code handed a NodeConfig knows whose it is
-        for table in (self.groups, self.nodes, self.forwarders):
+        for table in (self.groups, self.hosts, self.nodes, self.forwarders):
             for key, entry in table.items():
                 entry._name = key
 

@@ -33,7 +33,7 @@ from rovbus.forwarder.daemon import CONTROL_REQUESTS, ForwarderDaemon
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter, RouteError, UnknownNode
-from rovbus.forwarder.topology import PubSource, Target, Topology, topology_of
+from rovbus.forwarder.topology import Topology, topology_of
 
 __all__ = [
     "CONTROL_REQUESTS",
@@ -42,10 +42,8 @@ __all__ = [
     "LastValueCache",
     "ProxyStats",
     "PubPath",
-    "PubSource",
     "RequestRouter",
     "RouteError",
-    "Target",
     "Topology",
     "UnknownNode",
     "topology_of",

@@ -51,8 +51,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rovbus.config.reach import PubSource
 from rovbus.errors import WireError
-from rovbus.forwarder.topology import PubSource, connect_sources, sync_twin
+from rovbus.forwarder.topology import connect_sources, sync_twin
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.intake import Intake
 from rovbus.transport.publisher import TopicSequence

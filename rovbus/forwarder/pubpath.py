@@ -44,9 +44,10 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rovbus.config.reach import PubSource
 from rovbus.config.subscriptions import SubscriptionCaps
 from rovbus.errors import TransportError
-from rovbus.forwarder.topology import PubSource, connect_sources
+from rovbus.forwarder.topology import connect_sources
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import SocketOptions, bind
 from rovbus.transport.subguard import bind_again, configure_xpub

@@ -52,8 +52,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rovbus.config.reach import CHANNELS, NodeRoute
 from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
-from rovbus.forwarder.topology import Target, Topology, sync_twin
+from rovbus.forwarder.topology import Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
@@ -64,11 +65,11 @@ from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
 
-__all__ = ["CHANNELS", "RequestRouter", "RouteError", "UnknownNode"]
+__all__ = ["RequestRouter", "RouteError", "UnknownNode"]
 
 log = logging.getLogger(__name__)
 
-CHANNELS = (b"shell", b"control")
+_CHANNEL_FRAMES = frozenset(channel.encode() for channel in CHANNELS)
 DEFAULT_TIMEOUT = 3.0
 HOP_MARGIN = 0.5  # seconds added to the timeout per forwarder between us and the node
 MAX_PENDING = 10_000
@@ -96,7 +97,7 @@ class Pending:
     header: dict[str, Any]
     serializer: Serializer
     stack: tuple[bytes, ...]
-    target: Target
+    target: NodeRoute
     channel: str
     codec: Codec  # what verified the request signs the error reply to it
     timer: asyncio.TimerHandle | None = None
@@ -352,7 +353,7 @@ class RequestRouter:
         )
         node = node_frame.decode("utf-8", "replace")
         target = self.topology.targets.get(node)
-        if channel_frame not in CHANNELS:
+        if channel_frame not in _CHANNEL_FRAMES:
             channel = channel_frame.decode("utf-8", "replace")
             await self._error(
                 request,
@@ -404,7 +405,7 @@ class RequestRouter:
         out: list[bytes],
         request: Message,
         codec: Codec,
-        target: Target,
+        target: NodeRoute,
         channel: str,
     ) -> None:
         """Retry a request to an endpoint not connected; an error reply at the timeout."""
@@ -428,14 +429,14 @@ class RequestRouter:
         )
 
     def _sent(
-        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: Target, ch: str
+        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: NodeRoute, ch: str
     ) -> None:
         self.stats.forwarded += 1
         self.stats.per_node[target.node] = self.stats.per_node.get(target.node, 0) + 1
         self._expect(request, codec, stack, target, ch)
 
     def _expect(
-        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: Target, ch: str
+        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: NodeRoute, ch: str
     ) -> None:
         key = (stack, request.msg_id)
         old = self.pending.pop(key, None)

@@ -2,15 +2,16 @@
 
 Behind forwarder F are the nodes of F's inner group and, recursively, everything behind
 the forwarders whose outer group is F's inner group (vehicle -> tether gateway -> topside
--> shore). F reaches a node of its inner group directly (the node's ``shell`` and
-``control`` ROUTERs, and its ``pub``), and anything deeper through the inner forwarder
-that leads there (that forwarder's ``request`` endpoint with ``[node, channel]`` routing
-frames, and its outer ``pub``).
+-> shore): the reach of F's inner group (:func:`rovbus.config.reach.reach_from_forwarder`).
+F reaches a node of its inner group directly (the node's ``shell`` and ``control``
+ROUTERs, and its ``pub``), and anything deeper through the inner forwarder that leads
+there (that forwarder's ``request`` endpoint with ``[node, channel]`` routing frames, and
+its outer ``pub``), each at the address of its host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,44 +19,20 @@ import zmq
 import zmq.asyncio
 
 from rovbus.config import ForwarderConfig, SystemConfig
+from rovbus.config.reach import NodeRoute, PubSource, reach_from_forwarder
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.sockets import connect
 
-__all__ = ["PubSource", "Target", "Topology", "connect_sources", "sync_twin", "topology_of"]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where requests for one node go from this forwarder.
-
-    ``via`` is ``None`` for a node of the inner group (``shell``/``control`` are its own
-    ROUTER endpoints), else the inner forwarder that leads to it (both are that
-    forwarder's ``request`` endpoint). ``hops`` counts forwarders between us and the node.
-    """
-
-    node: str
-    group: str
-    shell: str
-    control: str
-    via: str | None = None
-    hops: int = 0
-
-    def endpoint(self, channel: str) -> str:
-        return self.shell if channel == "shell" else self.control
-
-
-@dataclass(frozen=True, slots=True)
-class PubSource:
-    """A PUB endpoint the inner XSUB connects to; ``secure``: another forwarder's outer side."""
-
-    endpoint: str
-    secure: bool
+__all__ = ["Topology", "connect_sources", "sync_twin", "topology_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class Topology:
+    """Forwarder ``forwarder``'s route to each node behind it (``hops``: forwarders
+    between it and the node) and the pubs its inner side connects to."""
+
     forwarder: ForwarderConfig
-    targets: dict[str, Target]
+    targets: Mapping[str, NodeRoute]
     sources: tuple[PubSource, ...]
     inner_forwarders: tuple[str, ...]  # every forwarder behind this one, at any depth
 
@@ -74,30 +51,8 @@ class Topology:
 
 def topology_of(system: SystemConfig, name: str) -> Topology:
     """The topology behind forwarder ``name`` (``ConfigError`` if there is none such)."""
-    fwd = system.forwarder(name)
-    targets: dict[str, Target] = {}
-    sources: list[PubSource] = []
-    behind: list[str] = []
-    for node in system.nodes_in(fwd.inner):
-        ep = node.endpoints
-        targets[node.name] = Target(
-            node.name,
-            node.group,
-            str(ep.shell.connectable()),
-            str(ep.control.connectable()),
-        )
-        sources.append(PubSource(str(ep.pub.connectable()), secure=False))
-    for inner in system.forwarders_into(fwd.inner):
-        request = str(inner.endpoints.request.connectable())
-        sources.append(PubSource(str(inner.endpoints.pub.connectable()), secure=True))
-        deeper = topology_of(system, inner.name)
-        behind += [inner.name, *deeper.inner_forwarders]
-        for target in deeper.targets.values():
-            targets.setdefault(
-                target.node,
-                Target(target.node, target.group, request, request, inner.name, target.hops + 1),
-            )
-    return Topology(fwd, targets, tuple(sources), tuple(behind))
+    reach = reach_from_forwarder(system, name)
+    return Topology(system.forwarder(name), reach.routes, reach.sources, reach.forwarders)
 
 
 def connect_sources(

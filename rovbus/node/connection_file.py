@@ -11,10 +11,12 @@ plus a port per channel (``jupyter_client.connect.ConnectionFileMixin._make_url`
 - tcp: ``tcp://{ip}:{port}``;
 - ipc: ``ipc://{ip}-{port}``, that is a path prefix with ``-N`` appended per channel.
 
-So a node gets a connection file only when its five endpoints share one transport and one
-host (tcp) or one path prefix (ipc, spelled ``ipc:///run/rovbus/propulsion-1``,
-``...-2``, ...). The ``iopub`` port is the node's optional JSON IOPub, never the msgpack
-``pub``: a Jupyter client subscribes to everything and would choke on CAN frames.
+So a node gets a connection file only when its five endpoints, as a peer connects to them
+(a wildcard or interface bind at its host's address, :mod:`rovbus.config.reach`), share
+one transport and one host (tcp) or one path prefix (ipc, spelled
+``ipc:///run/rovbus/propulsion-1``, ``...-2``, ...). The ``iopub`` port is the node's
+optional JSON IOPub, never the msgpack ``pub``: a Jupyter client subscribes to everything
+and would choke on CAN frames.
 
 The file holds the HMAC key of the node's conversations (on a signed system, the key of
 the node's current start, never the system key: docs/protocol.md, Signing), so it is
@@ -34,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rovbus.config.endpoints import WILDCARD_HOSTS, Endpoint, parse_endpoint
+from rovbus.config.endpoints import Endpoint, parse_endpoint
 
 __all__ = [
     "JUPYTER_CHANNELS",
@@ -101,23 +103,23 @@ def connection_info(
     }
 
 
-def endpoint_port(
-    endpoint: str | Endpoint, *, wildcard_host: str = "127.0.0.1"
-) -> tuple[str, str, int]:
-    """Split an endpoint into the ``(transport, ip, port)`` of a connection file.
+def endpoint_port(endpoint: str | Endpoint) -> tuple[str, str, int]:
+    """Split an endpoint a peer connects to into the ``(transport, ip, port)`` of a
+    connection file.
 
-    - ``tcp://HOST:PORT`` gives ``("tcp", HOST, PORT)``; a wildcard bind host (``*``,
-      ``0.0.0.0``, ``[::]``) cannot be connected to and becomes ``wildcard_host``. An IPv6
-      host keeps its brackets, since jupyter_client pastes ``ip`` into ``tcp://ip:port``.
+    - ``tcp://HOST:PORT`` gives ``("tcp", HOST, PORT)``. An IPv6 host keeps its brackets,
+      since jupyter_client pastes ``ip`` into ``tcp://ip:port``.
     - ``ipc:///PATH-N`` gives ``("ipc", "/PATH", N)``, Jupyter's ipc convention.
 
-    ValueError for anything else: an ipc path without the ``-N`` suffix, inproc, or a
-    string that is not an endpoint.
+    ValueError for anything else: a wildcard (a bind, not where a peer connects: take the
+    node's endpoints from :func:`rovbus.config.reach.node_endpoints`), an ipc path without
+    the ``-N`` suffix, inproc, or a string that is not an endpoint.
     """
     parsed = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+    if parsed.bind_kind == "wildcard":
+        raise ValueError(f"{parsed.url} binds every interface; a client cannot connect to it")
     if parsed.transport == "tcp":
-        host = wildcard_host if parsed.host in WILDCARD_HOSTS else parsed.host
-        return ("tcp", host, parsed.port)
+        return ("tcp", parsed.host, parsed.port)
     if parsed.transport == "ipc":
         match = _IPC_PORT.match(parsed.path)
         if match is None or not 1 <= int(match["port"]) <= 65535:
@@ -136,9 +138,10 @@ def connection_info_for(
     key: bytes,
     signature_scheme: str,
     kernel_name: str = "rovbus",
-    wildcard_host: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """:func:`connection_info` from a node's endpoints by channel name.
+    """:func:`connection_info` from a node's endpoints by channel name, as a peer connects
+    to them (:func:`rovbus.config.reach.node_endpoints`: a wildcard or interface bind at
+    its host's address).
 
     ``endpoints`` must hold ``shell``, ``iopub`` (the JSON IOPub), ``stdin``, ``control``
     and ``hb``; other keys (``pub``) are ignored. ValueError naming the channels when one
@@ -153,9 +156,7 @@ def connection_info_for(
             + "; missing: "
             + ", ".join(missing)
         )
-    split = {
-        ch: endpoint_port(endpoints[ch], wildcard_host=wildcard_host) for ch in JUPYTER_CHANNELS
-    }
+    split = {ch: endpoint_port(endpoints[ch]) for ch in JUPYTER_CHANNELS}
     places = {(transport, ip) for transport, ip, _ in split.values()}
     if len(places) != 1:
         where = ", ".join(f"{ch}={endpoints[ch]!s}" for ch in JUPYTER_CHANNELS)

@@ -38,6 +38,7 @@ import zmq.asyncio
 from rovbus import __version__
 from rovbus.can import CanPort, FrameBatcher, RingBuffer
 from rovbus.config import NodeConfig, SystemConfig
+from rovbus.config.reach import node_endpoints
 from rovbus.config.subscriptions import SubscriptionCaps, SubscriptionPlan
 from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
 from rovbus.node.connection_file import (
@@ -195,7 +196,9 @@ class NodeDaemon:
             return
         try:
             info = connection_info_for(
-                dict(ep.items()), key=self.codec.key, signature_scheme=self.codec.signature_scheme
+                node_endpoints(self.system, self.name),
+                key=self.codec.key,
+                signature_scheme=self.codec.signature_scheme,
             )
         except ValueError as exc:
             raise ConfigError(

@@ -20,6 +20,7 @@ from cantools.database.can import Database
 from rovbus.client import NodeRow, NodeTable
 from rovbus.config import SystemConfig
 from rovbus.config.models import ReplayDevice
+from rovbus.config.reach import node_endpoints
 from rovbus.sim.supervisor import Child
 from rovbus.transport import Subscriber
 from rovbus.transport.system_codec import system_codec
@@ -107,7 +108,7 @@ class Monitor:
 
     async def run(self, ctx: zmq.asyncio.Context) -> None:
         """Receive until cancelled."""
-        endpoints = [str(n.endpoints.pub) for n in self.system.nodes.values()]
+        endpoints = [str(node_endpoints(self.system, name)["pub"]) for name in self.system.nodes]
         sub = Subscriber(ctx, endpoints, self.codec, self.prefixes)
         try:
             while True:

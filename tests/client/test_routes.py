@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rovbus.client import UNHEARD, NodeTable, default_group, routes_for_group
+from rovbus.client import UNHEARD, NodeTable, PubSource, default_group, routes_for_group
 from rovbus.client.subscription import _socket_prefixes
 from rovbus.config import parse_system
 from rovbus.wire.codec import Codec
@@ -45,6 +45,21 @@ def test_routes_inside_the_group_are_direct() -> None:
     assert route.identities("shell") == ()
     assert route.shell == str(cfg.node("alpha").endpoints.shell)
     assert _socket_prefixes(routes.sources[0], [""]) == ["", "alpha/hb"]
+
+
+def test_a_forwarder_socket_subscribes_only_to_what_comes_from_it() -> None:
+    """Every prefix on a forwarder's outer side is narrowed to the nodes and forwarders
+    whose messages come through it, so a node also reached directly is not heard twice."""
+    source = PubSource("tcp://172.16.0.1:7300", ("gamma",), "gateway", ("gateway", "deep"))
+    assert _socket_prefixes(source, ["", "alpha/", "ga", "gamma/can/", "gateway/hb"]) == [
+        "gamma/",
+        "gateway/",
+        "gamma/can/",
+        "gateway/hb",
+        "gamma/hb",
+    ]
+    direct = PubSource("tcp://10.0.0.2:7100", ("alpha",))
+    assert _socket_prefixes(direct, ["", "gamma/"]) == ["", "gamma/", "alpha/hb"]
 
 
 def test_without_forwarder_the_default_is_the_first_group_with_nodes() -> None:

@@ -124,7 +124,13 @@ def test_cli_demo_prints_a_summary() -> None:
     assert "can0 (virtual:demo-propulsion-can0, 1 Mbit/s)" in out
     assert 'tx_allow[0] "0x200-0x20F": 11-bit 0x200-0x20F\n' in out
     assert "tx_allow: nothing (this bus never transmits)" in out  # power's bms
-    assert "tcp://127.0.0.1:7100" in out
+    # no hosts: one computer binds everything and reaches every node directly, on loopback
+    assert "host local: the file declares no hosts: one computer" in out
+    assert "    nodes.propulsion pub       tcp://127.0.0.1:7100\n" in out
+    assert "    forwarders.tether request  tcp://127.0.0.1:7201\n" in out
+    assert "  reaches, as a member of vehicle, topside\n" in out
+    assert "    node power: shell tcp://127.0.0.1:7121, control tcp://127.0.0.1:7122\n" in out
+    assert out.endswith("1 forwarder(s), 1 host(s)\n")
     assert "forwarder tether: vehicle -> topside" in out
     assert "signing: off; CURVE: off" in out
     assert result.stderr == ""
@@ -150,3 +156,47 @@ def test_cli_missing_file() -> None:
     assert result.returncode == 2
     assert "no such file:" in result.stderr
     assert "system.toml" in result.stderr
+
+
+def test_cli_one_hosts_view() -> None:
+    result = run_cli("--no-key-files", "--host", "topside", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"system rov-1 ({EXAMPLE})",
+        "host topside: reached from every group at 192.168.2.1",
+        "  binds",
+        *(
+            f"    nodes.winch {channel:<9}tcp://192.168.2.1:{port}"
+            for channel, port in (
+                ("pub", 7150),
+                ("shell", 7151),
+                ("control", 7152),
+                ("stdin", 7153),
+                ("hb", 7154),
+            )
+        ),
+        "  reaches, as a member of topside",
+        "    node winch: shell tcp://192.168.2.1:7151, control tcp://192.168.2.1:7152",
+        "    node propulsion: via tether (1 hop), request tcp://192.168.2.2:7201",
+        "    node navigation: via tether (1 hop), request tcp://192.168.2.2:7201",
+        "    pub tcp://192.168.2.1:7150: winch",
+        "    pub tcp://192.168.2.2:7200 (forwarder tether): propulsion, navigation",
+    ]
+
+
+def test_cli_wildcards_are_shown_where_they_are_reached(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("tcp://192.168.2.3:", "tcp://*:")
+    (tmp_path / "vehicle.toml").write_text(text)
+    result = run_cli("--no-key-files", "--host", "nav", str(tmp_path / "vehicle.toml"))
+    assert result.returncode == 0, result.stderr
+    assert "    nodes.navigation pub      tcp://*:7110, reached at tcp://192.168.2.3:7110\n" in (
+        result.stdout
+    )
+
+
+def test_cli_unknown_host() -> None:
+    result = run_cli("--no-key-files", "--host", "laptop", str(EXAMPLE))
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"{EXAMPLE}: hosts.laptop: no such host; known hosts: topside, main, nav\n"
+    )

@@ -16,6 +16,7 @@ from rovbus.config import (
     parse_entry,
     parse_system,
 )
+from rovbus.config.endpoints import parse_address
 from rovbus.config.problems import describe
 from rovbus.errors import ConfigError
 
@@ -171,16 +172,60 @@ def test_bad_endpoints(text: str, message: str) -> None:
         parse_endpoint(text)
 
 
-def test_connectable_replaces_wildcards_only() -> None:
-    assert parse_endpoint("tcp://*:7100").connectable() == parse_endpoint("tcp://127.0.0.1:7100")
-    assert str(parse_endpoint("tcp://0.0.0.0:7100").connectable("192.168.2.2")) == (
-        "tcp://192.168.2.2:7100"
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("tcp://*:7100", "wildcard"),
+        ("tcp://0.0.0.0:7100", "wildcard"),
+        ("tcp://[::]:7100", "wildcard"),
+        ("tcp://192.168.2.2:7100", "address"),
+        ("tcp://localhost:7100", "address"),
+        ("tcp://[fd00::2]:7100", "address"),
+        ("tcp://eth0:7100", "name"),
+        ("tcp://veth-rov0:7100", "name"),
+        ("ipc:///run/rovbus/x-1", "path"),
+        ("inproc://x", "path"),
+    ],
+)
+def test_bind_kinds(text: str, kind: str) -> None:
+    assert parse_endpoint(text).bind_kind == kind
+
+
+def test_an_endpoint_at_a_host_keeps_its_port() -> None:
+    assert str(parse_endpoint("tcp://*:7100").at("192.168.2.2")) == "tcp://192.168.2.2:7100"
+    assert str(parse_endpoint("tcp://eth0:7100").at(parse_address("fd00::2"))) == (
+        "tcp://[fd00::2]:7100"
     )
-    assert str(parse_endpoint("tcp://*:7100").connectable("::1")) == "tcp://[::1]:7100"
-    fixed = parse_endpoint("tcp://10.0.0.5:7100")
-    assert fixed.connectable("192.168.2.2") is fixed
-    ipc = parse_endpoint("ipc:///tmp/x")
-    assert ipc.connectable() is ipc
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("192.168.2.2", "192.168.2.2"),
+        ("fd00::2", "[fd00::2]"),
+        ("[::1]", "[::1]"),
+        ("rov-main.local", "rov-main.local"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_host_addresses(text: str, address: str) -> None:
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("*", "only a bind can use"),
+        ("0.0.0.0", "only a bind can use"),
+        ("::", "only a bind can use"),
+        ("", "the host is empty"),
+        ("300.1.1.1", "not a valid IPv4 address"),
+        ("bad_host!", "is not an address"),
+    ],
+)
+def test_bad_host_addresses(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_address(text)
 
 
 def test_collisions() -> None:
@@ -279,7 +324,7 @@ def test_unknown_keys_list_the_allowed_ones() -> None:
     assert problems == [
         "system.nmae: unknown key; expected one of: name, serializer, heartbeat_interval, "
         "dead_after, max_message_size, max_prefix, max_subscriptions",
-        "sytem: unknown key; expected one of: system, security, groups, nodes, forwarders",
+        "sytem: unknown key; expected one of: system, security, groups, hosts, nodes, forwarders",
     ]
 
 

@@ -12,7 +12,9 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.connect import find_connection_file
 
+from rovbus.config import parse_system
 from rovbus.config.endpoints import parse_endpoint
+from rovbus.config.reach import node_endpoints
 from rovbus.node.connection_file import (
     connection_info,
     connection_info_for,
@@ -183,8 +185,6 @@ def test_world_writable_folder_is_refused(tmp_path: Path) -> None:
         ("tcp://127.0.0.1:5555", ("tcp", "127.0.0.1", 5555)),
         ("tcp://rov-main.local:6000", ("tcp", "rov-main.local", 6000)),
         ("tcp://[::1]:5555", ("tcp", "[::1]", 5555)),
-        ("tcp://*:5555", ("tcp", "127.0.0.1", 5555)),
-        ("tcp://0.0.0.0:5555", ("tcp", "127.0.0.1", 5555)),
         ("ipc:///run/rovbus/propulsion-3", ("ipc", "/run/rovbus/propulsion", 3)),
         ("ipc:///run/rov-bus/a-b-12", ("ipc", "/run/rov-bus/a-b", 12)),
     ],
@@ -192,10 +192,6 @@ def test_world_writable_folder_is_refused(tmp_path: Path) -> None:
 def test_endpoint_port(endpoint: str, expected: tuple[str, str, int]) -> None:
     assert endpoint_port(endpoint) == expected
     assert endpoint_port(parse_endpoint(endpoint)) == expected
-
-
-def test_endpoint_port_wildcard_host() -> None:
-    assert endpoint_port("tcp://*:5555", wildcard_host="10.0.0.2") == ("tcp", "10.0.0.2", 5555)
 
 
 @pytest.mark.parametrize(
@@ -207,6 +203,8 @@ def test_endpoint_port_wildcard_host() -> None:
         ("inproc://node", "cannot reach a inproc"),
         ("udp://1.2.3.4:5", "unknown transport"),
         ("tcp://127.0.0.1", "not tcp://HOST:PORT"),
+        ("tcp://*:5555", "binds every interface"),
+        ("tcp://0.0.0.0:5555", "binds every interface"),
     ],
 )
 def test_endpoint_port_rejects(endpoint: str, match: str) -> None:
@@ -229,11 +227,41 @@ def test_connection_info_for_needs_one_host() -> None:
     assert "hb=tcp://10.0.0.2:5605" in str(info.value)
 
 
-def test_connection_info_for_accepts_wildcard_and_loopback_mix() -> None:
-    endpoints = tcp_endpoints("*")
-    endpoints["iopub"] = "tcp://127.0.0.1:5606"
-    info = connection_info_for(endpoints, key=b"", signature_scheme="hmac-sha256")
-    assert info["ip"] == "127.0.0.1"
+WILDCARD_NODE = """
+[system]
+name = "t"
+[groups.vehicle]
+{hosts}
+[nodes.n]
+group = "vehicle"
+{host}
+[nodes.n.endpoints]
+pub = "tcp://*:5600"
+shell = "tcp://*:5601"
+control = "tcp://0.0.0.0:5603"
+stdin = "tcp://{stdin}:5604"
+hb = "tcp://*:5605"
+iopub = "tcp://*:5606"
+"""
+
+
+@pytest.mark.parametrize(
+    ("hosts", "host", "stdin", "ip"),
+    [
+        ("", "", "127.0.0.1", "127.0.0.1"),  # no hosts: one computer, reached on loopback
+        ('[hosts.main]\naddress = "10.0.0.2"', 'host = "main"', "eth0", "10.0.0.2"),
+        ('[hosts.main]\naddress = "10.0.0.2"', 'host = "main"', "10.0.0.2", "10.0.0.2"),
+    ],
+)
+def test_connection_file_of_wildcard_binds_names_the_host(
+    hosts: str, host: str, stdin: str, ip: str
+) -> None:
+    """The file of a node bound to wildcards (and an interface or an address) gives the
+    address its host is reached at, the one every other peer connects to too."""
+    system = parse_system(WILDCARD_NODE.format(hosts=hosts, host=host, stdin=stdin))
+    info = connection_info_for(node_endpoints(system, "n"), key=b"", signature_scheme="hmac-sha256")
+    assert info["ip"] == ip
+    assert (info["shell_port"], info["control_port"], info["iopub_port"]) == (5601, 5603, 5606)
 
 
 def test_connection_info_for_names_missing_channels() -> None:
