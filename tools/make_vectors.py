@@ -10,6 +10,9 @@ when the wire format does. Each vector is::
 ``key`` is the HMAC key as text ("" = unsigned); bytes inside ``message`` are written as
 ``{"$bytes": "<hex>"}``. docs/protocol.md walks through ``can_frame_11bit_sha256_msgpack``;
 the ``*_seq*`` vectors carry the header's per-topic ``seq`` that a node's pub messages have.
+The ``*_start_key_*`` vectors are a conversation with a node, signed with its start key:
+their ``start_key_of`` holds the system key, the node's name and session it derives from
+(``rovbus.wire.signing.derive_key``), and ``key`` the result.
 
     .venv/bin/python tools/make_vectors.py            # writes tests/vectors/envelope.json
     .venv/bin/python tools/make_vectors.py --check    # exit 1 if the file is out of date
@@ -27,6 +30,7 @@ from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import PROTOCOL_VERSION, Message, format_date
 from rovbus.wire.serializers import Serializer
+from rovbus.wire.signing import derive_key
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "envelope.json"
@@ -65,7 +69,13 @@ def vector(
     message: Message,
     key: str = "",
     scheme: str = "hmac-sha256",
+    *,
+    start_of: str | None = None,
 ) -> dict[str, Any]:
+    """``start_of``: sign with the start key of that node in ``SESSION``, derived from ``key``."""
+    derived_from = key
+    if start_of is not None:
+        key = derive_key(key.encode(), start_of, SESSION, scheme).decode()
     frames = Codec(key.encode(), scheme).encode(message)
     out: dict[str, Any] = {
         "name": name,
@@ -84,6 +94,8 @@ def vector(
         out["identities"] = [i.hex() for i in message.identities]
     if message.buffers:
         out["buffers"] = [b.hex() for b in message.buffers]
+    if start_of is not None:
+        out["start_key_of"] = {"system_key": derived_from, "name": start_of, "session": SESSION}
     return out
 
 
@@ -160,6 +172,16 @@ def build() -> list[dict[str, Any]]:
         buffers=(b"\xde\xad\xbe\xef", b""),
         identities=(can_topic(NODE, "can0", 0x0F3, False).encode(),),
     )
+    thruster = Message(  # to propulsion's shell: thruster 1 to 1000 rpm
+        header(16, "can_send_request", OPERATOR, "a0b1c2d3-e4f5061728394a5b6c7d8e9f"),
+        content={"bus": "can0", "frames": ["201#E803"]},
+    )
+    thruster_reply = Message(
+        header(17, "can_send_reply"),
+        parent_header=thruster.header,
+        content={"status": "ok", "bus": "can0", "sent": 1},
+        serializer=json_,
+    )
     status = Message(
         header(12, "status"),
         parent_header=request.header,
@@ -188,6 +210,9 @@ def build() -> list[dict[str, Any]]:
         vector("can_frame_11bit_seq_sha256_msgpack", can_message(13, classic, msgpack, 1), KEY),
         vector("can_frame_11bit_seq1234_unsigned_msgpack", can_message(14, classic, msgpack, 1234)),
         vector("can_frame_11bit_seq_unsigned_json", can_message(15, classic, json_, 7)),
+        # a conversation with a node: signed with its start key (docs/protocol.md, Signing)
+        vector("request_start_key_sha256_msgpack", thruster, KEY, start_of=NODE),
+        vector("reply_start_key_sha512_json", thruster_reply, KEY, "hmac-sha512", start_of=NODE),
     ]
 
 

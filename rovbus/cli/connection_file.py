@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import EXIT_OK, EXIT_USAGE, default_config, parser_defaults
+from rovbus.cli.options import EXIT_OK, EXIT_USAGE, default_config, parser_defaults, run_client
+
+if TYPE_CHECKING:
+    from rovbus.client import Client
 
 EPILOG = """\
 examples:
@@ -13,8 +16,12 @@ examples:
   jupyter console --existing ./propulsion.json       # the node's diagnostic console
 
 The node must have an `iopub` endpoint, and its five Jupyter channels must share one host
-(tcp) or one path prefix (ipc). The file holds the HMAC key: keep it private.
-Exit status: 0 printed, 2 no such node, no iopub, or a bad system file.
+(tcp) or one path prefix (ipc). On a signed system the file holds the key of the node's
+current start, which the command learns from the node's heartbeat (so the node must be
+running and reachable from the group): the file works until the node restarts, and only
+with that node. Keep it private.
+Exit status: 0 printed, 1 no heartbeat from the node, 2 no such node, no iopub, or a bad
+system file.
 """
 
 
@@ -29,6 +36,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("name", metavar="NAME", help="the node")
     p.add_argument(
         "--config", "-c", metavar="FILE", help="the system file (default: $ROVBUS_CONFIG)"
+    )
+    p.add_argument(
+        "--group",
+        "-g",
+        metavar="NAME",
+        help="hear the node's heartbeat as a member of this group (signed systems; default "
+        "as for the other commands)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SEC",
+        help="wait this long for the node's heartbeat (signed systems; default 5)",
     )
 
 
@@ -48,14 +69,17 @@ def run(args: argparse.Namespace) -> int:
                 str(system.source),
                 [f"nodes.{args.name}.endpoints: no iopub endpoint, so no Jupyter connection file"],
             )
-        security = system.security
-        info = connection_info_for(
-            dict(node.endpoints.items()),
-            key=system.hmac_key(),
-            signature_scheme=security.signature_scheme if security else "hmac-sha256",
-        )
+        scheme = system.security.signature_scheme if system.security else "hmac-sha256"
+        connection_info_for(dict(node.endpoints.items()), key=b"", signature_scheme=scheme)
     except (ConfigError, ValueError) as exc:
         print(f"rovbus connection-file: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(info, indent=2))
-    return EXIT_OK
+
+    async def body(client: Client) -> int:
+        client.routes.route(args.name)  # ConfigError when the group cannot reach it
+        key = (await client.codec_for(args.name, args.timeout)).key
+        info = connection_info_for(dict(node.endpoints.items()), key=key, signature_scheme=scheme)
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+
+    return run_client(args, "connection-file", body)

@@ -16,9 +16,11 @@ examples:
                                                         # under allowed_clients
 
 Writes DIR/NAME.key (the public key, to hand out) and DIR/NAME.key_secret (public and
-secret key, mode 0600), in pyzmq's certificate format. --hmac writes a random signing key
-(mode 0600; DIR/hmac.key unless a file is given) for [security] key_file. Existing
-files are never replaced without --force.
+secret key, mode 0600), in pyzmq's certificate format; NAME is a plain file name (no
+'/', not '..'). --hmac writes a random signing key (mode 0600; DIR/hmac.key unless a
+file is given) for [security] key_file. Existing files are never replaced without
+--force. Exit status: 0 written, 1 a file exists or cannot be written, 2 a NAME that is
+not a plain file name.
 """
 
 
@@ -57,9 +59,14 @@ def write_hmac_key(path: Path, *, overwrite: bool = False) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rovbus.transport.curve import write_keypair
+    from rovbus.transport.curve import key_paths, write_keypair
 
     directory = Path(args.dir)
+    try:
+        key_paths(directory, args.name)
+    except ValueError as exc:
+        print(f"rovbus keygen: {exc}", file=sys.stderr)
+        return 2
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         hmac_path = None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import add_connection_args, add_receive_args, parser_defaults
+from rovbus.cli.options import EXIT_OK, add_connection_args, add_receive_args, parser_defaults
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from rovbus.cli.canlog import CanLog
     from rovbus.client import Client, NativeLogWriter, Received
 
 EPILOG = """\
@@ -19,19 +23,31 @@ examples:
   rovbus record all.rbl                        # every message, exactly as on the wire
   rovbus record big.log --max-bytes 50000000   # rotate: a new file every 50 MB
 
-With --max-bytes, CAN logs rotate as python-can's SizedRotatingLogger does (FILE is the
-live file; full ones are renamed FILE_<time>_#NNN), .rbl logs continue in FILE.001.rbl,
-FILE.002.rbl, ...
+With --max-bytes, CAN logs (.log .asc .blf .csv .txt) rotate as python-can's
+SizedRotatingLogger does (FILE is the live file; full ones are renamed FILE_<time>_#NNN),
+.rbl logs continue in FILE.001.rbl, FILE.002.rbl, ...
 
-The extension picks the format: .log (candump -L), .asc, .blf, .csv, .trc (any format
-python-can writes) hold CAN frames, each with its node timestamp, direction and the bus
-name as channel (--node-channel: node/bus); .rbl (rovbus native log, see
-rovbus.client.rbl) holds every message's envelope frames with their receive times.
-Default prefixes: every node's CAN topics (.rbl: everything). Ctrl-C closes the file
-properly. Exit status: 0 ok, 1 --timeout before --count, 2 bad arguments or system file.
+The extension picks the format: .log (candump -L), .asc, .blf, .csv, .trc, .txt, .db
+(python-can's writers; not .mf4, which python-can writes only when it closes) hold CAN
+frames, each with its node timestamp, direction and the bus name as channel
+(--node-channel: node/bus); .rbl (rovbus native log, see rovbus.client.rbl) holds every
+message's envelope frames with their receive times.
+Default prefixes: every node's CAN topics (.rbl: everything).
+
+What is received reaches the disk at least every --flush-interval seconds (default 1):
+written in whole records and fsynced (.blf: the open container closed; .db: committed).
+A kill -9 or a power cut loses at most the frames of that last interval, and the file
+still reads (python-can's LogReader, the .rbl reader). Ctrl-C, SIGTERM (a service
+stopping) and SIGHUP (a terminal or ssh session closing) close the file properly (the
+.blf header written). Exit status: 0 ok, also when stopped by SIGTERM or SIGHUP; 1
+--timeout before --count, or the disk refused a write; 2 bad arguments or system file;
+130 Ctrl-C, as every rovbus command.
 """
 
-CAN_FORMATS = (".log", ".asc", ".blf", ".csv", ".trc", ".mf4", ".txt", ".db")
+CAN_FORMATS = (".log", ".asc", ".blf", ".csv", ".trc", ".txt", ".db")
+#: what python-can's SizedRotatingLogger rotates (--max-bytes)
+ROTATING_FORMATS = (".log", ".asc", ".blf", ".csv", ".txt")
+DEFAULT_FLUSH_INTERVAL = 1.0
 
 
 def add_parser(sub: Any) -> None:
@@ -49,8 +65,26 @@ def add_parser(sub: Any) -> None:
         "--max-bytes", type=int, metavar="N", help="rotate to a new file when one reaches N bytes"
     )
     p.add_argument("--node-channel", action="store_true", help="channel node/bus, not bus")
+    p.add_argument(
+        "--flush-interval",
+        type=_positive_seconds,
+        default=DEFAULT_FLUSH_INTERVAL,
+        metavar="SEC",
+        help="put what was received on disk at least every SEC seconds: the most a kill "
+        f"or a power cut loses (default {DEFAULT_FLUSH_INTERVAL:g})",
+    )
     add_receive_args(p, "frames (.rbl: messages)")
     add_connection_args(p)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, more than 0")
+    return value
 
 
 class _NativeRotator:
@@ -75,12 +109,46 @@ class _NativeRotator:
             )
         self.writer.write(frames, received)
 
+    def sync(self) -> None:
+        self.writer.sync()
+
     def close(self) -> None:
         self.writer.close()
 
 
+async def _record(
+    receive: Coroutine[Any, Any, int],
+    output: _NativeRotator | CanLog,
+    interval: float,
+    stop: asyncio.Event,
+) -> int:
+    """Run ``receive`` to its end, syncing ``output`` every ``interval`` seconds, or until
+    ``stop`` is set (by SIGTERM or SIGHUP): then 0. A failed sync ends it with its error;
+    closing ``output`` (the caller's) syncs what came after the last one."""
+    import asyncio
+
+    receiving = asyncio.ensure_future(receive)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            await asyncio.wait(
+                (receiving, stopping), timeout=interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            if receiving.done():
+                return receiving.result()
+            if stop.is_set():
+                return EXIT_OK
+            output.sync()
+    finally:
+        receiving.cancel()
+        stopping.cancel()
+        await asyncio.gather(receiving, stopping, return_exceptions=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    import asyncio
     import logging
+    import signal
     import sys
 
     from rovbus.cli.options import EXIT_USAGE, joined, receive_loop, run_client
@@ -89,16 +157,34 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("rovbus.cli")
     path = Path(args.file)
-    native = path.suffix.lower() == ".rbl"
-    if not native and path.suffix.lower() not in CAN_FORMATS:
-        print(
-            f"rovbus record: {path.suffix or 'no extension'}: expected .rbl or one of "
-            + " ".join(CAN_FORMATS),
-            file=sys.stderr,
+    suffix = path.suffix.lower()
+    native = suffix == ".rbl"
+    problem = None
+    if not native and suffix not in CAN_FORMATS:
+        problem = f"{path.suffix or 'no extension'}: expected .rbl or one of " + " ".join(
+            CAN_FORMATS
         )
+    elif args.max_bytes and not native and suffix not in ROTATING_FORMATS:
+        problem = f"--max-bytes: {suffix} does not rotate; use .rbl or one of " + " ".join(
+            ROTATING_FORMATS
+        )
+    if problem:
+        print(f"rovbus record: {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     async def body(client: Client) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        stop_signals = (signal.SIGTERM, signal.SIGHUP)
+        for signum in stop_signals:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            return await record(client, stop)
+        finally:
+            for signum in stop_signals:
+                loop.remove_signal_handler(signum)
+
+    async def record(client: Client, stop: asyncio.Event) -> int:
         if args.prefixes:
             prefixes = list(args.prefixes)
         elif native:
@@ -107,59 +193,54 @@ def run(args: argparse.Namespace) -> int:
             prefixes = [f"{n}/can/" for n in client.routes.nodes] or [""]
         system = client.system.name if client.system is not None else None
         written = 0
+        output: _NativeRotator | CanLog
         if native:
-            rotator = _NativeRotator(path, args.max_bytes, system, prefixes)
+            output = rotator = _NativeRotator(path, args.max_bytes, system, prefixes)
 
-            def handle_native(got: Received, remaining: int | None) -> int:
+            def handle(got: Received, remaining: int | None) -> int:
                 nonlocal written
                 rotator.write(got.frames, got.time)
                 written += 1
                 return 1
 
-            try:
-                async with client.subscribe(prefixes) as subscription:
-                    await joined(subscription, "record")
-                    return await receive_loop(
-                        subscription, args, handle_native, duration=args.duration
-                    )
-            finally:
-                rotator.close()
-                log.info("wrote %d message(s) to %s", written, path)
-
-        import can
-
-        if args.max_bytes:
-            logger: Any = can.SizedRotatingLogger(str(path), max_bytes=args.max_bytes)
         else:
-            logger = can.Logger(str(path))
+            from rovbus.cli.canlog import CanLog
 
-        def handle(got: Received, remaining: int | None) -> int:
-            nonlocal written
-            msg = got.message
-            n = 0
-            frames = can_frames(msg)
-            if not frames:
-                return 0
-            node = parse_topic(msg.topic).node if args.node_channel else ""
-            for frame in frames:
-                if remaining is not None and n >= remaining:
-                    break
-                m = frame.to_can_message()
-                if not frame.timestamp:
-                    m.timestamp = got.time
-                if node:
-                    m.channel = f"{node}/{frame.bus}"
-                logger.on_message_received(m)
-                n += 1
-            written += n
-            return n
+            output = can_log = CanLog(path, max_bytes=args.max_bytes, interval=args.flush_interval)
 
-        try:
+            def handle(got: Received, remaining: int | None) -> int:
+                nonlocal written
+                msg = got.message
+                n = 0
+                frames = can_frames(msg)
+                if not frames:
+                    return 0
+                node = parse_topic(msg.topic).node if args.node_channel else ""
+                for frame in frames:
+                    if remaining is not None and n >= remaining:
+                        break
+                    m = frame.to_can_message()
+                    if not frame.timestamp:
+                        m.timestamp = got.time
+                    if node:
+                        m.channel = f"{node}/{frame.bus}"
+                    can_log.write(m)
+                    n += 1
+                written += n
+                return n
+
+        async def receive() -> int:
             async with client.subscribe(prefixes) as subscription:
                 await joined(subscription, "record")
                 return await receive_loop(subscription, args, handle, duration=args.duration)
+
+        try:
+            code = await _record(receive(), output, args.flush_interval, stop)
+            if stop.is_set():
+                log.info("stopped by a signal")
+            return code
         finally:
-            logger.stop()
-            log.info("wrote %d frame(s) to %s", written, path)
+            output.close()
+            log.info("wrote %d %s to %s", written, "message(s)" if native else "frame(s)", path)
 
     return run_client(args, "record", body)

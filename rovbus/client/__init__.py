@@ -1,7 +1,8 @@
 """The operator API: subscribe, request, transmit, and the node table.
 
 What this layer promises: a client reaches every node its group can reach, straight or
-through forwarders (:mod:`rovbus.client.routes`), with the system's keys; a lost reply is
+through forwarders (:mod:`rovbus.client.routes`), with the system's keys (a request signed
+with its node's start key, learned from the node's heartbeat); a lost reply is
 retried on a fresh socket with the same msg_id (a node acts once); an error reply raises
 :class:`RequestFailed` carrying the reply (``check=False`` returns it instead); only good
 messages are yielded (bad ones are counted); messages a node published on a subscribed

@@ -1,15 +1,18 @@
 """The asyncio client: subscribe, request, transmit, and the node table.
 
 A :class:`Client` is a member of one group of the system file (see
-:mod:`rovbus.client.routes`) or talks to endpoints given by hand. It signs and verifies
-with the system's key, applies CURVE client keys to sockets that reach a forwarder's outer
-side when the system configures CURVE, and opens sockets lazily: constructing a client
-does no I/O.
+:mod:`rovbus.client.routes`) or talks to endpoints given by hand. It verifies pub traffic
+with the system's key, and signs each request with the start key of the node it goes to
+(derived from the system key and the session of the node's latest heartbeat, which it
+follows from its first request on; docs/protocol.md, Signing). It applies CURVE client
+keys to sockets that reach a forwarder's outer side when the system configures CURVE, and
+opens sockets lazily: constructing a client does no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import importlib
 import time
@@ -24,12 +27,12 @@ from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group
 from rovbus.client.subscription import Subscription
-from rovbus.errors import ConfigError
+from rovbus.errors import ConfigError, RequestTimeout
 from rovbus.transport.requester import Requester, SocketSetup
+from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from rovbus.wire.serializers import Serializer
 
 if TYPE_CHECKING:
     from rovbus.config import SystemConfig
@@ -95,7 +98,10 @@ class Client:
         self.table = NodeTable(dead_after, expected)
         self._requesters: dict[str, Requester] = {}
         self._subscriptions: set[Subscription] = set()
-        self._watch: asyncio.Task[None] | None = None
+        #: heartbeat watchers: "" for every node (``watch_nodes``), else one node's name
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self._heard = asyncio.Event()  # set (and replaced) at every heartbeat
+        self._starts: dict[str, tuple[str, Codec]] = {}  # node -> (session, its codec)
         self.closed = False
 
     # -- construction -------------------------------------------------------------------
@@ -124,15 +130,7 @@ class Client:
             routes = explicit_routes(list(pub), request, routed=routed)
         else:
             routes = routes_for_group(cfg, group)
-        security = cfg.security
-        codec = Codec(
-            cfg.hmac_key(),
-            security.signature_scheme if security else "hmac-sha256",
-            username=username or _username(),
-            serializer=Serializer(cfg.system.serializer),
-            replay_window=security.replay_window if security else 4096,
-            max_age=security.max_age if security else None,
-        )
+        codec = system_codec(cfg, username or _username())
         intervals = [cfg.heartbeat_interval_of(n) for n in routes.nodes] or [
             cfg.system.heartbeat_interval
         ]
@@ -208,10 +206,13 @@ class Client:
         self._check_open()
         route = self.routes.route(node)
         endpoint = route.endpoint(channel)
-        message = self.codec.message(
+        codec = await self.codec_for(node, timeout * (retries + 1))
+        message = codec.message(
             request_type(msg_type), content or {}, identities=route.identities(channel)
         )
-        reply = await self._requester(endpoint, route.via).request(message, timeout, retries)
+        reply = await self._requester(endpoint, route.via).request(
+            message, timeout, retries, codec=lambda: self._start_codec(node) or codec
+        )
         if check and reply.content.get("status") == "error":
             raise RequestFailed(node, reply)
         return reply
@@ -246,23 +247,78 @@ class Client:
         sent = reply.content.get("sent", 0)
         return sent if isinstance(sent, int) else 0
 
+    async def codec_for(self, node: str, timeout: float) -> Codec:
+        """The codec for requests to ``node``: signing with the key of its current start,
+        which its heartbeats announce (this waits up to ``timeout`` seconds for the first,
+        and follows them from then on); this client's own codec on an unsigned system.
+        Raises RequestTimeout when no heartbeat of ``node`` came, ConfigError when there is
+        no pub endpoint to hear one on."""
+        codec = self._start_codec(node)
+        if codec is not None:
+            return codec
+        if not self.routes.sources:
+            raise ConfigError(
+                self.routes.source,
+                [
+                    f"node {node!r}: a request on a signed system carries the key of the "
+                    "node's current start, which its heartbeats announce, and there is no "
+                    "pub endpoint to hear them on (give one)"
+                ],
+            )
+        if node in self.routes.nodes:
+            self.watch_nodes()
+        else:
+            self._follow(node, [f"{node}/hb"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (codec := self._start_codec(node)) is None:
+            heard = self._heard
+            left = deadline - loop.time()
+            if left <= 0:
+                raise RequestTimeout(
+                    f"no heartbeat from node {node!r} within {timeout:g} s: a request on a "
+                    "signed system carries the key of the node's current start, which its "
+                    "heartbeats announce"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.wait(), left)
+        return codec
+
+    def _start_codec(self, node: str) -> Codec | None:
+        """The codec of ``node``'s start its latest heartbeat announced (``None`` before
+        one was heard); this client's own codec on an unsigned system."""
+        if not self.codec.signer.enabled:
+            return self.codec
+        life = self.table.tracker.nodes.get(node)
+        if life is None:
+            return None
+        known = self._starts.get(node)
+        if known is None or known[0] != life.session:
+            known = self._starts[node] = (life.session, self.codec.for_start(node, life.session))
+        return known[1]
+
     # -- the node table -----------------------------------------------------------------
 
     def _heartbeat(self, message: Message) -> None:
         self.table.observe(message, time.monotonic())
+        self._heard.set()
+        self._heard = asyncio.Event()
 
     async def _watch_heartbeats(self, sub: Subscription) -> None:
         async with sub:
             async for _ in sub:
                 pass  # Subscription feeds every heartbeat to the table
 
+    def _follow(self, what: str, prefixes: list[str]) -> None:
+        if what not in self._watches:
+            sub = self.subscribe(prefixes)
+            self._watches[what] = asyncio.create_task(self._watch_heartbeats(sub))
+
     def watch_nodes(self) -> None:
         """Start following every node's heartbeats in the background (idempotent)."""
         self._check_open()
-        if self._watch is None:
-            # endpoints by hand: the node names are unknown, so everything, filtered
-            prefixes = [f"{n}/hb" for n in self.routes.nodes] or [""]
-            self._watch = asyncio.create_task(self._watch_heartbeats(self.subscribe(prefixes)))
+        # endpoints by hand: the node names are unknown, so everything, filtered
+        self._follow("", [f"{n}/hb" for n in self.routes.nodes] or [""])
 
     async def node_table(self, wait: float | None = None) -> list[NodeRow]:
         """The node table from heartbeats: one row per node heard or named by the system.
@@ -271,7 +327,7 @@ class Client:
         (default: two heartbeat intervals and a half) until every reachable node has been
         heard twice (so its frame rates are known); later calls return at once unless
         ``wait`` is given."""
-        first = self._watch is None
+        first = "" not in self._watches
         self.watch_nodes()
         if wait is None:
             wait = 2.5 * self.heartbeat_interval if first else 0.0
@@ -296,10 +352,10 @@ class Client:
         if self.closed:
             return
         self.closed = True
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-            self._watch = None
+        for watch in self._watches.values():
+            watch.cancel()
+        await asyncio.gather(*self._watches.values(), return_exceptions=True)
+        self._watches.clear()
         for sub in list(self._subscriptions):
             sub.close()
         for req in self._requesters.values():

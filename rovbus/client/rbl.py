@@ -13,8 +13,10 @@ same bytes and any tool that speaks the envelope can read it. Layout::
               [<receive time, UTC epoch seconds, float>, [<frame bytes>, ...]]
 
 Frames are msgpack ``bin``; the signature in them is the original sender's, so a replay
-is accepted only by subscribers with that key whose replay guard has not seen it. A file
-cut short (the recorder was killed) reads up to its last whole record.
+is accepted only by subscribers with that key whose replay guard has not seen it. The
+writer's file reaches the disk in whole records (:class:`~rovbus.client.logfile.LogFile`):
+``sync()`` puts everything written so far on disk. A file cut short anyway (a power cut
+mid-write) reads up to its last whole record.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgpack
 
+from rovbus.client.logfile import LogFile
 from rovbus.errors import RovbusError
 
 __all__ = ["MAGIC", "NativeLogError", "NativeLogWriter", "is_native_log", "read_native_log"]
@@ -54,7 +57,7 @@ class NativeLogWriter:
         self, path: str | Path, *, system: str | None = None, prefixes: Sequence[str] = ()
     ) -> None:
         self.path = Path(path)
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        self._file = LogFile(self.path)
         self._packer = msgpack.Packer(use_bin_type=True)
         header = {
             "format": "rovbus-log",
@@ -68,16 +71,20 @@ class NativeLogWriter:
         self.records = 0
 
     def _write(self, data: bytes) -> None:
+        """One whole record (or the magic and header): past a megabyte held, to the system."""
         self._file.write(data)
         self.size += len(data)
+        if self._file.full:
+            self._file.push()
 
     def write(self, frames: Sequence[bytes], received: float) -> None:
         """Append one message: its multipart frames and receive time."""
         self._write(self._packer.pack([float(received), list(frames)]))
         self.records += 1
 
-    def flush(self) -> None:
-        self._file.flush()
+    def sync(self) -> None:
+        """Every record written so far on disk (written and fsynced)."""
+        self._file.sync()
 
     def close(self) -> None:
         if not self._file.closed:

@@ -17,38 +17,62 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rovbus.config.endpoints import Endpoint
+from rovbus.config.endpoints import BoundEndpoints, Endpoint
 from rovbus.config.problems import format_key_path, problem
 from rovbus.config.system import SystemConfig
 from rovbus.config.txallow import MAX_EXTENDED_ID, MAX_STANDARD_ID
 
 __all__ = [
     "CHECKS",
+    "NAME_MAX",
     "check_buses",
     "check_endpoints",
     "check_forwarder_tree",
     "check_groups",
     "check_key_files",
     "check_names",
+    "name_problem",
     "run_checks",
 ]
 
 Check = Callable[[SystemConfig], Iterator[str]]
 
+#: the longest name of a system, group, node, forwarder or bus. A name becomes a topic
+#: level, a file name (a node's connection file NAME.json, its temporary copy, a systemd
+#: instance), a folder (the demo's) and a ZeroMQ routing frame (at most 255 bytes); 64
+#: leaves room in each and keeps topics far below the subscription prefix limit
+NAME_MAX = 64
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _NAME_RULE = "a letter or digit, then letters, digits, '_' or '-' (it becomes a topic level)"
 
 
+def name_problem(name: str, what: str = "name") -> str | None:
+    """What is wrong with ``name`` as a name in the system file (``what``: how the
+    problem calls it), or None."""
+    if not _NAME.match(name):
+        return f"invalid {what}; expected {_NAME_RULE}"
+    if len(name) > NAME_MAX:
+        return (
+            f"{what} of {len(name)} characters is too long; at most {NAME_MAX} (it names "
+            "topics, files and routing frames)"
+        )
+    return None
+
+
 def check_names(config: SystemConfig) -> Iterator[str]:
-    """Names are topic-safe, and nodes and forwarders share one namespace."""
+    """Names are topic- and file-safe, and nodes and forwarders share one namespace."""
+    found = name_problem(config.system.name)
+    if found:
+        yield problem(["system", "name"], found)
     for table_name, table in (
         ("groups", config.groups),
         ("nodes", config.nodes),
         ("forwarders", config.forwarders),
     ):
         for key in table:
-            if not _NAME.match(key):
-                yield problem([table_name, key], f"invalid name; expected {_NAME_RULE}")
+            found = name_problem(key)
+            if found:
+                yield problem([table_name, key], found)
     for name in config.forwarders:
         if name in config.nodes:
             yield problem(
@@ -69,16 +93,14 @@ def _all_endpoints(config: SystemConfig) -> Iterator[tuple[list[str | int], Endp
 
 def check_endpoints(config: SystemConfig) -> Iterator[str]:
     """No endpoint is used twice; a wildcard host collides with any host on its port."""
-    seen: list[tuple[list[str | int], Endpoint]] = []
+    bound: BoundEndpoints[list[str | int]] = BoundEndpoints()
     for loc, endpoint in _all_endpoints(config):
-        for other_loc, other in seen:
-            if endpoint.collides_with(other):
-                how = "" if endpoint == other else f" (as {other})"
-                yield problem(
-                    loc, f"{endpoint} is already used by {format_key_path(other_loc)}{how}"
-                )
-                break
-        seen.append((loc, endpoint))
+        collision = bound.first_collision(endpoint)
+        if collision is not None:
+            other, other_loc = collision
+            how = "" if endpoint == other else f" (as {other})"
+            yield problem(loc, f"{endpoint} is already used by {format_key_path(other_loc)}{how}")
+        bound.add(endpoint, loc)
 
 
 def check_groups(config: SystemConfig) -> Iterator[str]:
@@ -145,8 +167,9 @@ def check_buses(config: SystemConfig) -> Iterator[str]:
         seen: dict[str, int] = {}
         for index, bus in enumerate(node.buses):
             loc: list[str | int] = ["nodes", node_name, "buses", index]
-            if not _NAME.match(bus.name):
-                yield problem([*loc, "name"], f"invalid bus name; expected {_NAME_RULE}")
+            found = name_problem(bus.name, "bus name")
+            if found:
+                yield problem([*loc, "name"], found)
             if bus.name in seen:
                 yield problem(
                     [*loc, "name"],

@@ -20,9 +20,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
-__all__ = ["WILDCARD_HOSTS", "Endpoint", "Transport", "parse_endpoint"]
+__all__ = ["WILDCARD_HOSTS", "BoundEndpoints", "Endpoint", "Transport", "parse_endpoint"]
 
 Transport = Literal["tcp", "ipc", "inproc"]
 
@@ -80,7 +80,8 @@ class Endpoint:
 
         ``localhost`` counts as ``127.0.0.1`` and host names compare case-insensitively.
         Wildcard hosts are normalized to ``*``; whether a wildcard collides with another
-        host on the same port is for the caller to decide (see :meth:`collides_with`).
+        host on the same port is for the caller to decide (see :meth:`collides_with`, and
+        :class:`BoundEndpoints` for many at once).
         """
         if self.transport != "tcp":
             return (self.transport, self.path, 0)
@@ -103,6 +104,45 @@ class Endpoint:
         if mine[0] == "tcp" and "*" in (mine[1], theirs[1]):
             return True
         return mine[1] == theirs[1]
+
+
+Owner = TypeVar("Owner")
+
+
+class BoundEndpoints(Generic[Owner]):
+    """Endpoints bound so far, each with its owner, indexed by what a new one could collide
+    on: :meth:`first_collision` finds the earliest that :meth:`Endpoint.collides_with` a
+    new endpoint in constant time, where comparing with each would take time in their
+    number (a check of a whole system file would be quadratic in its nodes).
+
+    One index serves one address space (today, the whole system; once endpoints belong
+    to hosts, one per host).
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str, int], tuple[int, Endpoint, Owner]] = {}
+        self._by_port: dict[int, tuple[int, Endpoint, Owner]] = {}  # tcp, any host
+        self._count = 0
+
+    def add(self, endpoint: Endpoint, owner: Owner) -> None:
+        entry = (self._count, endpoint, owner)
+        self._count += 1
+        key = endpoint.collision_key()
+        self._by_key.setdefault(key, entry)
+        if endpoint.transport == "tcp":
+            self._by_port.setdefault(endpoint.port, entry)
+
+    def first_collision(self, endpoint: Endpoint) -> tuple[Endpoint, Owner] | None:
+        """The first endpoint added that collides with ``endpoint``, and its owner."""
+        key = endpoint.collision_key()
+        if key[0] != "tcp":
+            candidates = [self._by_key.get(key)]
+        elif key[1] == "*":  # a wildcard collides with every host on its port
+            candidates = [self._by_port.get(key[2])]
+        else:  # the same host, or a wildcard, on its port
+            candidates = [self._by_key.get(key), self._by_key.get(("tcp", "*", key[2]))]
+        found = min((c for c in candidates if c is not None), default=None, key=lambda c: c[0])
+        return None if found is None else (found[1], found[2])
 
 
 def _check_host(host: str) -> None:

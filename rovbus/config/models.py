@@ -189,7 +189,11 @@ class SecurityConfig(_Model):
     key_file: FilePath
     signature_scheme: str = "hmac-sha256"
     replay_window: int = Field(default=4096, ge=1)
+    #: seconds: a message dated longer ago is refused (0: no age check; needs clocks in
+    #: step, which a computer without a real-time clock has only once it synchronized)
     max_age: float = Field(default=0.0, ge=0)
+    #: seconds a message may be dated ahead of the receiver's clock where max_age is set
+    max_skew: float = Field(default=1.0, ge=0)
     curve: CurveConfig | None = None
 
     @field_validator("signature_scheme")

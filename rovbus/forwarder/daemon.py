@@ -44,7 +44,7 @@ from rovbus.transport.curve import (
 )
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
-from rovbus.wire.codec import Codec
+from rovbus.transport.system_codec import system_codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
@@ -80,19 +80,12 @@ class ForwarderDaemon:
         self.drain_deadline = drain_deadline
         security = system.security
         self.serializer = Serializer(system.system.serializer)
-
-        def codec() -> Codec:
-            return Codec(
-                system.hmac_key(),
-                security.signature_scheme if security else "hmac-sha256",
-                username=name,
-                serializer=self.serializer,
-                replay_window=security.replay_window if security else 4096,
-                max_age=security.max_age if security else None,
-            )
-
-        self.codec = codec()  # our own messages, and requests from outside
-        self._cache_codec = codec()  # what the last-value cache verifies
+        #: the system key: requests by name, each verified with its node's start key
+        self._routing_codec = system_codec(system, name)
+        #: this start's key: the control requests and their replies
+        self.codec = self._routing_codec.for_start(name, self._routing_codec.session)
+        #: the system key: what the last-value cache verifies, and our own heartbeats
+        self._cache_codec = system_codec(system, name)
         self._cache_codec.session = self.codec.session
         self.max_age = security.max_age if security and security.max_age else None
         self.interval = system.system.heartbeat_interval
@@ -123,6 +116,7 @@ class ForwarderDaemon:
                     ctx, allowed_client_keys(self.system), f"forwarder {self.name}"
                 )
                 self.auth.start()
+                outer = self.auth.watching(outer)
             ep = self.config.endpoints
             self.lvc = LastValueCache(
                 ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
@@ -142,10 +136,11 @@ class ForwarderDaemon:
                 ctx,
                 self.name,
                 self.topology,
-                self.codec,
+                self._routing_codec,
                 request,
                 timeout=self.request_timeout,
                 inner_setup=inner,
+                session_of=self.lvc.sessions.get,
             )
             self.router.open()
             self.control = Channel(
@@ -286,7 +281,7 @@ class ForwarderDaemon:
     def _rejected_count(self) -> int:
         count = self.router.stats.rejected if self.router else 0
         count += self.control.stats.rejected if self.control else 0
-        return count + (self.auth.refused if self.auth else 0)
+        return count + (self.auth.rejected if self.auth else 0)
 
     # -- what the requests read -------------------------------------------------------------
 
@@ -347,7 +342,7 @@ class ForwarderDaemon:
             "control": self.control.stats.snapshot() if self.control else {},
         }
         if self.auth is not None:
-            result["curve"] = {"admitted": self.auth.admitted, "refused": self.auth.refused}
+            result["curve"] = self.auth.stats()
         return result
 
     def status_line(self) -> str:

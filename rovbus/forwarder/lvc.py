@@ -20,7 +20,9 @@ beside it, upstream, as one more publisher the XSUB is connected to::
   heartbeat-rate traffic, never the CAN stream. Python stays off the per-message path.
 
 What is replayed is the original envelope, byte for byte, as its node signed it: the
-cache only stores what verified with the system key, and re-signs nothing. Per node it
+cache only stores what verified with the system key, and re-signs nothing. It also keeps
+each node's session from its latest heartbeat: the start whose key the request router
+verifies that node's requests with. Per node it
 keeps the latest ``heartbeat``, the latest ``status`` (execution state) and the latest
 ``bus_status`` per bus. A heartbeat older than 1.5 of its node's intervals is not
 replayed (the node is late; replaying would show it alive), nor, with ``max_age``, any
@@ -39,6 +41,7 @@ too, crosses only when someone outside subscribed to it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -49,6 +52,7 @@ import zmq.asyncio
 from rovbus.errors import WireError
 from rovbus.forwarder.topology import PubSource, connect_sources, sync_twin
 from rovbus.transport.curve import SocketSetup
+from rovbus.transport.intake import Intake
 from rovbus.transport.publisher import TopicSequence
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
@@ -56,6 +60,8 @@ from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
 
 __all__ = ["LastValueCache"]
+
+log = logging.getLogger(__name__)
 
 CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status"})
 LVC_OPTIONS = SocketOptions(linger_ms=0, sndhwm=10_000, rcvhwm=10_000)
@@ -81,13 +87,17 @@ class LastValueCache:
         #: (topic, kind) -> (monotonic time received, replay limit in s or None, header
         #: seq or 0, frames)
         self.entries: dict[tuple[bytes, str], tuple[float, float | None, int, list[bytes]]] = {}
+        #: node -> the session of its latest heartbeat: its current start, whose key
+        #: requests for it are signed with (``RequestRouter``)
+        self.sessions: dict[str, str] = {}
         self.prefixes: set[bytes] = set()  # subscriptions in force outside (distinct)
         self.subscribes = 0
         self.unsubscribes = 0
         self.replayed = 0  # envelopes sent to late joiners
         self.cached = 0  # envelopes stored
-        self.rejected = 0  # hb/status that did not verify
+        self.rejected = 0  # hb/status that did not verify (or that a socket discarded)
         self.dropped = 0  # sends that hit the high-water mark
+        self._intake = Intake(log)  # never stopped: the forwarder cancels the loops
         self.xpub: zmq.asyncio.Socket = ctx.socket(zmq.XPUB)
         self.sub: zmq.asyncio.Socket = ctx.socket(zmq.SUB)
         try:
@@ -112,8 +122,7 @@ class LastValueCache:
     # -- filling ------------------------------------------------------------------------
 
     async def collect_forever(self) -> None:
-        while True:
-            frames: list[bytes] = await self.sub.recv_multipart()
+        while (frames := await self._intake.next(self.sub, self, "cache sub")) is not None:
             self.store(frames)
 
     def store(self, frames: list[bytes]) -> None:
@@ -142,6 +151,11 @@ class LastValueCache:
         seq = message.header.get("seq")
         self.entries[key] = (time.monotonic(), limit, seq if type(seq) is int else 0, frames)
         self.cached += 1
+        node = message.content.get("node")
+        if kind != "heartbeat" or not isinstance(node, str):
+            return
+        if node in self.sessions or len(self.sessions) < MAX_ENTRIES:
+            self.sessions[node] = message.header["session"]
 
     # -- publishing (the forwarder's own messages) ------------------------------------
 
@@ -170,8 +184,7 @@ class LastValueCache:
 
     async def serve_subscriptions(self) -> None:
         """Track subscriptions from outside; answer each subscribe from the cache."""
-        while True:
-            frames: list[bytes] = await self.xpub.recv_multipart()
+        while (frames := await self._intake.next(self.xpub, self, "cache xpub")) is not None:
             event = frames[0]
             if not event:
                 continue

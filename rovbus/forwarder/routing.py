@@ -16,15 +16,20 @@ last two frames before the delimiter as (node, channel) and:
   identity to the stack on the way in and removes it on the way out.
 
 Signatures do not cover identity frames, so nothing is re-signed. With a key, a request is
-verified here before it goes in (a forged or replayed request is dropped and counted, and
-never answered); its reply is passed through untouched.
+verified here before it goes in, with the start key of the node it names (derived from
+the system key and the session of the node's latest heartbeat, which the last-value cache
+keeps: ``session_of``), as the node itself will: a forged or replayed request, one signed
+for another node or an earlier start of this one, and one for a node without a known start
+(not behind this forwarder, or not heard yet) are dropped and counted, and never
+answered. Its reply is passed through untouched.
 
-Every request gets an answer: the node's reply, or an error reply signed with the system
-key, in the request's serializer, ``msg_type`` = the request's with ``_reply``: the node
-is unknown (the reply names the nodes behind this forwarder), the channel is not shell or
-control, the node is not connected, or no reply came within the timeout (plus a margin per
-forwarder on the way, so the innermost hop that knows most answers first). A reply that
-comes after its timeout is dropped and counted.
+Every request verified gets an answer: the node's reply, or an error reply signed with the
+same start key, in the request's serializer, ``msg_type`` = the request's with ``_reply``:
+the channel is not shell or control, the node is not connected, or no reply came within
+the timeout (plus a margin per forwarder on the way, so the innermost hop that knows most
+answers first). Without a key, a request for an unknown node is answered too (the reply
+names the nodes behind this forwarder). A reply that comes after its timeout is dropped
+and counted.
 
 Stopping (``stop_intake``, ``settle``, ``refuse_queued``): no new request is read; the
 replies to requests already forwarded are routed back for a short while; then what is
@@ -40,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +57,8 @@ from rovbus.forwarder.topology import Target, Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
-from rovbus.transport.server import (
-    DRAIN_DEADLINE,
-    DRAIN_LIMIT,
-    Intake,
-    Outcome,
-    read_now,
-    refusal,
-)
+from rovbus.transport.intake import Intake, read_now
+from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Outcome, refusal
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
@@ -98,6 +98,7 @@ class Pending:
     stack: tuple[bytes, ...]
     target: Target
     channel: str
+    codec: Codec  # what verified the request signs the error reply to it
     timer: asyncio.TimerHandle | None = None
 
 
@@ -130,7 +131,11 @@ class RouterStats:
 
 
 class RequestRouter:
-    """The outer ``request`` ROUTER and one DEALER per inner endpoint."""
+    """The outer ``request`` ROUTER and one DEALER per inner endpoint.
+
+    ``codec`` holds the system key (or none); ``session_of`` gives a node's current session
+    (``None`` when unknown), whose start key its requests are verified with.
+    """
 
     def __init__(
         self,
@@ -142,6 +147,7 @@ class RequestRouter:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         inner_setup: SocketSetup | None = None,
+        session_of: Callable[[str], str | None] = lambda node: None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"the request timeout must be positive, got {timeout}")
@@ -149,6 +155,8 @@ class RequestRouter:
         self.name = name
         self.topology = topology
         self.codec = codec
+        self.session_of = session_of
+        self._starts: dict[str, tuple[str, Codec]] = {}  # node -> (session, its codec)
         self.outer = outer
         self.timeout = timeout
         self.inner_setup = inner_setup
@@ -159,8 +167,9 @@ class RequestRouter:
         self.pending: dict[tuple[tuple[bytes, ...], str], Pending] = {}
         self._log_limit = RateLimiter(10.0)
         #: requests waiting for their node to connect (see ``_send_when_connected``)
-        self._tasks: dict[asyncio.Task[None], Message] = {}
-        self._intake = Intake()
+        self._tasks: dict[asyncio.Task[None], tuple[Message, Codec]] = {}
+        self._intake = Intake(log)  # requests from outside; stopped by ``stop_intake``
+        self._replies = Intake(log)  # replies from inside; never stopped, cancelled
         self._settled: asyncio.Event | None = None
 
     # -- sockets ----------------------------------------------------------------------
@@ -221,11 +230,11 @@ class RequestRouter:
         if until is None:
             until = time.monotonic() + DRAIN_DEADLINE
         count = 0
-        for task, request in list(self._tasks.items()):
+        for task, (request, codec) in list(self._tasks.items()):
             if task.done():  # it sent the request or answered it already
                 continue
             task.cancel()
-            self._refuse(request, who)
+            self._refuse(request, codec, who)
             count += 1
         self._tasks.clear()
         for _ in range(limit):
@@ -234,9 +243,10 @@ class RequestRouter:
             frames = await read_now(self.outer)
             if frames is None:
                 break
-            queued = await self._verified(frames)
-            if queued is None:
+            verified = await self._verified(frames)
+            if verified is None:
                 continue
+            queued, codec = verified
             if len(queued.identities) >= 3:  # the ROUTER's identity, then node and channel
                 queued = Message(
                     queued.header,
@@ -246,13 +256,15 @@ class RequestRouter:
                 )
             # a client's retry of a request forwarded whose reply has not come back
             forwarded = any(msg_id == queued.msg_id for _, msg_id in self.pending)
-            self._refuse(queued, who, "forwarded" if forwarded else "refused")
+            self._refuse(queued, codec, who, "forwarded" if forwarded else "refused")
             count += 1
         return count
 
-    def _refuse(self, request: Message, who: str, outcome: Outcome = "refused") -> None:
+    def _refuse(
+        self, request: Message, codec: Codec, who: str, outcome: Outcome = "refused"
+    ) -> None:
         self.stats.errors += 1
-        self._send_out(self.codec.encode(refusal(self.codec, request, who, outcome)))
+        self._send_out(codec.encode(refusal(codec, request, who, outcome)))
 
     def close(self) -> None:
         for task in self._tasks:
@@ -269,32 +281,60 @@ class RequestRouter:
     # -- the way in -------------------------------------------------------------------
 
     async def _serve_requests(self) -> None:
-        while (frames := await self._intake.next(self.outer)) is not None:
+        while (frames := await self._intake.next(self.outer, self.stats, "request")) is not None:
             try:
                 await self.route(frames)
             except Exception:  # a bug here must not stop the forwarder
                 log.exception("%s: unhandled error routing a request", self.name)
 
-    async def _verified(self, frames: list[bytes]) -> Message | None:
-        """Count a request and decode it; ``None`` when it was bad (dropped, or answered
-        with an error reply when it can be answered)."""
+    async def _verified(self, frames: list[bytes]) -> tuple[Message, Codec] | None:
+        """Count a request and decode it, with the codec that signs what answers it;
+        ``None`` when it was bad (dropped, or answered with an error reply when it can
+        be answered)."""
         self.stats.requests += 1
+        codec = self._codec_for(frames)
+        if codec is None:
+            self._reject(
+                "dropped a request: no start key for the node it names (no routing frames, "
+                "not behind this forwarder, or no heartbeat of it heard yet)"
+            )
+            return None
         try:
-            return self.codec.decode(frames)  # verifies; identities are not signed
+            return codec.decode(frames), codec  # verifies; identities are not signed
         except SignatureError as exc:
             self._reject(f"dropped a request: {exc}")
         except WireError as exc:
-            await self._refuse_unreadable(frames, exc)
+            await self._refuse_unreadable(frames, exc, codec)
         return None
 
+    def _codec_for(self, frames: list[bytes]) -> Codec | None:
+        """Without a key, ours; with one, the codec of the current start of the node the
+        routing frames name (``None`` when there is none to verify with)."""
+        if not self.codec.signer.enabled:
+            return self.codec
+        try:
+            index = frames.index(DELIMITER)
+        except ValueError:
+            return self.codec  # cannot decode: refused as unreadable, never answered
+        node = bytes(frames[index - 2]).decode("utf-8", "replace") if index >= 3 else ""
+        session = self.session_of(node) if node in self.topology.targets else None
+        if session is None:
+            return None
+        known = self._starts.get(node)
+        if known is None or known[0] != session:
+            known = self._starts[node] = (session, self.codec.for_start(node, session))
+        return known[1]
+
     async def route(self, frames: list[bytes]) -> None:
-        request = await self._verified(frames)
-        if request is None:
+        verified = await self._verified(frames)
+        if verified is None:
             return
+        request, codec = verified
         index = len(request.identities)
         if index < 3:  # the ROUTER's identity, then node and channel
             await self._error(
                 request,
+                codec,
                 RouteError(
                     f"a request to forwarder {self.name} needs two routing frames before "
                     "the delimiter: [node, channel]"
@@ -315,7 +355,9 @@ class RequestRouter:
         if channel_frame not in CHANNELS:
             channel = channel_frame.decode("utf-8", "replace")
             await self._error(
-                request, RouteError(f"channel {channel!r} is not routed; use shell or control")
+                request,
+                codec,
+                RouteError(f"channel {channel!r} is not routed; use shell or control"),
             )
             return
         if target is None:
@@ -323,6 +365,7 @@ class RequestRouter:
             known = ", ".join(self.topology.targets) or "none"
             await self._error(
                 request,
+                codec,
                 UnknownNode(
                     f"no node {node!r} behind forwarder {self.name} "
                     f"(inner group {self.topology.forwarder.inner!r}); known nodes: {known}"
@@ -338,12 +381,12 @@ class RequestRouter:
         if not self._try_send(sock, out):
             # not connected (yet, or any more): wait for it within the timeout, off this loop
             task = asyncio.create_task(
-                self._send_when_connected(sock, out, request, target, channel)
+                self._send_when_connected(sock, out, request, codec, target, channel)
             )
-            self._tasks[task] = request
+            self._tasks[task] = (request, codec)
             task.add_done_callback(self._done_waiting)
             return
-        self._sent(request, stack, target, channel)
+        self._sent(request, codec, stack, target, channel)
 
     def _done_waiting(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -360,6 +403,7 @@ class RequestRouter:
         sock: zmq.asyncio.Socket,
         out: list[bytes],
         request: Message,
+        codec: Codec,
         target: Target,
         channel: str,
     ) -> None:
@@ -370,24 +414,29 @@ class RequestRouter:
             if sock.closed:
                 return
             if self._try_send(sock, out):
-                self._sent(request, request.identities, target, channel)
+                self._sent(request, codec, request.identities, target, channel)
                 return
         self.stats.unreachable += 1
         where = f"forwarder {target.via}" if target.via else f"node {target.node!r}"
         self._send_error_now(
             request,
+            codec,
             NodeUnreachable(
                 f"{where} has not been connected to forwarder {self.name} for "
                 f"{self.timeout:g} s (down or unreachable); request {request.msg_type} not sent"
             ),
         )
 
-    def _sent(self, request: Message, stack: tuple[bytes, ...], target: Target, ch: str) -> None:
+    def _sent(
+        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: Target, ch: str
+    ) -> None:
         self.stats.forwarded += 1
         self.stats.per_node[target.node] = self.stats.per_node.get(target.node, 0) + 1
-        self._expect(request, stack, target, ch)
+        self._expect(request, codec, stack, target, ch)
 
-    def _expect(self, request: Message, stack: tuple[bytes, ...], target: Target, ch: str) -> None:
+    def _expect(
+        self, request: Message, codec: Codec, stack: tuple[bytes, ...], target: Target, ch: str
+    ) -> None:
         key = (stack, request.msg_id)
         old = self.pending.pop(key, None)
         if old is not None and old.timer is not None:
@@ -395,7 +444,7 @@ class RequestRouter:
         if len(self.pending) >= MAX_PENDING:  # bounded: the oldest gets its error now
             oldest_key = next(iter(self.pending))
             self._expire(oldest_key)
-        pending = Pending(request.header, request.serializer, stack, target, ch)
+        pending = Pending(request.header, request.serializer, stack, target, ch, codec)
         delay = self.timeout + HOP_MARGIN * target.hops
         pending.timer = asyncio.get_running_loop().call_later(delay, self._expire, key)
         self.pending[key] = pending
@@ -418,13 +467,12 @@ class RequestRouter:
         request = Message(
             header=pending.header, identities=pending.stack, serializer=pending.serializer
         )
-        self._send_error_now(request, exc)
+        self._send_error_now(request, pending.codec, exc)
 
     # -- the way out --------------------------------------------------------------------
 
     async def _serve_replies(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            frames: list[bytes] = await sock.recv_multipart()
+        while (frames := await self._replies.next(sock, self.stats, "replies")) is not None:
             key = self._reply_key(frames)
             pending = self.pending.pop(key, None) if key is not None else None
             if pending is None:
@@ -457,26 +505,28 @@ class RequestRouter:
         except zmq.Again:  # the client's pipe is full: it is not reading
             self._reject("a reply was dropped: the client does not read")
 
-    def _send_error_now(self, request: Message, exc: BaseException) -> None:
+    def _send_error_now(self, request: Message, codec: Codec, exc: BaseException) -> None:
         self.stats.errors += 1
-        reply = self.codec.reply(request, reply_type(request.msg_type), error_content(exc))
-        self._send_out(self.codec.encode(reply))
+        reply = codec.reply(request, reply_type(request.msg_type), error_content(exc))
+        self._send_out(codec.encode(reply))
 
-    async def _error(self, request: Message, exc: BaseException) -> None:
-        self._send_error_now(request, exc)
+    async def _error(self, request: Message, codec: Codec, exc: BaseException) -> None:
+        self._send_error_now(request, codec, exc)
 
-    async def _refuse_unreadable(self, frames: list[bytes], exc: BaseException) -> None:
+    async def _refuse_unreadable(
+        self, frames: list[bytes], exc: BaseException, codec: Codec
+    ) -> None:
         """An error reply if the header can be read without trusting the message."""
         identities, header, serializer = peek_header(frames)
         self._reject(f"a bad request: {exc}")
         if header is None or not identities:
             return
-        if not self.codec.signature_holds(frames):
+        if not codec.signature_holds(frames):
             # with a key, never answer what could not be verified (e.g. too few frames to
             # check): a signed reply parented to an attacker's header would help a forger
             return
         request = Message(header=header, identities=identities, serializer=serializer)
-        self._send_error_now(request, exc)
+        self._send_error_now(request, codec, exc)
 
     def _reject(self, what: str) -> None:
         self.stats.rejected += 1

@@ -16,8 +16,10 @@ host (tcp) or one path prefix (ipc, spelled ``ipc:///run/rovbus/propulsion-1``,
 ``...-2``, ...). The ``iopub`` port is the node's optional JSON IOPub, never the msgpack
 ``pub``: a Jupyter client subscribes to everything and would choke on CAN frames.
 
-The file holds the HMAC key, so it is written atomically with mode 0600 from its creation,
-in a folder made with mode 0700 when it does not exist yet.
+The file holds the HMAC key of the node's conversations (on a signed system, the key of
+the node's current start, never the system key: docs/protocol.md, Signing), so it is
+written atomically with mode 0600 from its creation, in a folder made with mode 0700 when
+it does not exist yet.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ transmissions within a deadline and releases everything. The channels follow DES
     shell    ROUTER  kernel_info, node_info, can_send, stats, execute
     control  ROUTER  shutdown, interrupt, tx_off, tx_on, kernel_info
     stdin    ROUTER  the node asking the requesting client for input
-    hb       REP     raw echo
+    hb       ROUTER  raw echo of every ping, as a REP (transport/heartbeat.py)
     iopub    PUB     (optional) the side effects of requests only, in JSON, for Jupyter
+
+With ``[security]``, pub is signed with the system key and everything else with the key of
+this start of the node (docs/protocol.md, Signing).
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
 from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
+from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, batch_content
-from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
@@ -92,15 +95,10 @@ class NodeDaemon:
         self.system = system
         self.config: NodeConfig = system.node(name)
         self.name = name
-        security = system.security
-        self.codec = Codec(
-            system.hmac_key(),
-            security.signature_scheme if security else "hmac-sha256",
-            username=name,
-            serializer=Serializer(system.system.serializer),
-            replay_window=security.replay_window if security else 4096,
-            max_age=security.max_age if security else None,
-        )
+        #: the system key: the msgpack pub stream (heartbeats, frames, status)
+        self.pub_codec = system_codec(system, name)
+        #: this start's key: requests, replies, stdin, the JSON iopub, the connection file
+        self.codec = self.pub_codec.for_start(name, self.pub_codec.session)
         self.interval = system.heartbeat_interval_of(name)
         self.drain_deadline = drain_deadline
         self._drain_until: float | None = None  # set when serve stops: drain ends then
@@ -149,7 +147,7 @@ class NodeDaemon:
         receiving = SocketOptions(maxmsgsize=self.system.system.max_message_size)
         pub = zmq.Socket(ctx, zmq.PUB)
         self.publishers["pub"] = Publisher(
-            "pub", pub, self.codec, Serializer(self.system.system.serializer)
+            "pub", pub, self.pub_codec, Serializer(self.system.system.serializer)
         )
         receiving.apply(pub)
         bind(pub, str(ep.pub), "pub")
@@ -158,7 +156,7 @@ class NodeDaemon:
             self.channels[name] = Channel(name, sock, self.codec)
             receiving.apply(sock)
             bind(sock, str(endpoint), name)
-        self.hb_socket = ctx.socket(zmq.REP)
+        self.hb_socket = ctx.socket(zmq.ROUTER)
         receiving.apply(self.hb_socket)
         bind(self.hb_socket, str(ep.hb), "hb")
         if ep.iopub is not None:
@@ -274,7 +272,7 @@ class NodeDaemon:
                 tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
             ]
             others = [
-                tg.create_task(echo_forever(self.hb_socket, self.hb_stats)),
+                tg.create_task(echo_forever(self.hb_socket, self.hb_stats, log)),
                 tg.create_task(tick_forever(self.interval, self._heartbeat)),
             ]
             await self._stop.wait()
@@ -490,7 +488,8 @@ class NodeDaemon:
                     }
                     for name, s in buses.items()
                 },
-                "rejected": sum(c.stats.rejected for c in self.channels.values()),
+                "rejected": sum(c.stats.rejected for c in self.channels.values())
+                + self.hb_stats.rejected,
             },
         )
 

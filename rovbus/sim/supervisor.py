@@ -372,12 +372,20 @@ class Supervisor:
 # -- the control socket --------------------------------------------------------------------
 
 
+#: a request is one line of at most this many bytes, sent within ``REQUEST_TIMEOUT`` s
+LINE_LIMIT = 64 * 1024
+REQUEST_TIMEOUT = 5.0
+
+
 class ControlServer:
     """``run_dir/control.sock``: one JSON request line in, one JSON reply line out.
 
     Requests: ``{"op": "kill"|"restart", "name": KEY}``, ``{"op": "tether", "action":
     "cut"|"restore"}``, ``{"op": "status"}``. Replies: ``{"status": "ok", ...}`` or
-    ``{"status": "error", "error": TEXT}``.
+    ``{"status": "error", "error": TEXT}``. Whatever a client sends gets one of them (a
+    client silent for ``REQUEST_TIMEOUT`` gets nothing); each connection is counted in
+    ``requests``, each error reply or silent client in ``refused`` (both in the status
+    reply, under ``control``).
     """
 
     def __init__(self, supervisor: Supervisor) -> None:
@@ -385,10 +393,14 @@ class ControlServer:
         self.path = supervisor.run_dir / "control.sock"
         self.info_path = supervisor.run_dir / "demo.json"
         self._server: asyncio.AbstractServer | None = None
+        self.requests = 0
+        self.refused = 0
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._client, path=str(self.path))
+        self._server = await asyncio.start_unix_server(
+            self._client, path=str(self.path), limit=LINE_LIMIT
+        )
         self.write_info()
 
     def write_info(self) -> None:
@@ -407,27 +419,43 @@ class ControlServer:
         self.info_path.unlink(missing_ok=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.requests += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), 5.0)
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("expected a JSON object")
-                reply = await self.handle(request)
-            except (ValueError, RovbusError) as exc:
-                reply = {"status": "error", "error": str(exc)}
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
+            reply = await self._answer(reader)
+            if reply is not None:
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except ConnectionError:
+            pass  # gone before its reply
         finally:
             writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any] | None:
+        """The reply to the request line ``reader`` holds; ``None`` for a silent client."""
+        try:
+            try:
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            except ValueError:  # the reader's limit: no newline within LINE_LIMIT bytes
+                raise ValueError(
+                    f"a request is one JSON line of at most {LINE_LIMIT} bytes"
+                ) from None
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("expected a JSON object")
+            return await self.handle(request)
+        except TimeoutError:
+            self.refused += 1
+            return None
+        except (ValueError, RecursionError, RovbusError) as exc:  # RecursionError: too deep
+            self.refused += 1
+            return {"status": "error", "error": str(exc)}
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         sup = self.supervisor
         op = request.get("op")
         if op == "status":
-            return {"status": "ok", **sup.describe()}
+            control = {"requests": self.requests, "refused": self.refused}
+            return {"status": "ok", **sup.describe(), "control": control}
         if op in ("kill", "restart"):
             name = request.get("name")
             if not isinstance(name, str):

@@ -22,8 +22,8 @@ from rovbus.config import SystemConfig
 from rovbus.config.models import ReplayDevice
 from rovbus.sim.supervisor import Child
 from rovbus.transport import Subscriber
+from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, frames_from_batch
-from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from rovbus.wire.topics import can_topic
 
@@ -78,11 +78,7 @@ class Monitor:
                 else:
                     self.prefixes += [can_topic(node.name, bus.name, i, False) for i in ids]
         self.messages = 0
-        self.codec = Codec(
-            system.hmac_key(),
-            system.security.signature_scheme if system.security else "hmac-sha256",
-            username="rovbus-demo",
-        )
+        self.codec = system_codec(system, "rovbus-demo")
 
     def observe(self, msg: Message) -> None:
         self.messages += 1

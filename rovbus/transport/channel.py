@@ -1,8 +1,8 @@
 """An asyncio ZeroMQ socket that speaks envelopes through one ``Codec``, with counters.
 
-``recv`` never raises for what a peer sent: a bad envelope or signature comes back as a
+``decode`` never raises for what a peer sent: a bad envelope or signature comes back as a
 ``Rejected`` (counted), so a daemon's receive loop decides whether to answer, log or drop,
-and goes on.
+and goes on. Messages are taken off the socket by the loop's ``Intake`` (transport/intake.py).
 """
 
 from __future__ import annotations
@@ -61,10 +61,6 @@ class Channel:
         self.socket = socket
         self.codec = codec
         self.stats = SocketStats()
-
-    async def recv(self) -> Message | Rejected:
-        frames: list[bytes] = await self.socket.recv_multipart()
-        return self.decode(frames)
 
     def decode(self, frames: list[bytes]) -> Message | Rejected:
         stats = self.stats

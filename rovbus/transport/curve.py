@@ -11,7 +11,10 @@ system file names them under ``[security.curve]``; ``rovbus keygen`` writes them
   server's public key. ``None`` when the system does not configure CURVE.
 - :class:`CurveAuthenticator`: the ZAP handler on the forwarder's event loop; it admits
   the public keys on the allow-list and logs each refused key once, not once per attempt
-  (a refused client reconnects every 100 ms).
+  (a refused client reconnects every 100 ms). Handshakes that fail before ZAP has a say
+  (a client without CURVE, a client with another server key) it learns from a socket
+  monitor on each server socket (:meth:`CurveAuthenticator.watching`); it counts them by
+  cause and logs them at a bounded rate.
 
 One server key pair serves every forwarder of a system. A forwarder that connects to
 another forwarder's outer side authenticates with the client key pair when the system
@@ -21,6 +24,7 @@ always admitted (whoever holds the server secret could impersonate the server an
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -29,17 +33,21 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+import zmq.asyncio
 import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.utils.monitor import parse_monitor_message
 
 from rovbus.config import CurveConfig, SystemConfig
 from rovbus.errors import ConfigError
+from rovbus.ratelimit import RateLimiter
 
 __all__ = [
     "CurveAuthenticator",
     "SocketSetup",
     "allowed_client_keys",
     "client_setup",
+    "key_paths",
     "read_public_key",
     "read_secret_keypair",
     "server_setup",
@@ -78,14 +86,25 @@ def _write_new(path: Path, text: str, mode: int, overwrite: bool) -> None:
         os.close(fd)
 
 
+def key_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    """``DIR/NAME.key`` and ``DIR/NAME.key_secret``; ``ValueError`` unless ``name`` is a
+    plain file name (``../x`` or ``a/b`` would put the keys outside ``directory``)."""
+    if name in ("", ".", "..") or Path(name).name != name or "\0" in name:
+        raise ValueError(
+            f"key name {name!r} is not a plain file name; NAME.key and NAME.key_secret "
+            "are written in the key directory (--dir)"
+        )
+    return directory / f"{name}.key", directory / f"{name}.key_secret"
+
+
 def write_keypair(directory: Path, name: str, *, overwrite: bool = False) -> tuple[Path, Path]:
     """A fresh CURVE key pair as ``DIR/NAME.key`` (0644) and ``DIR/NAME.key_secret`` (0600).
 
-    Raises ``FileExistsError`` rather than replace an existing key unless ``overwrite``.
+    Raises ``FileExistsError`` rather than replace an existing key unless ``overwrite``,
+    ``ValueError`` for a name that is not a plain file name.
     """
+    public_path, secret_path = key_paths(directory, name)
     public, secret = zmq.curve_keypair()
-    public_path = directory / f"{name}.key"
-    secret_path = directory / f"{name}.key_secret"
     if not overwrite:
         for path in (public_path, secret_path):
             if path.exists():
@@ -216,8 +235,30 @@ class _AllowList:
         return self.owner.check(key)
 
 
+#: failed handshakes by libzmq's protocol error: the counter and what it means
+_HANDSHAKE_FAILURES: dict[int, tuple[str, str]] = {
+    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: ("no_curve", "the client does not use CURVE"),
+    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: (
+        "wrong_server_key",
+        "its HELLO does not decrypt: the client has another server public key",
+    ),
+}
+_OTHER = "other"
+#: seconds between two log lines about failed handshakes of one kind
+HANDSHAKE_LOG_INTERVAL = 10.0
+
+
+def _failure(event: int, value: int) -> tuple[str, str]:
+    """The counter and the words for a failed handshake's monitor event."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        known = _HANDSHAKE_FAILURES.get(value)
+        return known or (_OTHER, f"a malformed handshake (ZMTP protocol error {value:#x})")
+    return _OTHER, f"the connection failed during the handshake ({os.strerror(value)})"
+
+
 class CurveAuthenticator(AsyncioAuthenticator):
-    """Admits the listed client keys; counts refusals and logs each refused key once.
+    """Admits the listed client keys; counts refusals and logs each refused key once;
+    counts the failed handshakes of the sockets it watches and logs them at a bounded rate.
 
     Runs on the event loop of the context it serves; ``start()`` before the CURVE server
     sockets bind, ``stop()`` before the context terminates.
@@ -230,8 +271,67 @@ class CurveAuthenticator(AsyncioAuthenticator):
         self.admitted = 0
         self.refused = 0
         self.refused_keys: set[bytes] = set()
+        #: handshakes that failed before ZAP: no CURVE, another server key, other
+        self.handshake_failures = {kind: 0 for kind, _ in _HANDSHAKE_FAILURES.values()}
+        self.handshake_failures[_OTHER] = 0
         self._address = ""
+        self._limit = RateLimiter(HANDSHAKE_LOG_INTERVAL)
+        self._monitors: list[tuple[zmq.asyncio.Socket, asyncio.Task[None]]] = []
         self.configure_curve_callback("*", _AllowList(self))
+
+    @property
+    def rejected(self) -> int:
+        """Clients turned away: refused by ZAP or failed in the handshake."""
+        return self.refused + sum(self.handshake_failures.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "admitted": self.admitted,
+            "refused": self.refused,
+            "handshake_failures": dict(self.handshake_failures),
+        }
+
+    def watching(self, setup: SocketSetup) -> SocketSetup:
+        """``setup``, then the socket's failed handshakes counted and logged from then on."""
+
+        def setup_and_watch(sock: zmq.Socket[Any]) -> None:
+            setup(sock)
+            address = f"inproc://rovbus-curve-monitor-{id(self):x}-{len(self._monitors)}"
+            sock.monitor(
+                address,
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+            )
+            events = self.context.socket(zmq.PAIR, socket_class=zmq.asyncio.Socket)
+            events.linger = 0
+            events.connect(address)
+            self._monitors.append((events, asyncio.ensure_future(self._count(events))))
+
+        return setup_and_watch
+
+    async def _count(self, events: zmq.asyncio.Socket) -> None:
+        while True:
+            event = parse_monitor_message(await events.recv_multipart())
+            if event["event"] == zmq.EVENT_MONITOR_STOPPED:
+                return
+            kind, why = _failure(event["event"], event["value"])
+            self.handshake_failures[kind] += 1
+            held = self._limit.allow(kind)
+            if held is not None:
+                log.warning(
+                    "%s: a CURVE handshake on %s failed: %s (%d more since the last report; "
+                    "see curve.handshake_failures in stats)",
+                    self.what,
+                    event["endpoint"].decode("utf-8", "replace"),
+                    why,
+                    held,
+                )
+
+    def stop(self) -> None:
+        for events, task in self._monitors:
+            task.cancel()
+            events.close()
+        self._monitors.clear()
+        super().stop()
 
     async def handle_zap_message(self, msg: list[bytes]) -> None:
         # pyzmq's callback sees the key only; keep the peer's address for the log line

@@ -25,10 +25,10 @@ class NodeLife:
     session: str
     interval: float
     last_seen: float
-    last_seq: int
+    last_seq: int  # the highest of this session
     restarts: int = 0
     restarted_at: float | None = None
-    missed: int = 0  # heartbeats lost (gaps in sequence numbers)
+    missed: int = 0  # heartbeats lost (gaps in sequence numbers within a session)
 
 
 class LivenessTracker:
@@ -48,11 +48,12 @@ class LivenessTracker:
             life.session = session
             life.restarts += 1
             life.restarted_at = now
-        elif seq > life.last_seq + 1:
+            life.last_seq = seq
+        elif seq > life.last_seq:  # a repeated or older one (a cache's replay) is no news
             life.missed += seq - life.last_seq - 1
+            life.last_seq = seq
         life.interval = interval
         life.last_seen = now
-        life.last_seq = seq
         return life
 
     def state(self, name: str, now: float) -> Liveness | None:

@@ -7,7 +7,8 @@ accepts) is sent again; a rovbus node answers a repeated ``msg_id`` from its rep
 instead of acting twice.
 
 ``Message.identities`` on the request are sent before the delimiter: through a forwarder
-they name the node the request is for.
+they name the node the request is for. Each attempt is signed, and its reply verified, by
+the codec ``request`` is given for it: a daemon's start key changes when it restarts.
 """
 
 from __future__ import annotations
@@ -67,21 +68,32 @@ class Requester:
             self._socket.close(linger=0)
             self._socket = None
 
-    async def request(self, message: Message, timeout: float = 3.0, retries: int = 0) -> Message:
-        """Send ``message`` and return its reply; ``RequestTimeout`` after every attempt failed."""
+    async def request(
+        self,
+        message: Message,
+        timeout: float = 3.0,
+        retries: int = 0,
+        *,
+        codec: Callable[[], Codec] | None = None,
+    ) -> Message:
+        """Send ``message`` and return its reply; ``RequestTimeout`` after every attempt failed.
+
+        ``codec`` gives the codec of each attempt (default: this requester's)."""
         async with self._lock:
             attempt = message
             for n in range(retries + 1):
+                signing = self.codec if codec is None else codec()
                 if n:
-                    header = dict(message.header, date=format_date(self.codec.clock()))
+                    header = dict(message.header, date=format_date(signing.clock()))
                     attempt = dataclasses.replace(message, header=header)
                 sock = self._open()
-                frames = self.codec.encode(attempt)
+                frames = signing.encode(attempt)
                 await sock.send_multipart(frames)
                 self.stats.messages_out += 1
                 self.stats.bytes_out += sum(len(f) for f in frames)
                 try:
-                    return await asyncio.wait_for(self._reply_to(sock, message.msg_id), timeout)
+                    reply = self._reply_to(sock, message.msg_id, signing)
+                    return await asyncio.wait_for(reply, timeout)
                 except TimeoutError:
                     self._discard()
             raise RequestTimeout(
@@ -89,13 +101,13 @@ class Requester:
                 f" after {retries + 1} attempt(s) of {timeout:g} s"
             )
 
-    async def _reply_to(self, sock: zmq.asyncio.Socket, msg_id: str) -> Message:
+    async def _reply_to(self, sock: zmq.asyncio.Socket, msg_id: str, codec: Codec) -> Message:
         while True:
             frames: list[bytes] = await sock.recv_multipart()
             self.stats.messages_in += 1
             self.stats.bytes_in += sum(len(f) for f in frames)
             try:
-                reply = self.codec.decode(frames)
+                reply = codec.decode(frames)
             except WireError:
                 self.stats.rejected += 1
                 continue

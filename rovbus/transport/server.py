@@ -28,22 +28,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-import zmq
-import zmq.asyncio
-
 from rovbus.errors import ShuttingDown
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import Channel, Rejected
+from rovbus.transport.intake import Intake, read_now
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 
 __all__ = [
     "DRAIN_DEADLINE",
     "DRAIN_LIMIT",
-    "Intake",
     "Outcome",
     "RequestLoop",
-    "read_now",
     "refusal",
 ]
 
@@ -77,59 +73,13 @@ def refusal(codec: Codec, request: Message, who: str, outcome: Outcome = "refuse
     return codec.reply(request, reply_type(request.msg_type), content)
 
 
-async def read_now(sock: zmq.asyncio.Socket) -> list[bytes] | None:
-    """The next message already queued on ``sock``, or ``None``; never waits (pyzmq
-    completes a non-blocking receive at once, so there is no suspension to cancel)."""
-    try:
-        frames: list[bytes] = await sock.recv_multipart(flags=zmq.NOBLOCK)
-    except zmq.Again:
-        return None
-    return frames
-
-
-class Intake:
-    """Receiving from sockets until ``stop``, without losing a message to the stop."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._stop: asyncio.Future[None] | None = None
-
-    def _future(self) -> asyncio.Future[None]:
-        if self._stop is None:
-            self._stop = asyncio.get_running_loop().create_future()
-            if self.stopped:
-                self._stop.set_result(None)
-        return self._stop
-
-    def stop(self) -> None:
-        """Every ``next`` returns ``None`` from now on (those waiting, at once)."""
-        self.stopped = True
-        if self._stop is not None and not self._stop.done():
-            self._stop.set_result(None)
-
-    async def next(self, sock: zmq.asyncio.Socket) -> list[bytes] | None:
-        """The next message of ``sock``; ``None`` once stopped. Messages are only taken
-        off the queue by a receive that cannot be suspended; the wait is a poll."""
-        stop = self._future()
-        while not stop.done():
-            frames = await read_now(sock)
-            if frames is not None:
-                return frames
-            ready = asyncio.ensure_future(sock.poll())  # POLLIN
-            try:
-                await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-        return None
-
-
 class RequestLoop:
     """Receives on channels and hands good requests to a handler; one per daemon."""
 
     def __init__(self, logger: logging.Logger, log_interval_s: float = 10.0) -> None:
         self.logger = logger
         self._limit = RateLimiter(log_interval_s)
-        self.intake = Intake()
+        self.intake = Intake(logger, log_interval_s)
         #: per channel name, the request whose handler was cancelled (at a deadline)
         self.interrupted: dict[str, Message] = {}
 
@@ -139,7 +89,9 @@ class RequestLoop:
 
     async def serve(self, channel: Channel, handle: Callable[[Message], Awaitable[None]]) -> None:
         """Every good message of ``channel`` goes to ``handle``, until ``stop``."""
-        while (frames := await self.intake.next(channel.socket)) is not None:
+        while (
+            frames := await self.intake.next(channel.socket, channel.stats, channel.name)
+        ) is not None:
             got = channel.decode(frames)
             if isinstance(got, Rejected):
                 await self.reject(channel, got)

@@ -6,11 +6,13 @@
 
 A ``Codec`` belongs to one sender (a node, a forwarder, an operator): it holds the session
 id and username it stamps on headers, the signing key, and the replay guard for what it
-receives. It never touches a socket.
+receives. It never touches a socket. ``for_start`` gives the same sender's codec for the
+conversations of one start of a daemon, signed with that start's key.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import time
@@ -38,9 +40,12 @@ from rovbus.wire.serializers import (
     unpack_json,
     unpack_msgpack,
 )
-from rovbus.wire.signing import DEFAULT_SCHEME, ReplayGuard, Signer
+from rovbus.wire.signing import DEFAULT_SCHEME, ReplayGuard, Signer, derive_key
 
 DELIMITER = b"<IDS|MSG>"
+
+#: seconds a header date may be ahead of the receiver's clock where ``max_age`` is set
+DEFAULT_MAX_SKEW = 1.0
 
 #: First bytes of a msgpack map (fixmap, map16, map32): a msgpack header frame.
 _MSGPACK_MAP_STARTS = frozenset(bytes([b]) for b in (*range(0x80, 0x90), 0xDE, 0xDF))
@@ -96,7 +101,8 @@ class Codec:
 
     ``key`` empty: no signing, and unsigned messages are accepted. With a key, ``decode``
     raises ``SignatureError`` for unsigned, forged and replayed messages, and (with
-    ``max_age``) for messages whose header date is older than that many seconds.
+    ``max_age``) for messages whose header date is older than that many seconds or more
+    than ``max_skew`` seconds ahead of this codec's clock.
     """
 
     def __init__(
@@ -109,15 +115,18 @@ class Codec:
         serializer: Serializer = Serializer.MSGPACK,
         replay_window: int = 4096,
         max_age: float | None = None,
+        max_skew: float = DEFAULT_MAX_SKEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.signer = Signer(key, signature_scheme)
         self._signed = self.signer.enabled
+        self._root_key = self.signer.key  # what start keys derive from (see for_start)
         self.replay_guard = ReplayGuard(replay_window)
         self.username = username
         self.session = session or new_session_id()
         self.serializer = Serializer(serializer)
         self.max_age = max_age or None
+        self.max_skew = max_skew
         self.clock = clock
         self._counter = itertools.count(1)
         self._empty = {s: pack({}, s) for s in Serializer}
@@ -133,6 +142,18 @@ class Codec:
     @property
     def signature_scheme(self) -> str:
         return self.signer.scheme
+
+    def for_start(self, name: str, session: str) -> Codec:
+        """This sender's codec for the conversations of daemon ``name`` in its start
+        ``session``: the same session, username, msg_id counter, replay guard and checks,
+        signing and verifying with that start's key, derived from the key this codec was
+        made with (the system key; ``derive_key``). Without a key: this codec."""
+        if not self._signed:
+            return self
+        scheme = self.signature_scheme
+        twin = copy.copy(self)
+        twin.signer = Signer(derive_key(self._root_key, name, session, scheme), scheme)
+        return twin
 
     # -- building ---------------------------------------------------------------------
 
@@ -334,6 +355,11 @@ class Codec:
             if age > self.max_age:
                 raise SignatureError(
                     f"message {header['msg_id']} is {age:.1f} s old, older than {self.max_age} s"
+                )
+            if -age > self.max_skew:
+                raise SignatureError(
+                    f"message {header['msg_id']} is dated {-age:.1f} s ahead, more than "
+                    f"the {self.max_skew} s clocks may differ"
                 )
         identities: tuple[bytes, ...] = ()
         if index:

@@ -1,8 +1,12 @@
-"""HMAC signing as jupyter_client does it, and the bounded replay guard.
+"""HMAC signing as jupyter_client does it, the bounded replay guard, and start keys.
 
 The signature is the lowercase hex HMAC digest of the header, parent_header, metadata and
 content frames, as sent, in that order. An empty key means no signing: the signature
 frame is empty. Buffers are not covered, which is why CAN bytes live in content.
+
+A daemon's conversations (requests to it, its replies) are signed with its *start key*,
+derived from the system key, its name and its session (fresh at every start):
+``derive_key``. docs/protocol.md, Signing, says why and how.
 """
 
 from __future__ import annotations
@@ -15,9 +19,26 @@ from typing import Any
 
 DEFAULT_SCHEME = "hmac-sha256"
 
+#: HKDF's salt for start keys (RFC 5869: a fixed, non-secret value)
+START_KEY_SALT = b"rovbus start key"
+
 
 _TRANS_5C = bytes(x ^ 0x5C for x in range(256))
 _TRANS_36 = bytes(x ^ 0x36 for x in range(256))
+
+
+def digest_of(scheme: str) -> str:
+    """The hashlib name in ``scheme`` (``hmac-sha256`` -> ``sha256``); ``ValueError`` when
+    it is not ``hmac-`` and a hashlib digest of fixed size."""
+    if not scheme.startswith("hmac-"):
+        raise ValueError(f"signature scheme {scheme!r} must look like 'hmac-sha256'")
+    digest = scheme.removeprefix("hmac-")
+    if digest not in hashlib.algorithms_available:
+        raise ValueError(f"signature scheme {scheme!r}: hashlib has no {digest!r}")
+    probe = hashlib.new(digest)
+    if probe.digest_size == 0 or probe.name.startswith("shake"):
+        raise ValueError(f"signature scheme {scheme!r}: {digest!r} has no fixed digest size")
+    return digest
 
 
 class Signer:
@@ -31,20 +52,13 @@ class Signer:
     __slots__ = ("_inner", "_outer", "key", "scheme")
 
     def __init__(self, key: bytes = b"", scheme: str = DEFAULT_SCHEME) -> None:
-        if not scheme.startswith("hmac-"):
-            raise ValueError(f"signature scheme {scheme!r} must look like 'hmac-sha256'")
-        digest = scheme.removeprefix("hmac-")
-        if digest not in hashlib.algorithms_available:
-            raise ValueError(f"signature scheme {scheme!r}: hashlib has no {digest!r}")
-        probe = hashlib.new(digest)
-        if probe.digest_size == 0 or probe.name.startswith("shake"):
-            raise ValueError(f"signature scheme {scheme!r}: {digest!r} has no fixed digest size")
+        digest = digest_of(scheme)
         self.key = bytes(key)
         self.scheme = scheme
         self._inner: Any = None
         self._outer: Any = None
         if self.key:
-            block = probe.block_size
+            block = hashlib.new(digest).block_size
             k = self.key if len(self.key) <= block else hashlib.new(digest, self.key).digest()
             k = k.ljust(block, b"\0")
             self._inner = hashlib.new(digest, k.translate(_TRANS_36))
@@ -67,6 +81,32 @@ class Signer:
 
     def verify(self, signature: bytes, parts: Sequence[bytes]) -> bool:
         return hmac.compare_digest(signature, self.sign(parts))
+
+
+def derive_key(key: bytes, name: str, session: str, scheme: str = DEFAULT_SCHEME) -> bytes:
+    """The start key of daemon ``name`` in its start ``session``, from the system ``key``.
+
+    HKDF (RFC 5869) with the scheme's hash: salt ``START_KEY_SALT``, input key material
+    ``key``, info = the UTF-8 name's length (2 bytes, big-endian), the name, then the
+    session in UTF-8; one hash length of output. Returned as lowercase hex in ASCII: a text
+    key, as a Jupyter connection file stores keys. ``ValueError`` for an empty key, a
+    scheme that is not ``hmac-<hashlib name>``, or a name over 65,535 bytes.
+    """
+    if not key:
+        raise ValueError("a start key is derived from a key; this one is empty")
+    digest = digest_of(scheme)
+    encoded = name.encode("utf-8")
+    if len(encoded) > 0xFFFF:
+        raise ValueError(f"name of {len(encoded)} bytes: a start key's name has at most 65,535")
+    info = len(encoded).to_bytes(2, "big") + encoded + session.encode("utf-8")
+    return hkdf(START_KEY_SALT, key, info, digest).hex().encode("ascii")
+
+
+def hkdf(salt: bytes, key: bytes, info: bytes, digest: str) -> bytes:
+    """HKDF (RFC 5869) with hashlib's ``digest``, one hash length of output: extract, then
+    the first block of expand."""
+    prk = hmac.new(salt, key, digest).digest()
+    return hmac.new(prk, info + b"\x01", digest).digest()
 
 
 class ReplayGuard:

@@ -13,10 +13,12 @@ from typing import Any
 import zmq.asyncio
 
 from rovbus.config import SystemConfig, load_system
+from rovbus.errors import RequestTimeout
 from rovbus.transport import Requester, Subscriber
 from rovbus.transport.curve import SocketSetup
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
+from tests.node.conftest import wait_for
 from tests.processes import FakeSystemd, running
 
 
@@ -83,10 +85,11 @@ class Outside:
         timeout: float = 10.0,
         identities: tuple[bytes, ...] | None = None,
     ) -> Message:
-        req = Requester(self.ctx, str(self.fwd.endpoints.request), self.codec, setup=self.setup)
+        codec = await self.start_codec(node, timeout)
+        req = Requester(self.ctx, str(self.fwd.endpoints.request), codec, setup=self.setup)
         try:
             ids = (node.encode(), channel.encode()) if identities is None else identities
-            message = self.codec.message(msg_type, content or {}, identities=ids)
+            message = codec.message(msg_type, content or {}, identities=ids)
             return await req.request(message, timeout=timeout)
         finally:
             req.close()
@@ -94,11 +97,27 @@ class Outside:
     async def control(
         self, msg_type: str, content: dict[str, Any] | None = None, *, timeout: float = 10.0
     ) -> Message:
-        req = Requester(self.ctx, str(self.fwd.endpoints.control), self.codec, setup=self.setup)
+        codec = await self.start_codec(self.fwd.name, timeout)
+        req = Requester(self.ctx, str(self.fwd.endpoints.control), codec, setup=self.setup)
         try:
-            return await req.request(self.codec.message(msg_type, content or {}), timeout=timeout)
+            return await req.request(codec.message(msg_type, content or {}), timeout=timeout)
         finally:
             req.close()
+
+    async def start_codec(self, name: str, timeout: float) -> Codec:
+        """The codec for requests to node or forwarder ``name``: signed with the key of its
+        current start, from the session of its heartbeat (the forwarder's cache replays it
+        at once); without a key, ours. RequestTimeout if no heartbeat comes."""
+        if not self.codec.signer.enabled:
+            return self.codec
+        sub = self.subscriber(f"{name}/hb")
+        try:
+            beat = await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"no heartbeat from {name} within {timeout:g} s") from None
+        finally:
+            sub.close()
+        return self.codec.for_start(name, beat.header["session"])
 
     async def stats(self) -> dict[str, Any]:
         reply = await self.control("stats_request")

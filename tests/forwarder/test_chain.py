@@ -58,6 +58,9 @@ async def test_requests_reach_nodes_one_and_two_forwarders_away(shore: Outside) 
         assert reply.header["username"] == node
     reply = await shore.request("alpha", "kernel_info_request", channel="control")
     assert reply.content["implementation"] == "rovbus"
+    # only the node's control channel answers interrupt (kernel_info cannot tell)
+    reply = await shore.request("alpha", "interrupt_request", channel="control")
+    assert (reply.content["status"], reply.content["dropped"]) == ("ok", 0), reply.content
     unknown = await shore.request("delta", "node_info_request")
     assert unknown.content["ename"] == "UnknownNode"
     assert "gamma, alpha" in unknown.content["evalue"]

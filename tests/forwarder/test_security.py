@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 import zmq.auth
 
 from rovbus.cli.keygen import write_hmac_key
@@ -49,15 +50,20 @@ def test_keygen_writes_a_pair_and_an_hmac_key_with_private_modes(tmp_path: Path)
     assert zmq.auth.load_certificate(secret) == pair
 
 
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    tmp = tmp_path_factory.mktemp("secure")
-    keys = tmp / "keys"
-    keys.mkdir(mode=0o700)
-    for name in ("tether", "operator", "intruder"):
-        write_keypair(keys, name)
-    write_hmac_key(keys / "hmac.key")
-    security = f"""
+def test_keygen_refuses_a_name_that_is_not_a_plain_file_name(tmp_path: Path) -> None:
+    keys = tmp_path / "a" / "b" / "keys"
+    for name in ("../../escaped", "sub/dir", "..", ""):
+        cmd = [sys.executable, "-m", "rovbus", "keygen", name, "--dir", str(keys)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2, (name, done.stderr)
+        assert f"key name {name!r} is not a plain file name" in done.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not keys.exists()
+
+
+def curve_security(keys: Path) -> str:
+    """``[security]`` with CURVE: server pair ``tether``, client ``operator`` allowed."""
+    return f"""
 [security]
 key_file = "{keys}/hmac.key"
 max_age = 30.0
@@ -67,9 +73,18 @@ server_public_file = "{keys}/tether.key"
 allowed_clients = ["{keys}/operator.key"]
 client_secret_file = "{keys}/operator.key_secret"
 client_public_file = "{keys}/operator.key"
-
-[groups.shore]
 """
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("secure")
+    keys = tmp / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("tether", "operator", "intruder"):
+        write_keypair(keys, name)
+    write_hmac_key(keys / "hmac.key")
+    security = curve_security(keys) + "\n[groups.shore]\n"
     path = tmp / "system.toml"
     path.write_text(
         system_toml(
@@ -165,6 +180,74 @@ async def test_a_refused_key_is_logged_once(
     _, err = await asyncio.to_thread(proc.communicate, None, 10)
     assert proc.returncode == 0
     assert err.count("refused a CURVE client") == 1, err
+
+
+async def test_failed_curve_handshakes_are_counted_and_logged_at_a_bounded_rate(
+    tmp_path: Path,
+) -> None:
+    """Raw pyzmq clients without CURVE (a DEALER on request, a SUB on pub) and with the
+    operator's own admitted key pair but another server key (a DEALER on control) never
+    reach ZAP: their handshakes fail. The forwarder counts each by cause in its stats,
+    and logs each cause at most once per interval. A client without CURVE tries once;
+    it counts as ``no_curve``, or as ``other`` when it hangs up on the server's CURVE
+    greeting before the server has read its own (a race in every handshake). One with
+    another server key tries again every 100 ms or so."""
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("tether", "operator"):
+        write_keypair(keys, name)
+    write_hmac_key(keys / "hmac.key")
+    path = tmp_path / "system.toml"
+    path.write_text(
+        system_toml(node_toml("alpha"), forwarder_toml("tether"), extra=curve_security(keys))
+    )
+    with system_running(path, tmp_path, [], ["tether"]) as system:
+        endpoints = system.config.forwarder("tether").endpoints
+        raw = zmq.Context()
+        operator = Outside(system.config, "tether", setup=client_setup(system.config))
+        try:
+            plain = raw.socket(zmq.DEALER)
+            plain.connect(str(endpoints.request))
+            plain.send_multipart([b"alpha", b"shell", b"", b"hello"])
+            plain_sub = raw.socket(zmq.SUB)
+            plain_sub.subscribe(b"")
+            plain_sub.connect(str(endpoints.pub))
+            wrong = raw.socket(zmq.DEALER)
+            wrong.curve_publickey, wrong.curve_secretkey = zmq.auth.load_certificate(
+                keys / "operator.key_secret"
+            )
+            wrong.curve_serverkey = zmq.curve_keypair()[0]
+            wrong.connect(str(endpoints.control))
+            wrong.send_multipart([b"", b"hello"])
+
+            seen: list[dict[str, int]] = [{}]
+
+            async def failed() -> dict[str, int] | None:
+                seen[0] = (await operator.stats())["curve"]["handshake_failures"]
+                no_curve = seen[0]["no_curve"] + seen[0]["other"]
+                enough = no_curve >= 2 and seen[0]["wrong_server_key"] >= 3
+                return seen[0] if enough else None
+
+            try:
+                failures = await eventually(failed, timeout=20, what="the failed handshakes")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the last counters: {seen[0]}") from None
+            curve = (await operator.stats())["curve"]
+            assert curve["refused"] == 0  # ZAP never saw them
+            assert curve["admitted"] >= 1  # the operator
+            assert [s.poll(0) for s in (plain, plain_sub, wrong)] == [0, 0, 0]  # got nothing
+        finally:
+            raw.destroy(linger=0)
+            operator.close()
+        proc = system.proc("tether")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, None, 10)
+    assert proc.returncode == 0, err
+    no_curve = err.count("failed: the client does not use CURVE")
+    no_curve += err.count("failed: the connection failed during the handshake")
+    wrong_key = err.count("failed: its HELLO does not decrypt")
+    assert no_curve >= 1, err
+    assert 1 <= wrong_key < failures["wrong_server_key"], err
 
 
 async def test_the_secure_demo_admits_the_operator_and_refuses_others(tmp_path: Path) -> None:

@@ -163,9 +163,17 @@ async def test_with_a_key_unsigned_and_forged_requests_are_dropped_and_counted(
     serving = asyncio.create_task(daemon.serve())
     ctx = zmq.asyncio.Context()
     shell = str(system.node("alpha").endpoints.shell)
-    good = Codec(system.hmac_key(), username="op")
+    operator = Codec(system.hmac_key(), username="op")
+    good = operator.for_start("alpha", daemon.codec.session)
+    wrongs = (
+        Codec(username="nokey"),
+        Codec(b"not the key", username="forger"),
+        operator,  # the system key itself signs pub traffic, never a request
+        operator.for_start("beta", daemon.codec.session),  # another node's key
+        operator.for_start("alpha", "an-earlier-start"),  # this node's, before it restarted
+    )
     try:
-        for wrong in (Codec(username="nokey"), Codec(b"not the key", username="forger")):
+        for wrong in wrongs:
             req = Requester(ctx, shell, wrong)
             with pytest.raises(RequestTimeout):
                 await req.request(wrong.message("kernel_info_request"), timeout=0.5)
@@ -182,7 +190,7 @@ async def test_with_a_key_unsigned_and_forged_requests_are_dropped_and_counted(
         raw.close(linger=0)
         stats = await req.request(good.message("stats_request"), timeout=5)
         req.close()
-        assert stats.content["sockets"]["shell"]["rejected"] == 3
+        assert stats.content["sockets"]["shell"]["rejected"] == len(wrongs) + 1
     finally:
         daemon.request_stop()
         await serving

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -43,6 +44,8 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
         assert conn.stat().st_mode & 0o777 == 0o600
         kc = BlockingKernelClient()
         kc.load_connection_file(str(conn))
+        heart_failures: list[float] = []
+        kc.hb_channel.call_handlers = heart_failures.append  # its "heart failure" hook
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=10)
@@ -66,6 +69,14 @@ def test_jupyter_client_drives_the_node(write_system, tmp_path: Path) -> None:
             content, outputs = run("help")
             assert content["status"] == "ok"
             assert "dump BUS" in text_of(outputs)
+
+            # its heartbeat, a REQ on hb, is echoed: it sends a second ping only after the
+            # first came back within its time to dead, else it reports a heart failure
+            deadline = time.monotonic() + 10
+            while json.loads(text_of(run("stats")[1]))["sockets"]["hb"]["messages_out"] < 2:
+                assert time.monotonic() < deadline, "jupyter_client's pings were not echoed"
+                time.sleep(0.1)
+            assert not heart_failures
 
             content, outputs = run("status")
             assert text_of(outputs).startswith("alpha (vehicle): ok")
@@ -188,6 +199,74 @@ def test_unknown_node_is_a_usage_error(write_system, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "beta" in result.stderr
     assert "alpha" in result.stderr
+
+
+def test_a_stock_jupyter_client_drives_a_signed_node_with_the_key_of_its_start(
+    write_system, tmp_path: Path
+) -> None:
+    """With [security], alpha's connection file holds the key of alpha's current start,
+    not the system key: jupyter_client drives alpha with it (shell, iopub); pointed at beta
+    it is refused; once alpha restarted, the same client is refused too, and a client that
+    reads the file alpha wrote anew is served (shell, stdin, iopub, control)."""
+    key = tmp_path / "hmac.key"
+    key.write_text("5eed" * 16 + "\n")
+    key.chmod(0o600)
+    security = f'[security]\nkey_file = "{key}"\n\n'
+    config = write_system(node_toml("alpha"), node_toml("beta"), extra=security)
+    conn = tmp_path / "rovbus" / "alpha.json"
+    with node_process(config, "beta", tmp_path) as (_, beta_systemd):
+        beta_systemd.wait_for("READY=1")
+        beta = json.loads((tmp_path / "rovbus" / "beta.json").read_text())
+        with node_process(config, "alpha", tmp_path) as (alpha, systemd):
+            systemd.wait_for("READY=1")
+            first = json.loads(conn.read_text())
+            assert first["key"] != key.read_text().strip()
+            kc = _kernel_client(first)
+            try:
+                assert kc.kernel_info(reply=True, timeout=5)["content"]["status"] == "ok"
+                outputs: list[dict] = []
+                reply = kc.execute_interactive("status", timeout=10, output_hook=outputs.append)
+                assert reply["content"]["status"] == "ok"
+                assert any("alpha (vehicle): ok" in str(o["content"]) for o in outputs)
+                kc.execute_interactive("tx off", timeout=10)
+                reply = kc.execute_interactive(  # the node asks on stdin
+                    "tx on",
+                    timeout=10,
+                    allow_stdin=True,
+                    stdin_hook=lambda msg: kc.input("y"),
+                    output_hook=outputs.append,
+                )
+                assert reply["content"]["status"] == "ok"
+                assert "transmission enabled" in str([o["content"] for o in outputs])
+                ports = {k: v for k, v in beta.items() if k.endswith("_port")}
+                at_beta = _kernel_client(first | ports)
+                try:
+                    with pytest.raises(TimeoutError):
+                        at_beta.kernel_info(reply=True, timeout=1.5)
+                finally:
+                    at_beta.stop_channels()
+                alpha.send_signal(signal.SIGTERM)
+                assert alpha.wait(timeout=10) == 0
+                with node_process(config, "alpha", tmp_path) as (restarted, systemd):
+                    systemd.wait_for("READY=1")
+                    with pytest.raises(TimeoutError):  # reconnected, with the old key
+                        kc.kernel_info(reply=True, timeout=1.5)
+                    again = _kernel_client(json.loads(conn.read_text()))
+                    try:
+                        assert again.kernel_info(reply=True, timeout=5)["content"]["status"] == "ok"
+                        again.shutdown()  # on control
+                        assert restarted.wait(timeout=10) == 0
+                    finally:
+                        again.stop_channels()
+            finally:
+                kc.stop_channels()
+
+
+def _kernel_client(info: dict) -> BlockingKernelClient:  # type: ignore[type-arg]
+    kc = BlockingKernelClient()
+    kc.load_connection_info(info)
+    kc.start_channels()
+    return kc
 
 
 @pytest.fixture(autouse=True)

@@ -119,11 +119,14 @@ class NodeThread(DaemonThread):
 
 
 class Peer:
-    """Blocking sockets to one node with one codec: requests, raw frames, a subscriber."""
+    """Blocking sockets to one node: requests, raw frames, a subscriber. ``codec`` holds
+    the system key (or none): ``pub_codec`` verifies what the node publishes; ``codec``
+    is its ``for_start`` twin, for requests (the node's start key)."""
 
     def __init__(self, node: NodeThread, codec: Codec) -> None:
         self.node = node
-        self.codec = codec
+        self.codec = codec.for_start(node.name, node.daemon.codec.session)
+        self.pub_codec = codec
         self.ctx = zmq.Context()
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         #: what ``request`` read on a dealer that was not its reply, for ``drain``
@@ -187,7 +190,7 @@ class Peer:
         while (left := deadline - time.monotonic()) > 0:
             if not sub.poll(int(left * 1000) + 1):
                 break
-            msg = self.codec.decode(sub.recv_multipart())
+            msg = self.pub_codec.decode(sub.recv_multipart())
             if predicate(msg):
                 return msg
         raise AssertionError("no matching message on the subscriber")
@@ -245,3 +248,28 @@ def node_thread(write_system, tmp_path: Path) -> Iterator[Callable[..., NodeThre
     yield start
     for thread in started:
         thread.join()
+
+
+def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Call ``check`` every 20 ms until it returns something truthy, and return that;
+    fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return got
+
+
+def start_codec(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> Codec:
+    """``codec``'s twin for requests to ``name``: signing with the key of its current
+    start, from the session of its heartbeat on ``pub`` (a forwarder's cache replays it)."""
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, f"{name}/hb".encode())
+    sub.connect(pub)
+    try:
+        assert sub.poll(10_000), f"no heartbeat of {name}"
+        session: str = codec.decode(sub.recv_multipart()).header["session"]
+        return codec.for_start(name, session)
+    finally:
+        sub.close()

@@ -27,7 +27,7 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import forwarder_process, node_process
-from tests.reliability.conftest import frame_with, next_matching, signed_extra
+from tests.reliability.conftest import frame_with, next_matching, signed_extra, start_codec
 from tests.reliability.test_hostile import mutation, random_frames
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
@@ -142,7 +142,7 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
         extra=signed_extra(tmp_path),
     )
     system = load_system(config)
-    codec = Codec(system.hmac_key(), username="fuzzer")
+    fuzzer = Codec(system.hmac_key(), username="fuzzer")
     ep = system.forwarder("tether").endpoints
     ctx = zmq.Context()
 
@@ -165,9 +165,12 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
         ):
             node_systemd.wait_for("READY=1")
             systemd.wait_for("READY=1")
+            # requests are signed with the start key of whom they go to (docs/protocol.md)
+            codec = start_codec(ctx, str(ep.pub), fuzzer, "alpha")
+            own_codec = start_codec(ctx, str(ep.pub), fuzzer, "tether")
 
             def stats() -> dict:  # type: ignore[type-arg]
-                reply = _ask(control, codec, codec.message("stats_request", {}))
+                reply = _ask(control, own_codec, own_codec.message("stats_request", {}))
                 assert reply.content["status"] == "ok"
                 return reply.content
 
@@ -191,7 +194,7 @@ def test_random_and_mutated_envelopes_at_the_forwarder_are_rejected_and_counted(
                 _, mutate = mutated
                 msg = codec.message(REQUESTS[which], {}, identities=ROUTING)
                 routed = codec.encode(msg)  # [node, channel, DELIM, signature, ...]
-                own = codec.encode(codec.message(REQUESTS[which], {}))
+                own = own_codec.encode(own_codec.message(REQUESTS[which], {}))
                 to_request = [garbage, [*garbage[:1], *ROUTING, *garbage[1:]]]
                 to_control = [garbage]
                 # a "mutation" that changes nothing (swapping a frame with itself, truncating

@@ -73,7 +73,7 @@ class FrameStream:
         self.bus = can.Bus(interface="virtual", channel=channel)
         self.sub = peer.subscriber(f"{node.name}/can/can0/", f"{node.name}/hb")
         peer.wait_for(self.sub, lambda m: m.msg_type == "heartbeat")
-        self.codec = peer.codec
+        self.codec = peer.pub_codec
         self.rate = rate
         self.sent = 0
         self.received: set[int] = set()

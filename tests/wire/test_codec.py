@@ -16,7 +16,7 @@ from rovbus.errors import EnvelopeError, SignatureError, WireError
 from rovbus.wire.codec import DELIMITER, Codec, new_session_id, split_envelope
 from rovbus.wire.message import Message, format_date, parse_date
 from rovbus.wire.serializers import Serializer, pack, unpack
-from rovbus.wire.signing import ReplayGuard, Signer
+from rovbus.wire.signing import ReplayGuard, Signer, derive_key, hkdf
 
 KEY = b"test-key-6c1f0a"
 T0 = 1_700_000_000.25
@@ -324,6 +324,22 @@ def test_max_age_refuses_old_messages() -> None:
         receiver.decode(sender.encode(sender.message("t", {"n": 2})))
 
 
+def test_max_age_refuses_dates_ahead_beyond_max_skew() -> None:
+    clock = Clock(T0)
+    receiver = Codec(KEY, max_age=5.0, max_skew=1.0, clock=clock)
+    for ahead, accepted in ((0.9, True), (1.5, False), (365 * 86400.0, False)):
+        sender = Codec(KEY, clock=Clock(T0 + ahead))
+        frames = sender.encode(sender.message("t"))
+        if accepted:
+            receiver.decode(frames)
+        else:
+            with pytest.raises(SignatureError, match=r"ahead, more than the 1\.0 s"):
+                receiver.decode(frames)
+    # without max_age no clock is trusted: a date a year ahead is accepted
+    sender = Codec(KEY, clock=Clock(T0 + 365 * 86400.0))
+    assert Codec(KEY, clock=clock).decode(sender.encode(sender.message("t"))).msg_type == "t"
+
+
 def test_max_age_names_a_date_that_is_not_one() -> None:
     codec = Codec(max_age=5.0, clock=Clock())
     message = codec.message("t")
@@ -570,3 +586,52 @@ def test_a_lone_surrogate_in_json_is_refused_so_what_decodes_can_be_sent_on() ->
     message = codec.decode(frames)
     assert message.content == {"s": "é 😀"}
     assert codec.decode(codec.encode(message)).content == message.content
+
+
+# -- start keys ---------------------------------------------------------------------------
+
+
+def test_hkdf_is_rfc_5869() -> None:
+    """Test Case 1 of RFC 5869 (SHA-256): the first 32 bytes of its OKM."""
+    okm = hkdf(bytes(range(13)), b"\x0b" * 22, bytes(range(0xF0, 0xFA)), "sha256")
+    assert okm.hex() == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+
+
+def test_a_start_key_is_text_and_depends_on_every_input() -> None:
+    key = derive_key(KEY, "propulsion", "s1")
+    assert key == derive_key(KEY, "propulsion", "s1")
+    assert len(key) == 64
+    assert key.decode("ascii") == key.decode("ascii").lower()
+    assert len(derive_key(KEY, "propulsion", "s1", "hmac-sha512")) == 128
+    others = {
+        derive_key(KEY, "navigation", "s1"),
+        derive_key(KEY, "propulsion", "s2"),
+        derive_key(b"another key", "propulsion", "s1"),
+        derive_key(KEY, "propulsion", "s1", "hmac-sha512")[:64],
+        derive_key(KEY, "propulsio", "ns1"),  # the name's length is part of the input
+    }
+    assert key not in others
+    assert len(others) == 5
+    with pytest.raises(ValueError, match="empty"):
+        derive_key(b"", "propulsion", "s1")
+    with pytest.raises(ValueError, match="hmac-sha256"):
+        derive_key(KEY, "propulsion", "s1", "sha256")
+
+
+def test_for_start_is_the_same_sender_with_the_start_key() -> None:
+    operator = Codec(KEY, username="op", max_age=5.0, clock=Clock())
+    alpha = operator.for_start("alpha", "s1")
+    assert alpha.key == derive_key(KEY, "alpha", "s1")
+    assert (alpha.session, alpha.username, alpha.max_age) == (operator.session, "op", 5.0)
+    assert alpha.replay_guard is operator.replay_guard
+    ids = [operator.message("t").msg_id, alpha.message("t").msg_id, operator.message("t").msg_id]
+    assert len(set(ids)) == 3  # one msg_id counter
+    assert alpha.for_start("beta", "s1").key == operator.for_start("beta", "s1").key
+    node = Codec(derive_key(KEY, "alpha", "s1"), username="alpha", clock=Clock())
+    frames = alpha.encode(alpha.message("t_request"))
+    assert node.decode(frames).msg_type == "t_request"
+    for wrong in (operator, operator.for_start("beta", "s1"), operator.for_start("alpha", "s0")):
+        with pytest.raises(SignatureError, match="invalid signature"):
+            Codec(wrong.key).decode(frames)
+    unsigned = Codec()
+    assert unsigned.for_start("alpha", "s1") is unsigned

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from jupyter_client.session import Session
 
+from rovbus.errors import SignatureError
 from rovbus.wire.canframe import CanFrame, frames_from_batch
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, parse_date
 from rovbus.wire.serializers import Serializer
+from rovbus.wire.signing import derive_key
 from rovbus.wire.topics import can_topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +160,22 @@ def test_signed_vector_frames_are_hmac_of_the_dict_frames() -> None:
             assert len(frames[index + 1]) in (64, 128)
         else:
             assert frames[index + 1] == b""
+
+
+def test_start_key_vectors_hold_the_key_their_node_derives() -> None:
+    started = [v for v in VECTORS if "start_key_of" in v]
+    assert {v["signature_scheme"] for v in started} == {"hmac-sha256", "hmac-sha512"}
+    for vector in started:
+        of = vector["start_key_of"]
+        key = derive_key(
+            of["system_key"].encode(), of["name"], of["session"], vector["signature_scheme"]
+        )
+        assert vector["key"] == key.decode()
+        system = Codec(of["system_key"].encode(), vector["signature_scheme"])
+        start = system.for_start(of["name"], of["session"])
+        assert start.decode(frames_of(vector)).msg_type == vector["message"]["header"]["msg_type"]
+        with pytest.raises(SignatureError):
+            system.decode(frames_of(vector))
 
 
 def test_vector_file_is_what_the_generator_writes() -> None:

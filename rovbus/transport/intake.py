@@ -1,0 +1,109 @@
+"""How every daemon takes messages off a socket: ``Intake.next``, and nothing else.
+
+Every receive loop of the daemons that bind ZeroMQ sockets (the node: shell, control,
+stdin, hb; the forwarder: request, control, the replies from inside, the last-value
+cache) reads through an ``Intake``, for two promises:
+
+- **Stopping loses nothing.** A message is only taken off the queue by a receive that
+  cannot be suspended (``read_now``, non-blocking); the wait for one is a poll, which
+  takes nothing. ``stop`` ends every ``next`` at once, and cancelling one loses nothing
+  either (cancelling an awaited receive can).
+- **A peer cannot end the loop.** What a peer sends can make ZeroMQ fail a receive: a
+  socket that discards a malformed message inside ``recv`` (a REP or REQ socket given a
+  message without the empty delimiter frame) has said it was readable and then has
+  nothing to give, so pyzmq's receive raises ``zmq.Again``. ``next`` counts that in the
+  counters the caller passes (``rejected``; once per wake-up, as one receive discards
+  every malformed message queued, unseen: why the node's hb is a ROUTER), logs it at a
+  limited rate (``rovbus.ratelimit``) and waits for the next message. Errors of the
+  process's own making (the socket closed, the context terminated, a receive on the
+  wrong socket type) still end the loop: they are bugs or shutdown, not input.
+
+What a socket hands over intact but malformed (no delimiter on the heartbeat echo, a bad
+envelope on a request channel) is for the loop to judge, count and drop: see
+``transport/heartbeat.py`` and ``transport/server.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+import zmq
+import zmq.asyncio
+
+from rovbus.ratelimit import RateLimiter
+
+__all__ = ["Counters", "Intake", "read_now"]
+
+_log = logging.getLogger(__name__)
+
+
+class Counters(Protocol):
+    """Where a loop counts what its peers sent that had to be dropped (``SocketStats``,
+    the forwarder's ``RouterStats``, the last-value cache)."""
+
+    rejected: int
+
+
+async def read_now(sock: zmq.asyncio.Socket) -> list[bytes] | None:
+    """The next message already queued on ``sock``, or ``None``; never waits (pyzmq
+    completes a non-blocking receive at once, so there is no suspension to cancel)."""
+    try:
+        frames: list[bytes] = await sock.recv_multipart(flags=zmq.NOBLOCK)
+    except zmq.Again:
+        return None
+    return frames
+
+
+class Intake:
+    """Receiving from sockets until ``stop``, without losing a message to the stop, and
+    without ending on what a peer sent (module doc)."""
+
+    def __init__(self, logger: logging.Logger | None = None, log_interval_s: float = 10.0) -> None:
+        self.logger = logger or _log
+        self.stopped = False
+        self._stop: asyncio.Future[None] | None = None
+        self._limit = RateLimiter(log_interval_s)
+
+    def _future(self) -> asyncio.Future[None]:
+        if self._stop is None:
+            self._stop = asyncio.get_running_loop().create_future()
+            if self.stopped:
+                self._stop.set_result(None)
+        return self._stop
+
+    def stop(self) -> None:
+        """Every ``next`` returns ``None`` from now on (those waiting, at once)."""
+        self.stopped = True
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
+    async def next(
+        self, sock: zmq.asyncio.Socket, counters: Counters, what: str
+    ) -> list[bytes] | None:
+        """The next message of ``sock`` (called ``what`` in the log); ``None`` once stopped.
+        A message the socket discarded after saying it was readable is counted in
+        ``counters.rejected`` and logged; the wait goes on."""
+        stop = self._future()
+        readable = False
+        while not stop.done():
+            frames = await read_now(sock)
+            if frames is not None:
+                return frames
+            if readable:  # it said a message was there, then discarded it
+                self.dropped(counters, what, "a malformed message, discarded by the socket")
+            ready = asyncio.ensure_future(sock.poll())  # POLLIN
+            try:
+                await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+            readable = ready.done() and not ready.cancelled() and bool(ready.result())
+        return None
+
+    def dropped(self, counters: Counters, what: str, why: str) -> None:
+        """Count one message a peer sent that ``what`` dropped, and log it (rate-limited)."""
+        counters.rejected += 1
+        held = self._limit.allow(f"{what}:{why}")
+        if held is not None:
+            self.logger.warning("%s: dropped %s (%d more since the last report)", what, why, held)
