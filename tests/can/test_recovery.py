@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import can
 import pytest
-from can_helpers import WAIT_S, Collector, GatedBus, StateWatch, bus_config
+from can_helpers import (
+    WAIT_S,
+    Collector,
+    GatedBus,
+    StateWatch,
+    StuckBus,
+    bus_config,
+    wait_until,
+)
 
 from rovbus.can import CanPort
 from rovbus.errors import CanError
@@ -154,4 +163,115 @@ async def test_transmit_stays_off_across_a_reopen(
     assert msg is not None
     assert msg.arbitration_id == 0x101  # the first frame on the wire since the stop
     assert port.stats().tx == 1
+    await port.aclose()
+
+
+async def test_every_failure_is_counted_named_and_logged_once_per_interval(
+    channel: str, make_port: Callable[..., CanPort], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rovbus.can.port")
+    factory = Factory(channel)
+    port, states = watched_port(make_port, factory, backoff_max_s=0.05)
+    await port.open()
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "receive: CanOperationError: adapter unplugged (test)"
+    for reopened in (3, 4):  # twice: a send fails; its second frame is dropped
+        factory.buses[-1].fail_send.set()
+        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent"):
+            await port.send([CanFrame("main", 0x100), CanFrame("main", 0x101)])
+        await states.wait_for("ok", count=reopened)
+    assert port.last_error == "transmit: CanOperationError: bus-off (test)"
+    stats = port.stats()
+    assert (stats.errors, stats.reopen_count, stats.tx_errors, stats.tx_dropped) == (3, 3, 2, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rovbus.can.port"]
+    assert warnings == [  # the next two within 30 s are counted, not logged
+        "CAN bus main failed (receive: CanOperationError: adapter unplugged (test)); "
+        "reopening (0 more failures not logged)"
+    ]
+    await port.aclose()
+
+
+@pytest.mark.parametrize("send", ["goes out", "fails too"])
+async def test_a_frame_inside_bus_send_when_receiving_fails_ends_before_the_bus_closes(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], send: str
+) -> None:
+    factory = Factory(channel)
+    got = Collector()
+    port, states = watched_port(make_port, factory, got)
+    await port.open()
+    first = factory.buses[0]
+    first.gate.clear()
+    sending = asyncio.create_task(port.send([CanFrame("main", 0x100)]))
+    await first.arrived()
+    first.fail_recv.set()
+    await states.wait_for("failed")
+    if send == "fails too":  # after the bus was given up: still one failure, one reopen
+        first.fail_send.set()
+    first.gate.set()  # the bus is shut down only once the worker has left bus.send
+    if send == "goes out":
+        assert await sending == 1  # it cannot be recalled: it went out, and is reported so
+        msg = await asyncio.to_thread(peer.recv, WAIT_S)
+        assert msg is not None
+        assert msg.arbitration_id == 0x100
+        await got.wait_for(lambda: len(got.tx()) == 1)
+    else:
+        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
+            await sending
+    await states.wait_for("ok", count=2)
+    stats = port.stats()
+    sent = send == "goes out"
+    assert (stats.tx, stats.tx_errors, stats.errors, stats.reopen_count) == (sent, not sent, 1, 1)
+    assert port.last_error == "receive: CanOperationError: adapter unplugged (test)"
+    assert len(factory.buses) == 2
+    assert states.states == ["opening", "ok", "failed", "ok"]
+    await port.aclose()
+
+
+async def test_aclose_after_a_failure_that_cannot_be_repaired_releases_the_bus(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    port, states = watched_port(make_port, factory)
+    await port.open()
+    factory.refuse = 1_000_000  # the adapter never comes back
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("failed")
+    await port.aclose()
+    assert port.state == "closed"
+    assert factory.buses[0]._is_shutdown
+
+
+@pytest.mark.parametrize("released", ["while failed", "after the reopen"])
+async def test_a_frame_the_failed_bus_reads_late_is_dropped_not_published(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], released: str
+) -> None:
+    stuck = StuckBus(channel=channel)
+    buses = [stuck, GatedBus(channel=channel)]
+    got = Collector()
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        got,
+        bus_factory=lambda: buses.pop(0),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    stuck.stick.set()  # its receive blocks and ignores the stop: a thread that outlives it
+    assert await asyncio.to_thread(stuck.stuck.wait, WAIT_S)
+    stuck.fail_send.set()
+    with pytest.raises(CanError, match="bus-off"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2 if released == "after the reopen" else 1)
+    if released == "while failed":
+        await states.wait_for("failed")
+    stuck.unstick.set()  # it reads one more frame and hands it over
+    await wait_until(lambda: port.stats().rx_dropped == 1, "the late frame counted as dropped")
+    if released == "while failed":
+        await states.wait_for("ok", count=2)
+    peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
+    await got.wait_for(lambda: len(got.rx()) == 1)
+    assert [f.arbitration_id for f in got.rx()] == [0x101]  # not the late one
+    assert port.stats().rx == 1
     await port.aclose()
