@@ -108,9 +108,11 @@ STATUS |= {5: "no tests", 33: "no tests", None: "not run"}
 COLUMNS = ("killed", "survived", "timeout", "no tests", "not run", "other")
 
 
-def prepare(name: str, group: Group) -> Path:
-    """The group's directory: links to the sources and tests, and a pyproject.toml whose
-    ``[tool.mutmut]`` names the group's files and tests. A changed one starts afresh."""
+def prepare(name: str, group: Group) -> None:
+    """The group's directory, afresh: links to the sources and tests, and a pyproject.toml
+    whose ``[tool.mutmut]`` names the group's files and tests. (mutmut reuses what it finds
+    in ``mutants/`` by file times, which a changed configuration or an interrupted run
+    leaves wrong; every mutant named is run again anyway.)"""
     work = WORK / name
     work.mkdir(parents=True, exist_ok=True)
     for link in LINKS:
@@ -125,11 +127,8 @@ def prepare(name: str, group: Group) -> Path:
         f"pytest_add_cli_args_test_selection = {json.dumps(list(group.tests))}\n"
     )
     text = text.replace(header, header + added, 1)
-    pyproject = work / "pyproject.toml"
-    if pyproject.exists() and pyproject.read_text() != text:
-        shutil.rmtree(work / "mutants", ignore_errors=True)  # mutmut would not re-mutate
-    pyproject.write_text(text)
-    return work
+    shutil.rmtree(work / "mutants", ignore_errors=True)
+    (work / "pyproject.toml").write_text(text)
 
 
 def results(work: Path) -> dict[str, int | None]:
@@ -162,8 +161,9 @@ def main() -> int:
     rows, survivors = [], []
     for name in names:
         group = GROUPS[name]
-        work = prepare(name, group)
+        work = WORK / name
         if not args.no_run:
+            prepare(name, group)
             run = [*mutmut, "run", "--max-children", str(args.max_children), *group.patterns()]
             print(f"== {name}: {' '.join(run[2:])}", file=sys.stderr)
             if subprocess.run(run, cwd=work).returncode != 0:  # its progress: the terminal
