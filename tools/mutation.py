@@ -89,7 +89,7 @@ GROUPS: dict[str, Group] = {
     # switched, who asked published
     "txswitch": Group(
         ("rovbus/node/requests.py", "rovbus/node/daemon.py", "rovbus/node/console.py"),
-        ("tests/node",),
+        ("tests/node", "tests/reliability/test_transmit_guard.py"),
         (
             "rovbus.node.requests.x_tx_reason",
             "rovbus.node.requests.x_tx_off_reason",
@@ -99,6 +99,23 @@ GROUPS: dict[str, Group] = {
     ),
     # heartbeats to alive / late / dead / restarted, and the missed count
     "liveness": Group(("rovbus/transport/liveness.py",), ("tests/transport", "tests/client")),
+    # HMAC signing, start keys, the replay guard, and the codec's verify path
+    "signing": Group(
+        ("rovbus/wire/signing.py", "rovbus/wire/codec.py"),
+        ("tests/wire", "tests/transport"),
+        (
+            "rovbus.wire.signing.*",
+            *(
+                f"rovbus.wire.codec.xǁCodecǁ{method}"
+                for method in ("__init__", "for_start", "encode", "signature_holds", "decode")
+            ),
+        ),
+    ),
+    # requests by node name across a forwarder, and their replies back
+    "routing": Group(
+        ("rovbus/forwarder/routing.py",),
+        ("tests/forwarder", "tests/reliability/test_shutdown.py"),
+    ),
 }
 
 #: mutmut's exit codes (mutmut/stats.py) folded into the columns of the report

@@ -242,36 +242,111 @@ async def test_aclose_after_a_failure_that_cannot_be_repaired_releases_the_bus(
     assert factory.buses[0]._is_shutdown
 
 
-@pytest.mark.parametrize("released", ["while failed", "after the reopen"])
-async def test_a_frame_the_failed_bus_reads_late_is_dropped_not_published(
+@pytest.mark.parametrize("released", ["while failed", "after the reopen", "after the close"])
+async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], released: str
 ) -> None:
     stuck = StuckBus(channel=channel)
-    buses = [stuck, GatedBus(channel=channel)]
+    buses = iter([lambda: stuck, lambda: GatedBus(channel=channel)])
     got = Collector()
     states = StateWatch()
     port = make_port(
         bus_config(channel),
         got,
-        bus_factory=lambda: buses.pop(0),
+        bus_factory=lambda: next(buses)(),
         on_state=states,
         backoff_initial_s=0.01,
     )
     await port.open()
     stuck.stick.set()  # its receive blocks and ignores the stop: a thread that outlives it
     assert await asyncio.to_thread(stuck.stuck.wait, WAIT_S)
-    stuck.fail_send.set()
-    with pytest.raises(CanError, match="bus-off"):
-        await port.send([CanFrame("main", 0x100)])
-    await states.wait_for("ok", count=2 if released == "after the reopen" else 1)
-    if released == "while failed":
-        await states.wait_for("failed")
+    if released == "after the close":
+        await port.aclose()  # gives up on the thread after 1 s
+    else:
+        stuck.fail_send.set()
+        with pytest.raises(CanError, match="bus-off"):
+            await port.send([CanFrame("main", 0x100)])
+        if released == "after the reopen":
+            await states.wait_for("ok", count=2)
     stuck.unstick.set()  # it reads one more frame and hands it over
     await wait_until(lambda: port.stats().rx_dropped == 1, "the late frame counted as dropped")
-    if released == "while failed":
+    if released != "after the close":
         await states.wait_for("ok", count=2)
-    peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
-    await got.wait_for(lambda: len(got.rx()) == 1)
-    assert [f.arbitration_id for f in got.rx()] == [0x101]  # not the late one
-    assert port.stats().rx == 1
+        peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
+        await got.wait_for(lambda: len(got.rx()) == 1)
+    published = [] if released == "after the close" else [0x101]
+    assert [f.arbitration_id for f in got.rx()] == published  # not the late one
+    await port.aclose()
+
+
+async def test_a_bus_failing_while_the_port_closes_is_released(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    port, _ = watched_port(make_port, factory)
+    await port.open()
+    first = factory.buses[0]
+    first.gate.clear()
+    sending = asyncio.create_task(port.send([CanFrame("main", 0x100)]))
+    await first.arrived()
+    closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
+    await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
+    first.fail_send.set()
+    first.gate.set()
+    with pytest.raises(CanError, match="bus-off"):
+        await sending
+    await closing
+    assert port.state == "closed"
+    assert first._is_shutdown  # released, not reopened
+    assert len(factory.buses) == 1
+    assert port.stats().errors == 1
+
+
+async def test_a_bus_that_held_longer_than_the_longest_backoff_is_retried_at_the_shortest(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    states = StateWatch()
+    port = make_port(  # every bus has held for 1 µs when it fails
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=1e-6,
+        backoff_max_s=1e-6,
+    )
+    await port.open()
+    for reopened in (2, 3):
+        factory.buses[-1].fail_recv.set()
+        await states.wait_for("ok", count=reopened)
+    assert port.stats().reopen_count == 2
+    await port.aclose()
+
+
+class Panic(BaseException):
+    """What a driver might raise that is not an Exception."""
+
+
+async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    class PanickingBus(GatedBus):
+        def send(self, msg: can.Message, timeout: float | None = None) -> None:
+            raise Panic("driver gave up (test)")
+
+    buses = iter([PanickingBus, GatedBus])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses)(channel=channel),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "transmit: Panic: driver gave up (test)"
+    assert await port.send([CanFrame("main", 0x101)]) == 1
     await port.aclose()

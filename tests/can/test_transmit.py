@@ -13,6 +13,8 @@ import pytest
 from can_helpers import WAIT_S, Collector, GatedBus, SteppedBus, bus_config
 
 from rovbus.can import CanPort
+from rovbus.can.stats import PortCounters
+from rovbus.can.transmit import Transmitter
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
 
@@ -282,14 +284,23 @@ async def test_cancelled_send_takes_its_frames_off_the_queue(
 async def test_aclose_lets_queued_frames_finish_within_the_deadline(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
-    port = make_port(bus_config(channel), Collector())
-    await port.open()
-    task = asyncio.create_task(port.send([frame(0x100 + i) for i in range(20)]))
-    await asyncio.sleep(0)
-    await port.aclose(deadline=WAIT_S)
-    assert await task == 20
-    assert [(await recv(peer)).arbitration_id for _ in range(20)] == [0x100 + i for i in range(20)]
-    with pytest.raises(CanError, match="closed"):
+    bus = SteppedBus(channel=channel)
+    port, first = await first_in_flight(make_port, channel, bus)
+    second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
+    withdrawn = asyncio.create_task(port.send([frame(0x103)]))
+    await asyncio.sleep(0)  # one loop step: both queue their frames
+    withdrawn.cancel()  # its caller gave up: the rest still drains
+    with pytest.raises(asyncio.CancelledError):
+        await withdrawn
+    closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
+    await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
+    bus.allow(3)
+    await closing
+    assert await first == 1
+    assert await second == 2
+    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
+    assert peer.recv(timeout=0.2) is None
+    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x100)])
 
 
@@ -302,7 +313,7 @@ async def test_aclose_drops_what_misses_the_deadline(
     task = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
     await gated.arrived()
     closing = asyncio.create_task(port.aclose(deadline=0.05))
-    with pytest.raises(CanError, match="port closed"):
+    with pytest.raises(CanError, match=r"^bus 'main': port closed$"):
         await task
     gated.gate.set()
     await closing
@@ -396,24 +407,52 @@ async def test_a_frame_failing_mid_run_fails_its_request_and_the_ones_after_it(
     await port.aclose()
 
 
-async def test_turning_transmit_off_keeps_the_report_of_the_frame_on_its_way(
+async def test_turning_transmit_off_keeps_the_report_of_the_frames_on_their_way(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     bus = SteppedBus(channel=channel)
     port, first = await first_in_flight(make_port, channel, bus)
-    one = asyncio.create_task(port.send([frame(0x101)]))
-    two = asyncio.create_task(port.send([frame(0x102), frame(0x103)]))
+    one = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
+    two = asyncio.create_task(port.send([frame(0x103)]))
     await asyncio.sleep(0)  # one loop step: they queue their frames
-    bus.allow()  # 0x100 goes out; 0x101 and 0x102-0x103 follow in one hand-over
-    await bus.arrived()  # 0x101 is inside bus.send
-    assert port.disable_tx() == 2
+    bus.allow(2)  # 0x100 and 0x101 go out; 0x101-0x103 were handed over together
+    await bus.arrived()
+    await bus.arrived()  # 0x102, the last frame of `one`, is inside bus.send
+    assert port.disable_tx() == 1
+    assert port.stats().tx_queued == 0
     bus.allow()
     async with asyncio.timeout(WAIT_S):
         results = await asyncio.gather(first, one, two, return_exceptions=True)
-    assert results[:2] == [1, 1]  # 0x101 was already on its way: it went out
+    assert results[:2] == [1, 2]  # all of `one` was on its way: it went out
     assert str(results[2]) == "bus 'main': transmit disabled"
-    assert [(await recv(peer)).arbitration_id for _ in range(2)] == [0x100, 0x101]
+    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
     assert peer.recv(timeout=0.2) is None
     stats = port.stats()
-    assert (stats.tx, stats.tx_dropped) == (2, 2)
+    assert (stats.tx, stats.tx_dropped) == (3, 1)
     await port.aclose()
+
+
+async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_all_is_sent(
+    channel: str,
+) -> None:
+    bus = GatedBus(channel=channel, gated=True)
+    sent: list[CanFrame] = []
+    tx = Transmitter(
+        "main", queue_size=8, counters=PortCounters(), on_sent=sent.extend, on_error=print
+    )
+    tx.attach(bus)
+    try:
+        frames = [frame(0x100)]
+        future = tx.enqueue(frames, [f.to_can_message() for f in frames])
+        await bus.arrived()
+        assert not await tx.wait_worker(0.05)  # inside bus.send, held at the gate
+        assert not await tx.wait_idle(0.05)
+        bus.gate.set()
+        assert await future == 1
+        assert await tx.wait_worker(WAIT_S)
+        assert await tx.wait_idle(WAIT_S)
+        assert [f.arbitration_id for f in sent] == [0x100]
+    finally:
+        tx.detach()
+        tx.close()
+        bus.shutdown()
