@@ -349,24 +349,24 @@ class CanPort:
                 held,
             )
         bus, receiver = self._bus, self._receiver
-        self._bus = self._receiver = None
         if receiver is not None:
             receiver.stop()
         self._tx.detach()
         self._tx.drop_all(f"bus failed ({self._last_error})")
         self._set_state("failed")
+        if self._closing:
+            # aclose releases them (it would cancel a task of ours, maybe before it ran)
+            return
+        self._bus = self._receiver = None
         # Back off afresh only after a bus that held for backoff_max_s. One that fails again
         # soon after a reopen (socketcan opens fine on an interface that is down, then the
         # first read raises ENETDOWN) keeps backing off instead of flapping every
         # backoff_initial_s.
         if asyncio.get_running_loop().time() - self._live_since >= self._backoff_max_s:
             self._retry_delay = self._backoff_initial_s
-        if self._closing:
-            self._recovery = asyncio.create_task(self._release(bus, receiver))
-        else:
-            self._recovery = asyncio.create_task(
-                self._recover(bus, receiver), name=f"rovbus-can-{self._name}"
-            )
+        self._recovery = asyncio.create_task(
+            self._recover(bus, receiver), name=f"rovbus-can-{self._name}"
+        )
 
     async def _recover(self, bus: can.BusABC | None, receiver: Receiver | None) -> None:
         await self._release(bus, receiver)

@@ -131,9 +131,10 @@ class Transmitter:
 
     @property
     def queued(self) -> int:
-        """Frames waiting or being sent."""
+        """Frames waiting or being sent (not those dropped from the run in hand)."""
         run = self._run
-        return self._queue_frames + (len(run.msgs) - run.claimed if run is not None else 0)
+        in_hand = 0 if run is None or run.cancelled else len(run.msgs) - run.claimed
+        return self._queue_frames + in_hand
 
     def attach(self, bus: can.BusABC) -> None:
         """Start sending on ``bus``."""

@@ -119,15 +119,7 @@ def _validate_path(value: object, info: ValidationInfo) -> Path:
 FilePath = Annotated[Path, PlainValidator(_validate_path), PlainSerializer(str, return_type=str)]
 
 
-def _validate_allow_entry(value: object) -> AllowEntry:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(
-            f'expected an ID or range like "0x200-0x20F" or "ext:0x18FF5000", got {describe(value)}'
-        )
-    return parse_entry(value)
-
-
-AllowEntryField = Annotated[AllowEntry, PlainValidator(_validate_allow_entry)]
+AllowEntryField = Annotated[AllowEntry, PlainValidator(parse_entry)]
 
 
 def _tx_allow_schema(source: Any, handler: Any) -> core_schema.CoreSchema:

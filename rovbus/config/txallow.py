@@ -24,6 +24,8 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rovbus.config.problems import describe
+
 __all__ = [
     "EXTENDED_MARK",
     "MAX_EXTENDED_ID",
@@ -91,14 +93,17 @@ class AllowEntry:
         return " and ".join(parts)
 
 
-def parse_entry(item: str | int) -> AllowEntry:
+def parse_entry(item: object) -> AllowEntry:
     """Parse ``"LO-HI"``, ``"ID"``, ``"ext:LO-HI"``, ``"ext:ID"`` or an integer.
 
-    Raises ValueError naming the problem: not a number, out of the 29-bit range, a range
-    whose start is above its end, or a mark other than ``ext:``.
+    Raises ValueError naming the problem: neither a string nor an integer, not a number,
+    out of the 29-bit range, a range whose start is above its end, or a mark other than
+    ``ext:``.
     """
     if isinstance(item, bool) or not isinstance(item, int | str):
-        raise TypeError(f"expected an ID string or integer, got {type(item).__name__}")
+        raise ValueError(
+            f'expected an ID or range like "0x200-0x20F" or "ext:0x18FF5000", got {describe(item)}'
+        )
     extended = False
     if isinstance(item, int):
         if not 0 <= item <= MAX_EXTENDED_ID:
@@ -115,7 +120,7 @@ def parse_entry(item: str | int) -> AllowEntry:
                 )
             extended, body = True, rest
         lo_text, dash, hi_text = body.partition("-")
-        lo = hi = parse_id(body if not dash else lo_text)
+        lo = hi = parse_id(lo_text)  # without a dash, all of body
         if dash:
             hi = parse_id(hi_text)
             if lo > hi:

@@ -622,7 +622,7 @@ class NodeDaemon:
             else:
                 port.disable_tx()
         state = "on" if enabled else "off"
-        by, session = request.header.get("username", ""), request.header.get("session", "")
+        by, session = request.header["username"], request.header["session"]
         held = self._tx_log.allow(state)
         if held is not None:
             log.warning(

@@ -71,6 +71,3 @@ class LivenessTracker:
         ):
             return Liveness.RESTARTED
         return Liveness.ALIVE
-
-    def states(self, now: float) -> dict[str, Liveness]:
-        return {name: s for name in self.nodes if (s := self.state(name, now)) is not None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,15 @@ def bus_config(channel: str, **overrides: Any) -> BusConfig:
     }
     values.update(overrides)
     return BusConfig.model_validate({k: v for k, v in values.items() if v is not None})
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (for what no callback tells) until it holds, for ``WAIT_S`` at most."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {WAIT_S} s: {what}")
+        await asyncio.sleep(0.01)
 
 
 class Collector:
@@ -84,7 +94,8 @@ class GatedBus(virtual.VirtualBus):  # type: ignore[misc]
     """A real virtual bus whose ``send`` waits at a gate, and that can be made to fail.
 
     ``entered`` is set when a send reaches the gate; ``gate`` must be set to let it pass.
-    ``fail_recv`` / ``fail_send`` make the next receive / send raise CanOperationError.
+    ``fail_recv`` / ``fail_send`` make the next receive / send raise CanOperationError, and
+    so does sending an ID in ``fail_ids``.
     """
 
     def __init__(self, *args: Any, gated: bool = False, **kwargs: Any) -> None:
@@ -95,6 +106,7 @@ class GatedBus(virtual.VirtualBus):  # type: ignore[misc]
         self.entered = threading.Event()
         self.fail_recv = threading.Event()
         self.fail_send = threading.Event()
+        self.fail_ids: set[int] = set()
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         if self.fail_recv.is_set():
@@ -105,9 +117,60 @@ class GatedBus(virtual.VirtualBus):  # type: ignore[misc]
         return super()._recv_internal(timeout)  # type: ignore[no-any-return]
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        self._pass_gate()
+        if self.fail_send.is_set() or msg.arbitration_id in self.fail_ids:
+            raise can.CanOperationError("bus-off (test)")
+        super().send(msg, timeout)
+
+    async def arrived(self) -> None:
+        """Wait until a send has reached the gate."""
+        assert await asyncio.to_thread(self.entered.wait, WAIT_S), "no send came"
+
+    def _pass_gate(self) -> None:
         self.entered.set()
         if not self.gate.wait(WAIT_S):
             raise can.CanOperationError("gate never opened (test)")
-        if self.fail_send.is_set():
-            raise can.CanOperationError("bus-off (test)")
-        super().send(msg, timeout)
+
+
+class StuckBus(GatedBus):
+    """A GatedBus whose receive, once ``stick`` is set, blocks as a driver that ignores its
+    timeout would (``stuck`` says it is blocked) until ``unstick`` is set, then returns a
+    frame with ID ``LATE_ID``."""
+
+    LATE_ID = 0x7AB
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stick = threading.Event()
+        self.stuck = threading.Event()
+        self.unstick = threading.Event()
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if self.stick.is_set():
+            self.stuck.set()
+            self.unstick.wait(WAIT_S)
+            self.stick.clear()
+            return can.Message(arbitration_id=self.LATE_ID, is_extended_id=False), False
+        return super()._recv_internal(timeout)
+
+
+class SteppedBus(GatedBus):
+    """A GatedBus whose gate lets one send through per permit: ``allow(n)`` lets ``n`` more
+    pass, ``arrived()`` waits for the next send to reach the gate."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._permits = threading.Semaphore(0)
+        self._arrivals = threading.Semaphore(0)
+
+    def allow(self, n: int = 1) -> None:
+        self._permits.release(n)
+
+    async def arrived(self) -> None:
+        """Wait until the next send has reached the gate."""
+        assert await asyncio.to_thread(self._arrivals.acquire, True, WAIT_S), "no send came"
+
+    def _pass_gate(self) -> None:
+        self._arrivals.release()
+        if not self._permits.acquire(timeout=WAIT_S):
+            raise can.CanOperationError("no permit to send (test)")

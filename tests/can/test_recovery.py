@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import can
 import pytest
-from can_helpers import WAIT_S, Collector, GatedBus, StateWatch, bus_config
+from can_helpers import (
+    WAIT_S,
+    Collector,
+    GatedBus,
+    StateWatch,
+    StuckBus,
+    bus_config,
+    wait_until,
+)
 
 from rovbus.can import CanPort
 from rovbus.errors import CanError
@@ -154,4 +163,190 @@ async def test_transmit_stays_off_across_a_reopen(
     assert msg is not None
     assert msg.arbitration_id == 0x101  # the first frame on the wire since the stop
     assert port.stats().tx == 1
+    await port.aclose()
+
+
+async def test_every_failure_is_counted_named_and_logged_once_per_interval(
+    channel: str, make_port: Callable[..., CanPort], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rovbus.can.port")
+    factory = Factory(channel)
+    port, states = watched_port(make_port, factory, backoff_max_s=0.05)
+    await port.open()
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "receive: CanOperationError: adapter unplugged (test)"
+    for reopened in (3, 4):  # twice: a send fails; its second frame is dropped
+        factory.buses[-1].fail_send.set()
+        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent"):
+            await port.send([CanFrame("main", 0x100), CanFrame("main", 0x101)])
+        await states.wait_for("ok", count=reopened)
+    assert port.last_error == "transmit: CanOperationError: bus-off (test)"
+    stats = port.stats()
+    assert (stats.errors, stats.reopen_count, stats.tx_errors, stats.tx_dropped) == (3, 3, 2, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rovbus.can.port"]
+    assert warnings == [  # the next two within 30 s are counted, not logged
+        "CAN bus main failed (receive: CanOperationError: adapter unplugged (test)); "
+        "reopening (0 more failures not logged)"
+    ]
+    await port.aclose()
+
+
+@pytest.mark.parametrize("send", ["goes out", "fails too"])
+async def test_a_frame_inside_bus_send_when_receiving_fails_ends_before_the_bus_closes(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], send: str
+) -> None:
+    factory = Factory(channel)
+    got = Collector()
+    port, states = watched_port(make_port, factory, got)
+    await port.open()
+    first = factory.buses[0]
+    first.gate.clear()
+    sending = asyncio.create_task(port.send([CanFrame("main", 0x100)]))
+    await first.arrived()
+    first.fail_recv.set()
+    await states.wait_for("failed")
+    if send == "fails too":  # after the bus was given up: still one failure, one reopen
+        first.fail_send.set()
+    first.gate.set()  # the bus is shut down only once the worker has left bus.send
+    if send == "goes out":
+        assert await sending == 1  # it cannot be recalled: it went out, and is reported so
+        msg = await asyncio.to_thread(peer.recv, WAIT_S)
+        assert msg is not None
+        assert msg.arbitration_id == 0x100
+        await got.wait_for(lambda: len(got.tx()) == 1)
+    else:
+        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
+            await sending
+    await states.wait_for("ok", count=2)
+    stats = port.stats()
+    sent = send == "goes out"
+    assert (stats.tx, stats.tx_errors, stats.errors, stats.reopen_count) == (sent, not sent, 1, 1)
+    assert port.last_error == "receive: CanOperationError: adapter unplugged (test)"
+    assert len(factory.buses) == 2
+    assert states.states == ["opening", "ok", "failed", "ok"]
+    await port.aclose()
+
+
+async def test_aclose_after_a_failure_that_cannot_be_repaired_releases_the_bus(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    port, states = watched_port(make_port, factory)
+    await port.open()
+    factory.refuse = 1_000_000  # the adapter never comes back
+    factory.buses[0].fail_recv.set()
+    await states.wait_for("failed")
+    await port.aclose()
+    assert port.state == "closed"
+    assert factory.buses[0]._is_shutdown
+
+
+@pytest.mark.parametrize("released", ["while failed", "after the reopen", "after the close"])
+async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], released: str
+) -> None:
+    stuck = StuckBus(channel=channel)
+    buses = iter([lambda: stuck, lambda: GatedBus(channel=channel)])
+    got = Collector()
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        got,
+        bus_factory=lambda: next(buses)(),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    stuck.stick.set()  # its receive blocks and ignores the stop: a thread that outlives it
+    assert await asyncio.to_thread(stuck.stuck.wait, WAIT_S)
+    if released == "after the close":
+        await port.aclose()  # gives up on the thread after 1 s
+    else:
+        stuck.fail_send.set()
+        with pytest.raises(CanError, match="bus-off"):
+            await port.send([CanFrame("main", 0x100)])
+        if released == "after the reopen":
+            await states.wait_for("ok", count=2)
+    stuck.unstick.set()  # it reads one more frame and hands it over
+    await wait_until(lambda: port.stats().rx_dropped == 1, "the late frame counted as dropped")
+    if released != "after the close":
+        await states.wait_for("ok", count=2)
+        peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
+        await got.wait_for(lambda: len(got.rx()) == 1)
+    published = [] if released == "after the close" else [0x101]
+    assert [f.arbitration_id for f in got.rx()] == published  # not the late one
+    await port.aclose()
+
+
+async def test_a_bus_failing_while_the_port_closes_is_released(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    port, _ = watched_port(make_port, factory)
+    await port.open()
+    first = factory.buses[0]
+    first.gate.clear()
+    sending = asyncio.create_task(port.send([CanFrame("main", 0x100)]))
+    await first.arrived()
+    closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
+    await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
+    first.fail_send.set()
+    first.gate.set()
+    with pytest.raises(CanError, match="bus-off"):
+        await sending
+    await closing
+    assert port.state == "closed"
+    assert first._is_shutdown  # released, not reopened
+    assert len(factory.buses) == 1
+    assert port.stats().errors == 1
+
+
+async def test_a_bus_that_held_longer_than_the_longest_backoff_is_retried_at_the_shortest(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    factory = Factory(channel)
+    states = StateWatch()
+    port = make_port(  # every bus has held for 1 µs when it fails
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=1e-6,
+        backoff_max_s=1e-6,
+    )
+    await port.open()
+    for reopened in (2, 3):
+        factory.buses[-1].fail_recv.set()
+        await states.wait_for("ok", count=reopened)
+    assert port.stats().reopen_count == 2
+    await port.aclose()
+
+
+class Panic(BaseException):
+    """What a driver might raise that is not an Exception."""
+
+
+async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    class PanickingBus(GatedBus):
+        def send(self, msg: can.Message, timeout: float | None = None) -> None:
+            raise Panic("driver gave up (test)")
+
+    buses = iter([PanickingBus, GatedBus])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses)(channel=channel),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "transmit: Panic: driver gave up (test)"
+    assert await port.send([CanFrame("main", 0x101)]) == 1
     await port.aclose()

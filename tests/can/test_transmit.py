@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
-from can_helpers import WAIT_S, Collector, GatedBus, bus_config
+from can_helpers import WAIT_S, Collector, GatedBus, SteppedBus, bus_config
 
 from rovbus.can import CanPort
+from rovbus.can.stats import PortCounters
+from rovbus.can.transmit import Transmitter
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
 
@@ -25,8 +29,20 @@ async def recv(bus: can.BusABC) -> can.Message:
     return msg
 
 
-async def wait_entered(bus: GatedBus) -> None:
-    assert await asyncio.to_thread(bus.entered.wait, WAIT_S)
+async def first_in_flight(
+    make_port: Callable[..., CanPort],
+    channel: str,
+    bus: GatedBus,
+    got: Collector | None = None,
+    **port_args: Any,
+) -> tuple[CanPort, asyncio.Task[int]]:
+    """A port open on ``bus`` (its gate closed) whose send of frame 0x100 is inside
+    ``bus.send``; the next sends queue behind it."""
+    port = make_port(bus_config(channel), got or Collector(), bus_factory=lambda: bus, **port_args)
+    await port.open()
+    first = asyncio.create_task(port.send([frame(0x100)]))
+    await bus.arrived()
+    return port, first
 
 
 async def test_send_puts_frames_on_the_wire_and_reports_them_as_tx(
@@ -74,7 +90,7 @@ async def test_allow_list_refusal_sends_nothing_and_names_the_frame(
         await port.send([frame(0x100), frame(0x10F), frame(0x200), frame(0x101)])
     with pytest.raises(CanError, match=r"frame 0 refused.*for bus 'other'"):
         await port.send([CanFrame("other", 0x100)])
-    with pytest.raises(CanError, match=r"frame 1 refused.*error frames"):
+    with pytest.raises(CanError, match=r"frame 1 refused.*: error frames cannot be transmitted$"):
         await port.send([frame(0x100), CanFrame("main", 0x100, is_error_frame=True)])
     # nothing went out: the next frame on the wire is the one sent now
     await port.send([frame(0x105, b"ok")])
@@ -106,6 +122,34 @@ async def test_allow_list_checks_the_frame_format(
         (0x18FF5000, True),
     ]
     assert port.stats().tx == 2
+    await port.aclose()
+
+
+async def test_a_refusal_names_the_allowed_id_of_the_other_format(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel, tx_allow=["ext:0x201"]), Collector())
+    await port.open()
+    with pytest.raises(
+        CanError,
+        match=r"11-bit \(standard\) ID 0x201 is not in the tx_allow list of 'main' \(11-bit none; "
+        r"29-bit 0x00000201\); the 29-bit ID 0x00000201 is allowed, a different identifier on "
+        r"the wire$",
+    ):
+        await port.send([frame(0x201)])
+    assert port.stats().tx == 0
+    await port.aclose()
+
+
+async def test_a_long_tx_allow_list_is_cut_short_in_a_refusal(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    allow = [f"0x{0x100 + 2 * i:X}" for i in range(20)]  # 0x100, 0x102, ... 0x126
+    port = make_port(bus_config(channel, tx_allow=allow), Collector())
+    await port.open()
+    shown = "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E, 0x110, 0x112, ..."
+    with pytest.raises(CanError, match=re.escape(f"tx_allow list of 'main' ({shown})")):
+        await port.send([frame(0x101)])
     await port.aclose()
 
 
@@ -149,11 +193,14 @@ async def test_queue_full_refuses_the_whole_call(
     port = make_port(bus_config(channel, queue_size=4), Collector(), bus_factory=lambda: gated)
     await port.open()
     first = asyncio.create_task(port.send([frame(0x100 + i) for i in range(4)]))
-    await wait_entered(gated)  # frame 0 is inside bus.send, frames 1-3 wait
+    await gated.arrived()  # frame 0 is inside bus.send, frames 1-3 wait
     assert port.stats().tx_queued == 3
-    with pytest.raises(CanError, match="transmit queue full"):
+    full = r"^bus 'main': transmit queue full \(3 of 4 frames queued, 2 more refused\)$"
+    with pytest.raises(CanError, match=full):
         await port.send([frame(0x200), frame(0x201)])
     second = asyncio.create_task(port.send([frame(0x202)]))  # exactly fits
+    await asyncio.sleep(0)  # one loop step: `second` queues its frame
+    assert port.stats().tx_queued == 4
     gated.gate.set()
     assert await first == 4
     assert await second == 1
@@ -171,10 +218,10 @@ async def test_disable_tx_drops_queued_and_refuses_new(
     port = make_port(bus_config(channel), got, bus_factory=lambda: gated)
     await port.open()
     pending = asyncio.create_task(port.send([frame(0x100 + i) for i in range(5)]))
-    await wait_entered(gated)
+    await gated.arrived()
     assert port.disable_tx() == 4
-    assert not port.tx_enabled
-    with pytest.raises(CanError, match="transmit disabled"):
+    assert port.stats().tx_enabled is False
+    with pytest.raises(CanError, match=r"^bus 'main': transmit disabled$"):
         await pending
     with pytest.raises(CanError, match="transmit disabled"):
         await port.send([frame(0x300)])
@@ -198,11 +245,11 @@ async def test_drop_queued_interrupts_without_disabling(
     await port.open()
     one = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
     two = asyncio.create_task(port.send([frame(0x102)]))
-    await wait_entered(gated)  # both tasks have run up to their await by now
+    await gated.arrived()  # both tasks have run up to their await by now
     assert port.stats().tx_queued == 2
     assert port.drop_queued() == 2
     for task in (one, two):
-        with pytest.raises(CanError, match="interrupt"):
+        with pytest.raises(CanError, match=r"^bus 'main': transmit queue dropped \(interrupt\)$"):
             await task
     assert port.tx_enabled
     gated.gate.set()
@@ -216,16 +263,17 @@ async def test_cancelled_send_takes_its_frames_off_the_queue(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     gated = GatedBus(channel=channel, gated=True)
-    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: gated)
-    await port.open()
-    first = asyncio.create_task(port.send([frame(0x100)]))
-    await wait_entered(gated)
+    port, first = await first_in_flight(make_port, channel, gated)
     second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
-    await asyncio.sleep(0)  # one loop step: `second` queues its frames
-    assert port.stats().tx_queued == 2
-    second.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await second
+    third = asyncio.create_task(port.send([frame(0x104)]))
+    await asyncio.sleep(0)  # one loop step: `second` and `third` queue their frames
+    assert port.stats().tx_queued == 3
+    for cancelled in (second, third):
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    stats = port.stats()
+    assert (stats.tx_queued, stats.tx_dropped) == (0, 3)
     gated.gate.set()
     assert await first == 1
     assert await port.send([frame(0x103)]) == 1
@@ -236,14 +284,23 @@ async def test_cancelled_send_takes_its_frames_off_the_queue(
 async def test_aclose_lets_queued_frames_finish_within_the_deadline(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
-    port = make_port(bus_config(channel), Collector())
-    await port.open()
-    task = asyncio.create_task(port.send([frame(0x100 + i) for i in range(20)]))
-    await asyncio.sleep(0)
-    await port.aclose(deadline=WAIT_S)
-    assert await task == 20
-    assert [(await recv(peer)).arbitration_id for _ in range(20)] == [0x100 + i for i in range(20)]
-    with pytest.raises(CanError, match="closed"):
+    bus = SteppedBus(channel=channel)
+    port, first = await first_in_flight(make_port, channel, bus)
+    second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
+    withdrawn = asyncio.create_task(port.send([frame(0x103)]))
+    await asyncio.sleep(0)  # one loop step: both queue their frames
+    withdrawn.cancel()  # its caller gave up: the rest still drains
+    with pytest.raises(asyncio.CancelledError):
+        await withdrawn
+    closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
+    await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
+    bus.allow(3)
+    await closing
+    assert await first == 1
+    assert await second == 2
+    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
+    assert peer.recv(timeout=0.2) is None
+    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x100)])
 
 
@@ -254,11 +311,148 @@ async def test_aclose_drops_what_misses_the_deadline(
     port = make_port(bus_config(channel), Collector(), bus_factory=lambda: gated)
     await port.open()
     task = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
-    await wait_entered(gated)
+    await gated.arrived()
     closing = asyncio.create_task(port.aclose(deadline=0.05))
-    with pytest.raises(CanError, match="port closed"):
+    with pytest.raises(CanError, match=r"^bus 'main': port closed$"):
         await task
     gated.gate.set()
     await closing
     assert port.state == "closed"
     assert port.stats().tx_dropped == 1
+
+
+async def test_send_of_nothing_sends_nothing_and_a_non_frame_is_refused(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel), Collector())
+    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):  # not opened yet
+        await port.send([frame(0x100)])
+    await port.open()
+    assert await port.send([]) == 0
+    with pytest.raises(CanError, match=r"frame 1 refused.*: expected a CanFrame, got str$"):
+        await port.send([frame(0x100), "100#01"])  # type: ignore[list-item]
+    assert port.stats().tx == 0
+    assert peer.recv(timeout=0.2) is None
+    await port.aclose()
+
+
+async def test_a_send_while_the_port_closes_is_refused(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    gated = GatedBus(channel=channel, gated=True)
+    port, first = await first_in_flight(make_port, channel, gated)
+    closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
+    await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
+    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
+        await port.send([frame(0x101)])
+    gated.gate.set()
+    await closing
+    assert await first == 1
+    assert (await recv(peer)).arbitration_id == 0x100
+    assert peer.recv(timeout=0.2) is None  # and not the frame sent during the close
+    assert port.stats().tx == 1
+
+
+async def test_requests_queued_behind_a_frame_in_flight_go_out_in_order_each_reported(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    bus = SteppedBus(channel=channel)
+    got = Collector()
+    port, first = await first_in_flight(make_port, channel, bus, got)
+    calls = [[0x101, 0x102], [0x103], [0x104, 0x105, 0x106]]
+    later = [asyncio.create_task(port.send([frame(i) for i in ids])) for ids in calls]
+    await asyncio.sleep(0)  # one loop step: they queue their frames
+    assert port.stats().tx_queued == 6
+    bus.allow(7)
+    async with asyncio.timeout(WAIT_S):
+        assert await asyncio.gather(first, *later) == [1, 2, 1, 3]
+    on_wire = [await recv(peer) for _ in range(7)]
+    assert [m.arbitration_id for m in on_wire] == list(range(0x100, 0x107))
+    await got.wait_for(lambda: len(got.tx()) == 7)
+    assert [f.arbitration_id for f in got.tx()] == list(range(0x100, 0x107))
+    # each reported send time: after the frame went onto the wire, before the next did
+    for echoed, sent, following in zip(got.tx(), on_wire, on_wire[1:], strict=False):
+        assert sent.timestamp <= echoed.timestamp <= following.timestamp
+    stats = port.stats()
+    assert (stats.tx, stats.tx_bytes, stats.tx_queued, stats.tx_dropped) == (7, 7, 0, 0)
+    await port.aclose()
+
+
+async def test_a_frame_failing_mid_run_fails_its_request_and_the_ones_after_it(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    bus = SteppedBus(channel=channel)
+    bus.fail_ids.add(0x104)  # bus-off when the second frame of the second call is sent
+    got = Collector()
+    port, first = await first_in_flight(
+        make_port, channel, bus, got, backoff_initial_s=60, backoff_max_s=60
+    )
+    calls = [[0x101, 0x102], [0x103, 0x104], [0x105]]
+    later = [asyncio.create_task(port.send([frame(i) for i in ids])) for ids in calls]
+    await asyncio.sleep(0)  # one loop step: they queue their frames
+    bus.allow(6)
+    async with asyncio.timeout(WAIT_S):
+        results = await asyncio.gather(first, *later, return_exceptions=True)
+    assert results[:2] == [1, 2]
+    assert str(results[2]) == (
+        "bus 'main': frame 1 (ID 0x104) not sent: CanOperationError: bus-off (test)"
+    )
+    assert str(results[3]) == "bus 'main': not sent: the bus failed on an earlier frame"
+    assert [(await recv(peer)).arbitration_id for _ in range(4)] == [0x100, 0x101, 0x102, 0x103]
+    assert peer.recv(timeout=0.2) is None
+    assert [f.arbitration_id for f in got.tx()] == [0x100, 0x101, 0x102, 0x103]
+    stats = port.stats()
+    assert (stats.tx, stats.tx_errors, stats.tx_dropped, stats.errors) == (4, 1, 1, 1)
+    assert port.last_error == "transmit: CanOperationError: bus-off (test)"
+    await port.aclose()
+
+
+async def test_turning_transmit_off_keeps_the_report_of_the_frames_on_their_way(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    bus = SteppedBus(channel=channel)
+    port, first = await first_in_flight(make_port, channel, bus)
+    one = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
+    two = asyncio.create_task(port.send([frame(0x103)]))
+    await asyncio.sleep(0)  # one loop step: they queue their frames
+    bus.allow(2)  # 0x100 and 0x101 go out; 0x101-0x103 were handed over together
+    await bus.arrived()
+    await bus.arrived()  # 0x102, the last frame of `one`, is inside bus.send
+    assert port.disable_tx() == 1
+    assert port.stats().tx_queued == 0
+    bus.allow()
+    async with asyncio.timeout(WAIT_S):
+        results = await asyncio.gather(first, one, two, return_exceptions=True)
+    assert results[:2] == [1, 2]  # all of `one` was on its way: it went out
+    assert str(results[2]) == "bus 'main': transmit disabled"
+    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
+    assert peer.recv(timeout=0.2) is None
+    stats = port.stats()
+    assert (stats.tx, stats.tx_dropped) == (3, 1)
+    await port.aclose()
+
+
+async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_all_is_sent(
+    channel: str,
+) -> None:
+    bus = GatedBus(channel=channel, gated=True)
+    sent: list[CanFrame] = []
+    tx = Transmitter(
+        "main", queue_size=8, counters=PortCounters(), on_sent=sent.extend, on_error=print
+    )
+    tx.attach(bus)
+    try:
+        frames = [frame(0x100)]
+        future = tx.enqueue(frames, [f.to_can_message() for f in frames])
+        await bus.arrived()
+        assert not await tx.wait_worker(0.05)  # inside bus.send, held at the gate
+        assert not await tx.wait_idle(0.05)
+        bus.gate.set()
+        assert await future == 1
+        assert await tx.wait_worker(WAIT_S)
+        assert await tx.wait_idle(WAIT_S)
+        assert [f.arbitration_id for f in sent] == [0x100]
+    finally:
+        tx.detach()
+        tx.close()
+        bus.shutdown()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 
 from rovbus.client import NodeTable
@@ -102,6 +103,15 @@ def test_late_after_one_and_a_half_intervals_dead_after_dead_after() -> None:
     table.observe(beat(1, session="s2", interval=2.0), 30.0)
     assert table.row("alpha", 30.0 + 2.9).state == "alive"
     assert table.row("alpha", 30.0 + 3.1).state == "late"
+
+
+def test_dead_after_one_interval_is_allowed_and_zero_is_not() -> None:
+    table = NodeTable(1, [("alpha", "vehicle")])  # [system] dead_after = 1
+    table.observe(beat(0), 10.0)
+    assert table.row("alpha", 10.0 + INTERVAL).state == "alive"
+    assert table.row("alpha", 10.0 + INTERVAL + 0.001).state == "dead"  # before it is late
+    with pytest.raises(ValueError, match="dead_after must be at least 1 interval, got 0"):
+        NodeTable(0)
 
 
 # -- a real node -------------------------------------------------------------------------------

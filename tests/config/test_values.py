@@ -70,6 +70,7 @@ def test_a_range_across_0x7ff_is_split_by_format() -> None:
 
 def test_allow_list_merges_and_sorts() -> None:
     allow = TxAllowList.parse(["0x300-0x30F", "0x100", "0x101-0x102", "0x305-0x310"])
+    assert allow
     assert allow.standard == ((0x100, 0x102), (0x300, 0x310))
     assert str(allow) == "11-bit 0x100-0x102, 0x300-0x310; 29-bit none"
     assert [entry.text for entry in allow.entries] == [
@@ -78,6 +79,23 @@ def test_allow_list_merges_and_sorts() -> None:
         "0x101-0x102",
         "0x305-0x310",
     ]
+
+
+def test_one_id_left_out_between_two_entries_stays_refused() -> None:
+    allow = TxAllowList.parse(["0x200-0x20F", "0x211-0x21F", "ext:0x1000", "ext:0x1002"])
+    assert not allow.allows(0x210, extended=False)
+    assert not allow.allows(0x1001, extended=True)
+    assert str(allow) == "11-bit 0x200-0x20F, 0x211-0x21F; 29-bit 0x00001000, 0x00001002"
+
+
+def test_the_first_and_last_ids_of_each_format() -> None:
+    assert str(parse_entry(0)) == "11-bit 0x000"  # a TOML integer
+    assert str(parse_entry(0x1FFFFFFF)) == "29-bit 0x1FFFFFFF"
+    assert str(parse_entry("0x300-0x300")) == "11-bit 0x300"  # a range of one ID
+    last = TxAllowList.parse(["0x7FF"])  # the last 11-bit ID, and nothing 29-bit
+    assert str(last) == "11-bit 0x7FF; 29-bit none"
+    assert last.allows(0x7FF, extended=False)
+    assert not last.allows(0x7FF, extended=True)
 
 
 def test_empty_allow_list_allows_nothing() -> None:
@@ -108,9 +126,12 @@ def test_extended_ids() -> None:
         ("x:0x201", '"x:0x201": unknown mark "x:"; only "ext:" (29-bit IDs)'),
         ("std:0x201", 'unknown mark "std:"'),
         (-1, "out of the 29-bit ID range"),
+        (0x20000000, "0x20000000 is out of the 29-bit ID range"),
+        (True, 'expected an ID or range like "0x200-0x20F" or "ext:0x18FF5000", got true'),
+        (1.5, "expected an ID or range like"),
     ],
 )
-def test_bad_entries(item: str | int, message: str) -> None:
+def test_bad_entries(item: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_entry(item)
 

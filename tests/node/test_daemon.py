@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import can
+import pytest
 import zmq
 
 from rovbus.wire.canframe import CanFrame, frames_from_batch
 from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
 from tests.node.conftest import RunningNode, subscribed, wait_for
 
@@ -184,17 +188,83 @@ async def test_tx_on_needs_a_reason_and_tx_off_never_fails(start_node) -> None:
     for content in ({}, {"reason": ""}, {"reason": "   "}, {"reason": None}):
         refused = await node.request("tx_on_request", content, channel="control")
         assert refused.content["status"] == "error"
-        assert "turning transmit on needs a reason" in refused.content["evalue"]
+        assert refused.content["evalue"] == (
+            "turning transmit on needs a reason: why it may go on again, in one line of text "
+            "('reason'); the node logs it and publishes it on <node>/status with who asked"
+        )
     for content, why in (
         ({"reason": 1}, "'reason' must be text, got int"),
         ({"reason": "x" * 201}, "'reason' has 201 characters; at most 200"),
-        ({"reason": "ok\nFAKE LOG LINE"}, "one line of printable text"),
+        ({"reason": "ok\nFAKE LOG LINE"}, "'reason' must be one line of printable text"),
     ):
         refused = await node.request("tx_on_request", content, channel="control")
         assert refused.content["status"] == "error"
-        assert why in refused.content["evalue"]
+        assert refused.content["evalue"] == why
     info = await node.request("node_info_request")
     assert [bus["tx_enabled"] for bus in info.content["buses"]] == [False]
+    on = await node.request("tx_on_request", {"reason": "y" * 200}, channel="control")
+    assert on.content == {"status": "ok", "tx_enabled": True}  # 200 characters: the most
+
+
+async def test_the_console_turns_transmit_off_and_on_on_every_bus_saying_who_and_why(
+    start_node, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rovbus.node.daemon")
+    node = await start_node(buses=("can0", "can1"))
+    sub = await subscribed(node, "alpha/status")
+    who = {"by": "tester", "session": node.codec.session}
+
+    async def run(code: str) -> tuple[dict[str, Any], dict[str, Message]]:
+        """The reply's content, and the request's side effects by type (up to idle)."""
+        reply = await node.request("execute_request", {"code": code})
+        request_id = reply.parent_header["msg_id"]
+        effects: dict[str, Message] = {}
+        while "status" not in effects or effects["status"].content["execution_state"] != "idle":
+            said = await wait_for(sub, lambda m: m.parent_header.get("msg_id") == request_id)
+            effects[said.msg_type] = said
+        return reply.content, effects
+
+    def tx_enabled() -> list[bool]:
+        return [port.tx_enabled for port in node.daemon.ports.values()]
+
+    content, said = await run("tx off")
+    assert content["status"] == "ok"
+    assert said["stream"].content["text"] == "transmission stopped on every bus of alpha\n"
+    assert said["tx_status"].content == {"tx_enabled": False, "reason": "", **who}
+    assert tx_enabled() == [False, False]
+    for code, why in (
+        ("tx", "usage: tx off [REASON] | tx on [REASON]"),
+        ("tx sideways", "usage: tx off [REASON] | tx on [REASON]"),
+        (
+            "tx on",  # no reason, and this client cannot be asked for one (allow_stdin)
+            "tx on needs a reason: type 'tx on REASON', or use a client that allows input "
+            "(allow_stdin) to be asked for one",
+        ),
+        ("tx on 'ok\x07'", "tx on: 'reason' must be one line of printable text"),
+    ):
+        content, said = await run(code)
+        assert (content["status"], content["evalue"]) == ("error", why)
+        assert "tx_status" not in said
+    assert tx_enabled() == [False, False]
+    content, said = await run("tx on  thrusters   clear ")
+    assert said["stream"].content["text"] == (
+        "transmission enabled on every bus of alpha: thrusters clear\n"
+    )
+    assert said["tx_status"].content == {"tx_enabled": True, "reason": "thrusters clear", **who}
+    assert tx_enabled() == [True, True]
+    content, said = await run("tx off water ingress")
+    assert said["tx_status"].content == {"tx_enabled": False, "reason": "water ingress", **who}
+    content, said = await run("tx off 'two\nlines'")  # stops anyway, without the reason
+    assert said["tx_status"].content == {"tx_enabled": False, "reason": "", **who}
+    logged = [r.getMessage() for r in caplog.records if r.name == "rovbus.node.daemon"]
+    session = node.codec.session
+    assert logged == [
+        f"alpha: transmit off, asked by tester (session {session}): no reason given "
+        "(0 more not logged)",
+        f"alpha: transmit on, asked by tester (session {session}): thrusters clear "
+        "(0 more not logged)",
+    ]  # the second "off" within 30 s of the first: counted, not logged
+    sub.close()
 
 
 async def test_repeated_msg_id_is_answered_once(start_node) -> None:

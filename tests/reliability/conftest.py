@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -273,3 +275,68 @@ def start_codec(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> Cod
         return codec.for_start(name, session)
     finally:
         sub.close()
+
+
+# -- daemons on inproc endpoints, blocking peers in their context ------------------------------
+
+
+def inproc(table: str) -> str:
+    """A ``node_toml``/``forwarder_toml`` table with every tcp endpoint made inproc."""
+    tag = uuid.uuid4().hex[:8]
+    return re.sub(
+        r'(\w+) = "tcp://127\.0\.0\.1:\d+"', lambda m: f'{m[1]} = "inproc://{tag}-{m[1]}"', table
+    )
+
+
+def dealer(
+    ctx: zmq.Context[Any], endpoint: object, identity: bytes | None = None
+) -> zmq.Socket[bytes]:
+    sock = zmq.Socket(ctx, zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDTIMEO, 5000)  # a send to a daemon gone fails, not hangs
+    if identity is not None:
+        sock.setsockopt(zmq.ROUTING_ID, identity)
+    sock.connect(str(endpoint))
+    return sock
+
+
+def collect(
+    sock: zmq.Socket[bytes], codec: Codec, count: int, timeout: float = 10.0
+) -> list[Message]:
+    """The first ``count`` replies on ``sock`` (fewer if ``timeout`` passes first)."""
+    replies: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(replies) < count and (left := deadline - time.monotonic()) > 0:
+        if not sock.poll(int(left * 1000) + 1):
+            break
+        replies.append(codec.decode(sock.recv_multipart()))
+    return replies
+
+
+def by_parent(replies: list[Message]) -> dict[str, Message]:
+    answered: dict[str, Message] = {}
+    for reply in replies:
+        parent = reply.parent_header["msg_id"]
+        assert parent not in answered, f"two replies to {reply.msg_type} {parent}"
+        answered[parent] = reply
+    return answered
+
+
+class Hold:
+    """A request handler that holds its request until released (from the test thread)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._release: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    async def __call__(self, request: Message) -> dict[str, Any]:
+        event = asyncio.Event()
+        self._release = (asyncio.get_running_loop(), event)
+        self.entered.set()
+        await event.wait()
+        return {"status": "ok", "held": True}
+
+    def release(self) -> None:
+        assert self._release is not None
+        loop, event = self._release
+        loop.call_soon_threadsafe(event.set)

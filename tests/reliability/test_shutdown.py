@@ -15,13 +15,9 @@ knows what is queued at the stop without waiting for anything. The process test 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
 import signal
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,49 +33,14 @@ from rovbus.wire.message import Message, reply_type
 from rovbus.wire.serializers import Serializer
 from tests.conftest import forwarder_toml, node_toml
 from tests.processes import node_process
-from tests.reliability.conftest import DaemonThread
-
-
-def inproc(table: str) -> str:
-    """A ``node_toml``/``forwarder_toml`` table with every tcp endpoint made inproc."""
-    tag = uuid.uuid4().hex[:8]
-    return re.sub(
-        r'(\w+) = "tcp://127\.0\.0\.1:\d+"', lambda m: f'{m[1]} = "inproc://{tag}-{m[1]}"', table
-    )
-
-
-def dealer(
-    ctx: zmq.Context[Any], endpoint: object, identity: bytes | None = None
-) -> zmq.Socket[bytes]:
-    sock = zmq.Socket(ctx, zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDTIMEO, 5000)  # a send to a daemon gone fails, not hangs
-    if identity is not None:
-        sock.setsockopt(zmq.ROUTING_ID, identity)
-    sock.connect(str(endpoint))
-    return sock
-
-
-def collect(
-    sock: zmq.Socket[bytes], codec: Codec, count: int, timeout: float = 10.0
-) -> list[Message]:
-    """The first ``count`` replies on ``sock`` (fewer if ``timeout`` passes first)."""
-    replies: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(replies) < count and (left := deadline - time.monotonic()) > 0:
-        if not sock.poll(int(left * 1000) + 1):
-            break
-        replies.append(codec.decode(sock.recv_multipart()))
-    return replies
-
-
-def by_parent(replies: list[Message]) -> dict[str, Message]:
-    answered: dict[str, Message] = {}
-    for reply in replies:
-        parent = reply.parent_header["msg_id"]
-        assert parent not in answered, f"two replies to {reply.msg_type} {parent}"
-        answered[parent] = reply
-    return answered
+from tests.reliability.conftest import (
+    DaemonThread,
+    Hold,
+    by_parent,
+    collect,
+    dealer,
+    inproc,
+)
 
 
 def assert_refused(reply: Message, request: Message, who: str, why: str) -> None:
@@ -155,26 +116,6 @@ def test_a_node_stopping_answers_every_request_still_queued(write_system) -> Non
     # the refused requests were not carried out: nothing sent, transmit not turned off
     assert node.daemon.ports["can0"].stats().tx == 0
     assert node.daemon.ports["can0"].tx_enabled
-
-
-class Hold:
-    """A request handler that holds its request until released (from the test thread)."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self._release: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-
-    async def __call__(self, request: Message) -> dict[str, Any]:
-        event = asyncio.Event()
-        self._release = (asyncio.get_running_loop(), event)
-        self.entered.set()
-        await event.wait()
-        return {"status": "ok", "held": True}
-
-    def release(self) -> None:
-        assert self._release is not None
-        loop, event = self._release
-        loop.call_soon_threadsafe(event.set)
 
 
 def test_the_request_in_hand_finishes_a_retry_gets_its_reply_the_rest_are_refused(

@@ -14,11 +14,11 @@ from typing import Any
 
 import can
 import pytest
+import zmq
 
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.reliability.conftest import NodeThread, Peer
-from tests.reliability.test_shutdown import collect, dealer
+from tests.reliability.conftest import NodeThread, Peer, collect, dealer
 
 
 @pytest.fixture
@@ -157,6 +157,50 @@ def test_tx_on_without_a_reason_is_refused_and_transmit_stays_off(
         peer.close()
 
 
+def asked_why(
+    peer: Peer, shell: zmq.Socket[bytes], stdin: zmq.Socket[bytes]
+) -> tuple[Message, Message]:
+    """Send ``tx on`` allowing stdin on ``shell``; the request, and the node's question on
+    ``stdin`` (the same identity)."""
+    execute = peer.codec.message("execute_request", {"code": "tx on", "allow_stdin": True})
+    shell.send_multipart(peer.codec.encode(execute))
+    (question,) = collect(stdin, peer.codec, 1)
+    assert question.msg_type == "input_request"
+    return execute, question
+
+
+def test_tx_on_asks_why_and_an_empty_answer_leaves_transmit_off(
+    signed: Callable[..., tuple[NodeThread, Peer]],
+) -> None:
+    node, peer = signed()
+    ep = node.daemon.config.endpoints
+    shell, stdin = dealer(peer.ctx, ep.shell, b"op-1"), dealer(peer.ctx, ep.stdin, b"op-1")
+    status = peer.subscriber("alpha/status", "alpha/hb")
+    try:
+        peer.wait_for(status, lambda m: m.msg_type == "heartbeat")
+        peer.request("tx_off_request", channel="control")
+        execute, question = asked_why(peer, shell, stdin)
+        assert question.content == {
+            "prompt": "Why may alpha transmit again on every bus? (logged and published with "
+            "your name; empty: cancel) ",
+            "password": False,
+        }
+        answer = peer.codec.message("input_reply", {"value": "   "}, parent=question)
+        stdin.send_multipart(peer.codec.encode(answer))
+        (reply,) = collect(shell, peer.codec, 1)
+        assert reply.content["status"] == "ok", reply.content
+        said = peer.wait_for(
+            status, lambda m: m.msg_type == "stream" and m.parent_header == execute.header
+        )
+        assert said.content["text"] == "cancelled: transmission not changed\n"
+        buses = peer.request("node_info_request").content["buses"]
+        assert [bus["tx_enabled"] for bus in buses] == [False]
+    finally:
+        for sock in (shell, stdin):
+            sock.close()
+        peer.close()
+
+
 def test_only_the_asking_client_answers_its_question_on_stdin(
     signed: Callable[..., tuple[NodeThread, Peer]],
 ) -> None:
@@ -170,10 +214,7 @@ def test_only_the_asking_client_answers_its_question_on_stdin(
     try:
         peer.wait_for(status, lambda m: m.msg_type == "heartbeat")
         peer.request("tx_off_request", channel="control")
-        execute = peer.codec.message("execute_request", {"code": "tx on", "allow_stdin": True})
-        shell.send_multipart(peer.codec.encode(execute))
-        (question,) = collect(stdin, peer.codec, 1)
-        assert question.msg_type == "input_request"
+        execute, question = asked_why(peer, shell, stdin)
         read = node.daemon.channels["stdin"].stats.messages_in
         answers = [
             # another DEALER, with the right parent, in the asker's session or its own

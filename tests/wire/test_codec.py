@@ -223,8 +223,25 @@ def test_bad_signature_schemes_are_refused(scheme: str) -> None:
 def test_unsigned_message_is_refused_with_a_key() -> None:
     sender = Codec()
     receiver = Codec(KEY)
-    with pytest.raises(SignatureError, match="unsigned"):
+    with pytest.raises(SignatureError, match=r"^unsigned message \(a key is configured\)$"):
         receiver.decode(sender.encode(sender.message("t")))
+
+
+def test_a_signature_holds_only_over_the_four_dict_frames_it_signs() -> None:
+    sender, receiver = pair()
+    frames = sender.encode(sender.message("t", {"a": 1}, identities=[b"topic"]))
+    assert receiver.signature_holds(frames)
+    assert receiver.signature_holds(frames)  # not a decode: no replay check, nothing recorded
+    assert len(receiver.replay_guard) == 0
+    assert receiver.signature_holds([b"other topic", *frames[1:], b"a buffer"])
+    for bad in (
+        [*frames[:5], pack({"a": 2}, Serializer.MSGPACK)],  # content changed
+        [*frames[:2], b"0" * 64, *frames[3:]],  # a made-up signature
+        frames[:6],  # too few frames to check
+        frames[2:],  # no delimiter
+    ):
+        assert not receiver.signature_holds(bad)
+        assert Codec().signature_holds(bad)  # without a key anything may be answered
 
 
 def test_signed_message_is_read_without_a_key() -> None:
@@ -241,7 +258,7 @@ def test_tampered_frame_is_refused(frame: int) -> None:
         if frames[frame] == (b"\x80")
         else frames[frame][:-1] + bytes([frames[frame][-1] ^ 1])
     )
-    with pytest.raises(SignatureError, match="invalid signature"):
+    with pytest.raises(SignatureError, match=r"^invalid signature$"):
         receiver.decode(frames)
 
 
@@ -264,7 +281,7 @@ def test_replayed_message_is_refused_the_second_time() -> None:
     sender, receiver = pair()
     frames = sender.encode(sender.message("t", {"a": 1}))
     assert receiver.decode(frames).content == {"a": 1}
-    with pytest.raises(SignatureError, match="replayed"):
+    with pytest.raises(SignatureError, match=r"^replayed message \(signature already seen\)$"):
         receiver.decode(list(frames))
     # a fresh message from the same sender is fine
     assert receiver.decode(sender.encode(sender.message("t", {"a": 1}))).content == {"a": 1}
@@ -301,14 +318,21 @@ def test_replay_guard_keeps_the_newest_signatures() -> None:
 
 def test_replay_guard_evicts_oldest_first() -> None:
     guard = ReplayGuard(2)
-    guard.add(b"a")
-    guard.add(b"b")
+    assert guard.record(b"a") is True
+    assert guard.record(b"b") is True
     assert guard.record(b"c") is True
     assert b"a" not in guard
     assert b"b" in guard
     assert b"c" in guard
     assert guard.record(b"b") is False
     assert len(guard) == 2
+    one = ReplayGuard(1)  # replay_window = 1: the last one only
+    assert (one.record(b"a"), one.record(b"a"), one.record(b"b"), one.record(b"a")) == (
+        True,
+        False,
+        True,
+        True,
+    )
     with pytest.raises(ValueError, match="at least 1"):
         ReplayGuard(0)
 
@@ -333,7 +357,8 @@ def test_max_age_refuses_dates_ahead_beyond_max_skew() -> None:
         if accepted:
             receiver.decode(frames)
         else:
-            with pytest.raises(SignatureError, match=r"ahead, more than the 1\.0 s"):
+            ahead_text = rf"is dated {ahead:.1f} s ahead, more than the 1\.0 s clocks may differ$"
+            with pytest.raises(SignatureError, match=ahead_text):
                 receiver.decode(frames)
     # without max_age no clock is trusted: a date a year ahead is accepted
     sender = Codec(KEY, clock=Clock(T0 + 365 * 86400.0))
@@ -373,7 +398,12 @@ def with_frame(
 MALFORMED: list[tuple[str, list[bytes], str]] = [
     ("no delimiter", [b"topic", b"", b"\x80"], "no <IDS|MSG> delimiter among 3 frames"),
     ("empty list", [], "no <IDS|MSG> delimiter among 0 frames"),
-    ("4 after delimiter", valid_parts()[:5], "4 frames after the delimiter, expected at least 5"),
+    (
+        "4 after delimiter",
+        valid_parts()[:5],
+        r"4 frames after the delimiter, expected at least 5 \(signature, header, parent_header, "
+        r"metadata, content\)$",
+    ),
     ("delimiter last", [b"topic", DELIMITER], "0 frames after the delimiter"),
     ("empty header", with_frame(2, b""), "header frame is empty"),
     ("header text", with_frame(2, b"hello"), "starts with byte 0x68"),
@@ -612,10 +642,16 @@ def test_a_start_key_is_text_and_depends_on_every_input() -> None:
     }
     assert key not in others
     assert len(others) == 5
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match=r"^a start key is derived from a key; this one is empty$"):
         derive_key(b"", "propulsion", "s1")
     with pytest.raises(ValueError, match="hmac-sha256"):
         derive_key(KEY, "propulsion", "s1", "sha256")
+
+
+def test_a_start_key_s_name_is_at_most_what_its_two_length_bytes_hold() -> None:
+    assert len(derive_key(KEY, "n" * 0xFFFF, "s1")) == 64
+    with pytest.raises(ValueError, match=r"^name of 65536 bytes: a start key's name has at most"):
+        derive_key(KEY, "n" * 0x10000, "s1")
 
 
 def test_for_start_is_the_same_sender_with_the_start_key() -> None:

@@ -1,0 +1,216 @@
+"""Requests by node name through a forwarder, with node and forwarder in this process.
+
+tests/forwarder runs them as processes; here they run on threads of the test process (the
+forwarder's outer side on ``inproc://`` endpoints), so that a fault planted in the router
+(mutation testing, docs/reliability.md) meets these tests. The client is a raw DEALER on
+the forwarder's request endpoint, sending ``[node, channel, <IDS|MSG>, ...]`` as a client
+outside would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from rovbus.config import load_system
+from rovbus.forwarder.daemon import ForwarderDaemon
+from rovbus.node.daemon import NodeDaemon
+from rovbus.wire.codec import Codec
+from rovbus.wire.message import Message
+from tests.conftest import forwarder_toml, node_toml
+from tests.reliability.conftest import (
+    DaemonThread,
+    Hold,
+    collect,
+    dealer,
+    inproc,
+    signed_extra,
+    start_codec,
+    until,
+)
+
+TIMEOUT = 1.5  # the forwarder's request timeout: long enough for a node under load
+
+
+@dataclass
+class Routed:
+    """Node alpha (maybe not running) behind forwarder tether; a client on its request
+    endpoint."""
+
+    fwd: DaemonThread
+    node: DaemonThread | None
+    sock: zmq.Socket[bytes]
+    codec: Codec
+    hold: Hold
+
+    @property
+    def stats(self) -> Any:
+        router = self.fwd.daemon.router
+        assert router is not None
+        return router.stats
+
+    def send(
+        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+    ) -> Message:
+        request = self.codec.message(msg_type, content or {}, identities=to)
+        self.sock.send_multipart(self.codec.encode(request))
+        return request
+
+    def ask(
+        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+    ) -> Message:
+        """Send a request and return its one reply."""
+        request = self.send(msg_type, to, content)
+        (reply,) = collect(self.sock, self.codec, 1)
+        assert reply.parent_header["msg_id"] == request.msg_id
+        return reply
+
+    def quiet(self) -> bool:
+        """Nothing more came back within the forwarder's timeout."""
+        return not self.sock.poll(int(TIMEOUT * 1000))
+
+
+SHELL = (b"alpha", b"shell")
+CONTROL = (b"alpha", b"control")
+
+
+@contextlib.contextmanager
+def routed(
+    write_system: Callable[..., Path], tmp_path: Path, *, signed: bool = False, node: bool = True
+) -> Iterator[Routed]:
+    extra = signed_extra(tmp_path) if signed else ""
+    # the node on TCP (it has a context of its own), the forwarder's outer side inproc
+    fwd_table = inproc(forwarder_toml("tether"))
+    path = write_system(node_toml("alpha", iopub=False), fwd_table, extra=extra)
+    system = load_system(path)
+    hold = Hold()
+    node_thread = None
+    if node:
+        daemon = NodeDaemon(system, "alpha")
+        daemon.add_handler("hold_request", hold)
+        node_thread = DaemonThread(daemon, serve=True)
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=TIMEOUT), serve=True)
+    assert fwd.daemon.context is not None
+    ep = fwd.daemon.config.endpoints
+    codec = Codec(system.hmac_key(), username="op")
+    if signed:  # requests to alpha are signed with the key of its current start
+        blocking = zmq.Context.shadow(fwd.daemon.context.underlying)
+        codec = start_codec(blocking, str(ep.pub), codec, "alpha")
+    sock = dealer(fwd.daemon.context, ep.request)
+    try:
+        yield Routed(fwd, node_thread, sock, codec, hold)
+    finally:
+        with contextlib.suppress(AssertionError):
+            hold.release()
+        sock.close()
+        fwd.join()
+        if node_thread is not None:
+            node_thread.join()
+
+
+def test_shell_and_control_by_name_reach_the_node_s_shell_and_control(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path) as r:
+        info = r.ask("kernel_info_request", SHELL)
+        assert info.content["banner"].startswith("rovbus ")
+        assert "node 'alpha'" in info.content["banner"]
+        # tx_off is a control request: the node's shell does not know it
+        on_shell = r.ask("tx_off_request", SHELL)
+        assert on_shell.content["status"] == "error"
+        assert r.node is not None
+        assert r.node.daemon.ports["can0"].tx_enabled  # type: ignore[union-attr]
+        off = r.ask("tx_off_request", CONTROL, {"reason": "routed"})
+        assert off.content == {"status": "ok", "tx_enabled": False}
+        assert not r.node.daemon.ports["can0"].tx_enabled  # type: ignore[union-attr]
+        stats = until(lambda: r.stats.replies == 3 and r.stats, what="3 replies counted")
+        assert (stats.requests, stats.forwarded, stats.errors) == (3, 3, 0)
+        assert stats.per_node == {"alpha": 3}
+
+
+def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path) as r:
+        stdin = r.ask("kernel_info_request", (b"alpha", b"stdin"))
+        assert stdin.content["ename"] == "RouteError"
+        assert stdin.content["evalue"] == "channel 'stdin' is not routed; use shell or control"
+        nobody = r.ask("kernel_info_request", (b"nobody", b"shell"))
+        assert nobody.content["ename"] == "UnknownNode"
+        assert nobody.content["evalue"] == (
+            "no node 'nobody' behind forwarder tether (inner group 'vehicle'); known nodes: alpha"
+        )
+        bare = r.ask("kernel_info_request", ())
+        assert bare.content["ename"] == "RouteError"
+        assert (
+            "needs two routing frames before the delimiter: [node, channel]"
+            in (bare.content["evalue"])
+        )
+        for reply in (stdin, nobody, bare):
+            assert reply.msg_type == "kernel_info_reply"
+            assert reply.content["status"] == "error"
+        stats = r.stats
+        assert (stats.requests, stats.forwarded, stats.unknown_node, stats.errors) == (3, 0, 1, 3)
+        assert r.quiet()
+
+
+def test_a_node_that_does_not_answer_in_time_gets_its_request_an_error_and_its_late_reply_dropped(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path) as r:
+        reply = r.ask("hold_request", SHELL)
+        assert r.hold.entered.is_set()
+        assert reply.content["ename"] == "NodeUnreachable"
+        assert reply.content["evalue"] == (
+            f"node 'alpha' did not answer hold_request on shell within {TIMEOUT:g} s "
+            "(forwarder tether)"
+        )
+        r.hold.release()
+        until(lambda: r.stats.late_replies == 1, what="the late reply counted")
+        assert r.quiet()  # and not passed on
+        again = r.ask("kernel_info_request", SHELL)  # the way is still open
+        assert again.content["status"] == "ok"
+        stats = until(lambda: r.stats.replies == 1 and r.stats, what="the reply counted")
+        assert (stats.timeouts, stats.errors) == (1, 1)
+
+
+def test_a_node_not_connected_gets_its_request_an_error_at_the_timeout(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path, node=False) as r:
+        reply = r.ask("kernel_info_request", CONTROL)
+        assert reply.content["ename"] == "NodeUnreachable"
+        assert reply.content["evalue"] == (
+            f"node 'alpha' has not been connected to forwarder tether for {TIMEOUT:g} s (down or "
+            "unreachable); request kernel_info_request not sent"
+        )
+        stats = r.stats
+        assert (stats.unreachable, stats.forwarded, stats.errors) == (1, 0, 1)
+
+
+def test_with_a_key_only_requests_signed_for_the_node_s_start_go_in(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path, signed=True) as r:
+        system_signed = Codec(r.fwd.daemon.system.hmac_key(), username="op")
+        unsigned = Codec(username="op")
+        for codec in (system_signed, unsigned):  # neither is the start key of alpha
+            request = codec.message("kernel_info_request", identities=SHELL)
+            r.sock.send_multipart(codec.encode(request))
+        until(lambda: r.stats.rejected == 2, what="both dropped and counted")
+        good = r.codec.message("kernel_info_request", identities=SHELL)
+        frames = r.codec.encode(good)
+        r.sock.send_multipart(frames)
+        (reply,) = collect(r.sock, r.codec, 1)
+        assert reply.parent_header["msg_id"] == good.msg_id
+        assert reply.content["status"] == "ok"
+        r.sock.send_multipart(frames)  # the same again: a replay
+        until(lambda: r.stats.rejected == 3, what="the replay dropped and counted")
+        assert r.quiet()  # nothing it could not verify was answered
+        stats = r.stats
+        assert (stats.requests, stats.forwarded, stats.replies) == (4, 1, 1)
