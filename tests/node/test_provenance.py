@@ -63,7 +63,8 @@ async def test_frames_from_two_clients_each_name_their_request_and_user(start_no
     assert all(before <= m.content["origin"]["at"] <= after for m in published)
 
     log = await node.request("tx_log_request", {})
-    assert log.content["logged"] == 3 and log.content["size"] == 1000
+    assert log.content["logged"] == 3
+    assert log.content["size"] == 1000
     assert [traced(frame) for frame in log.content["frames"]] == expected
     newest = await node.request("tx_log_request", {"bus": "can0", "limit": 1})
     assert [traced(frame) for frame in newest.content["frames"]] == expected[-1:]
@@ -76,9 +77,11 @@ async def test_received_frames_carry_no_origin_and_stay_out_of_the_log(start_nod
         device.send(can.Message(arbitration_id=0x321, data=b"\x01", is_extended_id=False))
         received = await wait_for(sub, lambda m: m.msg_type == "can_frame")
     sub.close()
-    assert received.content["dir"] == "rx" and "origin" not in received.content
+    assert received.content["dir"] == "rx"
+    assert "origin" not in received.content
     log = await node.request("tx_log_request", {})
-    assert log.content["frames"] == [] and log.content["logged"] == 0
+    assert log.content["frames"] == []
+    assert log.content["logged"] == 0
 
 
 async def test_the_console_send_names_the_execute_request(start_node) -> None:
@@ -104,7 +107,8 @@ async def test_the_log_stays_bounded_under_a_flood(start_node) -> None:
             device.recv(timeout=2)
     log = await node.request("tx_log_request", {})
     frames = log.content["frames"]
-    assert log.content["logged"] == 50 and log.content["size"] == 8
+    assert log.content["logged"] == 50
+    assert log.content["size"] == 8
     assert [(f["id"], f["data"]) for f in frames] == [(0x108, bytes([j])) for j in range(2, 5)] + [
         (0x109, bytes([j])) for j in range(5)
     ]

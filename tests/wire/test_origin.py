@@ -58,7 +58,8 @@ def test_a_frame_content_carries_its_origin_and_reads_back() -> None:
     }
     wire = msgpack.unpackb(msgpack.packb(content, use_bin_type=True), raw=False)
     back = CanFrame.from_content(wire)
-    assert back == frame and back.origin == ALICE
+    assert back == frame
+    assert back.origin == ALICE
 
 
 def test_a_frame_without_origin_has_no_origin_key_and_reads_as_before() -> None:
