@@ -16,7 +16,7 @@ from rovbus.errors import EnvelopeError, RovbusError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_cansend
 from rovbus.wire.message import PROTOCOL_VERSION, Message
-from rovbus.wire.origin import Origin
+from rovbus.wire.origin import CURVE_KEY, Origin
 
 #: shell requests a node answers, and the reply type of each
 SHELL_REQUESTS = (
@@ -87,8 +87,12 @@ def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
 
 def origin_of(request: Message) -> Origin:
     """The origin of the frames ``request`` asks the node to transmit: its header's
-    username, session and msg_id, and now on the node's clock."""
-    return Origin.of_request(request.header, at=time.time())
+    username, session and msg_id, the CURVE key a forwarder named in its metadata, and now
+    on the node's clock."""
+    key = request.metadata.get(CURVE_KEY)
+    return Origin.of_request(
+        request.header, at=time.time(), key=key if isinstance(key, str) else ""
+    )
 
 
 def _frame_defaults(bus: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -360,9 +360,8 @@ def batch_content(bus: str, frames: Sequence[CanFrame]) -> dict[str, Any]:
     """
     entries: list[list[Any]] = []
     append = entries.append
-    runs: list[list[Any]] = []
-    last: Origin | None = None
-    for index, f in enumerate(frames):
+    runs: list[list[Any]] = []  # [first, count, origin]: only transmitted frames have one
+    for f in frames:
         if f.bus != bus:
             raise ValueError(f"batch for bus {bus!r} got a frame of bus {f.bus!r}")
         flags = (
@@ -377,13 +376,8 @@ def batch_content(bus: str, frames: Sequence[CanFrame]) -> dict[str, Any]:
         if f.is_remote_frame:
             flags |= f.dlc << REMOTE_DLC_SHIFT
         append([f.timestamp, f.arbitration_id, flags, f.data])
-        origin = f.origin
-        if origin is not None:
-            if origin is last and runs[-1][0] + runs[-1][1] == index:
-                runs[-1][1] += 1
-            else:
-                runs.append([index, 1, origin])
-        last = origin
+        if f.origin is not None:
+            _add_to_runs(runs, len(entries) - 1, f.origin)
     if not runs:
         return {"bus": bus, "frames": entries}
     origins = [[first, count, origin.to_content()] for first, count, origin in runs]
@@ -452,6 +446,16 @@ def frames_from_batch(content: Mapping[str, Any]) -> list[CanFrame]:
             raise _bad_entry(i, key, exc.detail) from None
         append(frame)
     return out
+
+
+def _add_to_runs(runs: list[list[Any]], index: int, origin: Origin) -> None:
+    """Frame ``index`` has ``origin``: one more frame in the last run, or a new run."""
+    if runs:
+        last = runs[-1]
+        if last[2] is origin and last[0] + last[1] == index:
+            last[1] += 1
+            return
+    runs.append([index, 1, origin])
 
 
 def _batch_origins(runs: object, count: int) -> dict[int, Origin]:

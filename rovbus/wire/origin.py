@@ -23,7 +23,11 @@ from typing import Any
 
 from rovbus.errors import EnvelopeError
 
-__all__ = ["ID_MAX", "REASON_MAX", "Origin"]
+__all__ = ["CURVE_KEY", "ID_MAX", "REASON_MAX", "Origin"]
+
+#: the request ``metadata`` key under which a forwarder names the CURVE key the request
+#: crossed the tether with (rovbus.forwarder.curvekey)
+CURVE_KEY = "curve_key"
 
 #: the longest ``by``, ``msg_id``, ``session`` and ``key`` kept (characters)
 ID_MAX = 64
