@@ -158,6 +158,14 @@ async def test_the_shore_reaches_the_vehicle_through_two_curve_edges(secure: Sys
     try:
         reply = await shore.request("alpha", "kernel_info_request", channel="control")
         assert reply.content["implementation"] == "rovbus"
+        sent = await shore.request(
+            "alpha", "can_send_request", {"bus": "can0", "frames": ["1E2#02"]}
+        )
+        log = await shore.request("alpha", "tx_log_request", {"limit": 1})
+        [origin] = [frame["origin"] for frame in log.content["frames"]]
+        # each edge names the key it authenticated: the gateway's client, then the tether's
+        # (the gateway connects with the client pair the file names, operator)
+        assert (origin["key"], origin["msg_id"]) == ("operator", sent.parent_header["msg_id"])
         sub = shore.subscriber("alpha/hb")
         await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
     finally:
