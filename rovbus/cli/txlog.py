@@ -17,11 +17,11 @@ examples:
   rovbus txlog propulsion --json | jq .origin  # one JSON object per frame
 
 Each line is a candump -L line and where the frame came from: the username of the
-request (claimed by the client, proved only by the signing key it holds), the CURVE key
-it crossed the tether with (authenticated by the forwarder), the request's msg_id; or
-"by node NAME" and why, for a frame the node wrote itself. The node keeps the last
-nodes.NAME.tx_log frames (default 1000). Exit status: 0 ok, 1 no reply or an error
-reply, 2 bad arguments or system file.
+request (what the client claims: anyone holding the system key can sign any name), the
+CURVE key it crossed the tether with (authenticated by the forwarder), the request's
+msg_id; or "by node NAME" and why, for a frame the node wrote itself. The node keeps the
+last nodes.NAME.tx_log frames (default 1000) and answers with the newest 4096 at most.
+Exit status: 0 ok, 1 no reply or an error reply, 2 bad arguments or system file.
 """
 
 
@@ -37,7 +37,9 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("node", metavar="NODE")
     p.add_argument("bus", nargs="?", metavar="BUS", help="one bus (default: every bus)")
-    p.add_argument("-n", "--limit", type=int, metavar="N", help="the newest N frames only")
+    p.add_argument(
+        "-n", "--limit", type=int, metavar="N", help="the newest N frames only (at most 4096)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per frame")
     add_request_args(p)
     add_connection_args(p)
@@ -48,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     from rovbus.cli.options import EXIT_OK, EXIT_USAGE
     from rovbus.cli.output import to_json
+    from rovbus.node.txlog import REPLY_MAX
     from rovbus.wire.cantext import format_candump
 
-    if args.limit is not None and args.limit < 1:
-        print(f"rovbus txlog: -n must be 1 or more, not {args.limit}", file=sys.stderr)
+    if args.limit is not None and not 1 <= args.limit <= REPLY_MAX:
+        print(f"rovbus txlog: -n must be 1 to {REPLY_MAX}, not {args.limit}", file=sys.stderr)
         return EXIT_USAGE
 
     async def body(client: Client) -> int:

@@ -16,7 +16,11 @@ from rovbus.can.buffers import RingBuffer
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
 
-__all__ = ["TxLog"]
+__all__ = ["REPLY_MAX", "TxLog"]
+
+#: the most frames one ``tx_log_reply`` carries (the newest), so a reply stays a few
+#: hundred kilobytes however large the log is
+REPLY_MAX = 4096
 
 
 class TxLog:
@@ -54,15 +58,17 @@ class TxLog:
         return picked
 
     async def answer(self, request: Message) -> dict[str, Any]:
-        """The reply to ``tx_log_request`` (``bus``, ``limit``, both optional); raises
-        ``ValueError`` naming the bad field."""
+        """The reply to ``tx_log_request`` (``bus``, ``limit``, both optional; at most
+        :data:`REPLY_MAX` frames); raises ``ValueError`` naming the bad field."""
         bus = request.content.get("bus")
         if bus is not None and bus not in self.buses:
             known = ", ".join(self.buses) or "none"
             raise ValueError(f"node {self.node} has no bus {bus!r:.80}; it has {known}")
-        limit = request.content.get("limit")
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise ValueError(f"'limit' must be a whole number of frames >= 1, got {limit!r:.40}")
+        limit = request.content.get("limit", REPLY_MAX)
+        if type(limit) is not int or not 1 <= limit <= REPLY_MAX:
+            raise ValueError(
+                f"'limit' must be a whole number of frames from 1 to {REPLY_MAX}, got {limit!r:.40}"
+            )
         return {
             "status": "ok",
             "node": self.node,

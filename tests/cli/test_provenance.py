@@ -121,13 +121,22 @@ def test_an_rbl_of_frames_without_origin_still_reads_and_replays(bus: Bus, tmp_p
 
 
 def replayed(bus: Bus, path: Path) -> str:
-    """What ``rovbus dump -x --origin`` prints of the first frame of ``path`` replayed by
-    ``rovbus play --bind``."""
+    """What ``rovbus dump -x --origin`` prints of the first frame it receives of ``path``
+    replayed by ``rovbus play --bind --loop`` (over and over until the dump has it: a
+    subscriber joins a PUB when it joins)."""
     [port] = free_ports(1)
     endpoint = f"tcp://127.0.0.1:{port}"
     dump = bus.start("dump", "-x", "--origin", "-n", "1", "--connect", endpoint)
-    done = bus.run("play", str(path), "--bind", endpoint, "--wait", "1")
-    assert done.returncode == 0, done.stderr
-    code, out, err = dump.finish()
+    play = subprocess.Popen(
+        [sys.executable, "-m", "rovbus", "play", str(path), "--bind", endpoint, "--loop"],
+        env=bus.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        code, out, err = dump.finish()
+    finally:  # SIGTERM: a one-message --loop never awaits, so Ctrl-C would not stop it
+        play.terminate()
+        play.wait(timeout=30)
     assert code == 0, err
     return out

@@ -120,8 +120,9 @@ async def test_tx_log_request_names_a_bad_bus_or_limit(start_node) -> None:
     node = await start_node()
     for content, words in (
         ({"bus": "can9"}, "node alpha has no bus 'can9'; it has can0"),
-        ({"limit": 0}, "'limit' must be a whole number of frames >= 1"),
-        ({"limit": "all"}, "'limit' must be a whole number of frames >= 1"),
+        ({"limit": 0}, "'limit' must be a whole number of frames from 1 to 4096, got 0"),
+        ({"limit": 4097}, "'limit' must be a whole number of frames from 1 to 4096, got 4097"),
+        ({"limit": "all"}, "'limit' must be a whole number of frames from 1 to 4096"),
     ):
         reply = await node.request("tx_log_request", content)
         assert reply.content["status"] == "error"
