@@ -242,6 +242,7 @@ class Client:
                 content = frame.to_content()
                 content["bus"] = bus
                 content["dir"] = "tx"
+                content.pop("origin", None)  # the node writes the origin of what it sends
                 items.append(content)
             else:
                 items.append(frame)

@@ -74,7 +74,10 @@ def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
             if isinstance(item, str):
                 frame = parse_cansend(item, bus)
             elif isinstance(item, dict):
-                frame = CanFrame.from_content({**_frame_defaults(bus, item), **item})
+                # an origin is the node's to write: one in the request is not read
+                frame = CanFrame.from_content(
+                    {**_frame_defaults(bus, item), **item, "origin": None}
+                )
             else:
                 raise ValueError(f"expected a cansend string or a frame map, got {item!r}")
         except (EnvelopeError, ValueError) as exc:

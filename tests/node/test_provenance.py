@@ -151,3 +151,19 @@ async def test_a_batched_bus_publishes_each_request_origin_with_its_frames(start
         (0x123, "alice", reply.parent_header["msg_id"]),
         (0x124, "alice", reply.parent_header["msg_id"]),
     ]
+
+
+async def test_an_origin_written_in_the_request_frames_is_not_read(start_node) -> None:
+    node = await start_node()
+    mallory = Codec(username="mallory")
+    forged = {"by": "captain", "msg_id": "m0", "at": 1.0}
+    frames = [
+        {"id": 0x127, "data": b"\x05", "origin": forged},
+        {"id": 0x128, "data": b"\x06", "origin": "not even a map"},
+    ]
+    reply = await request_as(node, mallory, "can_send_request", {"bus": "can0", "frames": frames})
+    log = await node.request("tx_log_request", {})
+    assert [traced(frame) for frame in log.content["frames"]] == [
+        (0x127, "mallory", reply.parent_header["msg_id"], mallory.session),
+        (0x128, "mallory", reply.parent_header["msg_id"], mallory.session),
+    ]
