@@ -34,15 +34,19 @@ def node_toml(
     iopub: bool = True,
     host: str | None = None,
     bind: str = "127.0.0.1",
+    tx_log: int | None = None,
 ) -> str:
     """One ``[nodes.NAME]`` table on fresh ports, buses on unique virtual channels
     (``tx_allow`` None: the key left out); ``host``: its ``host`` key, ``bind``: the host
-    part of every endpoint (an address, an interface, ``*`` or ``0.0.0.0``)."""
+    part of every endpoint (an address, an interface, ``*`` or ``0.0.0.0``); ``tx_log``:
+    the frames its transmit log keeps (None: the default)."""
     ports = free_ports(6)
     tag = uuid.uuid4().hex[:8]
     lines = [f"[nodes.{name}]", f'group = "{group}"']
     if host is not None:
         lines.append(f'host = "{host}"')
+    if tx_log is not None:
+        lines.append(f"tx_log = {tx_log}")
     lines += [
         f"[nodes.{name}.endpoints]",
         f'pub = "tcp://{bind}:{ports[0]}"',

@@ -111,14 +111,22 @@ def measure(steps: dict[str, Callable[[], None]], seconds: float, rounds: int) -
     return best
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_round_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, rounds: int = 4
+) -> argparse.Namespace:
+    """``parser`` with ``--seconds``, ``--rounds`` and ``--json`` (what ``measure``
+    takes), parsed and checked."""
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement (2)")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (4)")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"interleaved rounds ({rounds})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.rounds < 1:
         parser.error("--seconds must be positive and --rounds at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_round_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), argv)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Session warns about things irrelevant here

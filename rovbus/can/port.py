@@ -31,6 +31,7 @@ from rovbus.config.models import BusConfig, CanFilter
 from rovbus.errors import CanError
 from rovbus.ratelimit import RateLimiter
 from rovbus.wire.canframe import CanFrame
+from rovbus.wire.origin import Origin
 
 from .receive import Receiver, RxConverter, TimestampSource, start_receiver
 from .stats import PortCounters, PortState, PortStats
@@ -273,8 +274,10 @@ class CanPort:
 
     # -- transmitting -------------------------------------------------------------------
 
-    async def send(self, frames: Sequence[CanFrame]) -> int:
+    async def send(self, frames: Sequence[CanFrame], origin: Origin | None = None) -> int:
         """Transmit ``frames`` in order; return their count once all are on the wire.
+        ``origin`` (who asked, by which request, or the node itself and why) goes with
+        each frame reported as sent.
 
         Every frame is checked first (bus name, not an error frame, FD only on an FD bus,
         ID in ``tx_allow`` in the frame's format, 11- or 29-bit); the first bad one raises
@@ -304,7 +307,7 @@ class CanPort:
             msg = frame.to_can_message()
             msg.channel = None  # the bus's own channel; socketcan would route by this name
             msgs.append(msg)
-        future = self._tx.enqueue(frames, msgs)
+        future = self._tx.enqueue(frames, msgs, origin)
         try:
             return await future
         except asyncio.CancelledError:

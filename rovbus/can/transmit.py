@@ -6,6 +6,9 @@ feeds them, in order, to a single worker thread that calls ``bus.send`` frame by
 worker takes up to ``max_run`` frames of whole requests per hand-over, so a stream of small
 requests costs one executor round trip per run, not per frame.
 
+Each request may carry an :class:`~rovbus.wire.origin.Origin` (who asked, by which
+request, when, why); the frames it puts on the wire are reported with it.
+
 Dropping is exact: the worker claims each frame under a small lock before sending it, so
 :meth:`Transmitter.drop_all` knows which frames will never reach the wire, fails the
 requests they belong to and counts them in ``tx_dropped``. A frame already in
@@ -27,6 +30,7 @@ import can
 from rovbus.config.txallow import TxAllowList, format_id
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
+from rovbus.wire.origin import Origin
 
 from .stats import PortCounters
 
@@ -69,14 +73,19 @@ def tx_refusal(frame: object, bus: str, *, fd: bool, allow: TxAllowList) -> str 
 
 
 class _Request:
-    __slots__ = ("frames", "future", "msgs")
+    __slots__ = ("frames", "future", "msgs", "origin")
 
     def __init__(
-        self, frames: Sequence[CanFrame], msgs: list[can.Message], future: asyncio.Future[int]
+        self,
+        frames: Sequence[CanFrame],
+        msgs: list[can.Message],
+        future: asyncio.Future[int],
+        origin: Origin | None,
     ) -> None:
         self.frames = frames
         self.msgs = msgs
         self.future = future
+        self.origin = origin
 
 
 class _Run:
@@ -98,8 +107,8 @@ class Transmitter:
     """Bounded, ordered transmit queue of one bus; everything but the worker runs on the loop.
 
     ``on_sent(frames)`` gets the frames that reached the wire, marked ``direction="tx"``
-    with their send time. ``on_error(exc)`` is called once per failing ``bus.send``; the
-    owner then detaches the bus and drops the queue.
+    with their send time and their request's origin. ``on_error(exc)`` is called once per
+    failing ``bus.send``; the owner then detaches the bus and drops the queue.
     """
 
     def __init__(
@@ -145,8 +154,11 @@ class Transmitter:
         """Stop handing frames to the worker (the one in flight finishes)."""
         self._bus = None
 
-    def enqueue(self, frames: Sequence[CanFrame], msgs: list[can.Message]) -> asyncio.Future[int]:
-        """Queue checked frames; the future resolves with their count once all are sent.
+    def enqueue(
+        self, frames: Sequence[CanFrame], msgs: list[can.Message], origin: Origin | None = None
+    ) -> asyncio.Future[int]:
+        """Queue checked frames of one request (``origin``: who caused them); the future
+        resolves with their count once all are sent.
 
         Raises CanError "transmit queue full" when they do not all fit (none is queued).
         """
@@ -157,7 +169,7 @@ class Transmitter:
                 f"{self._queue_size} frames queued, {n} more refused)"
             )
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(frames, msgs, future))
+        self._queue.append(_Request(frames, msgs, future, origin))
         self._queue_frames += n
         self._idle.clear()
         self._pump()
@@ -277,9 +289,12 @@ class Transmitter:
         start = 0
         for request in run.requests:
             frames = request.frames
+            origin = request.origin
             n = len(frames)
             for j in range(min(max(sent - start, 0), n)):
-                echo.append(replace(frames[j], direction="tx", timestamp=stamps[start + j]))
+                echo.append(
+                    replace(frames[j], direction="tx", timestamp=stamps[start + j], origin=origin)
+                )
             if not request.future.done():
                 if sent >= start + n:
                     request.future.set_result(n)

@@ -20,12 +20,15 @@ examples:
   rovbus dump nav/can1 09F11200:1FFFF00        # a PGN (8 digits: 29-bit filter)
   rovbus dump nav -L > nav.log                 # a candump -L log python-can reads
   rovbus dump propulsion '#FFFFFFFF' -t d      # also error frames; delta timestamps
+  rovbus dump propulsion -x --origin           # who caused each frame the node sent
 
 Filters as candump takes them: <id>:<mask> passes a frame when id & mask == frame & mask;
 <id>~<mask> passes the others; 8-digit id and mask: 29-bit frames only; filters are ORed, or
 ANDed with 'j'; #<error mask> passes error frames whose class bits it shares (error
 frames are dropped without one). The channel printed is the bus name when a NODE is given,
-else node/bus. Exit status: 0 ok, 1 --timeout before --count, 2 bad filter or system file.
+else node/bus. --origin ends each frame the node transmitted with the request behind it
+(username, CURVE key, msg_id; see rovbus txlog). Exit status: 0 ok, 1 --timeout before
+--count, 2 bad filter or system file.
 """
 
 CAN_EFF_FLAG = 0x80000000
@@ -114,6 +117,11 @@ def add_parser(sub: Any) -> None:
         help="a: absolute, d: delta, z: from the first frame, A: date and time",
     )
     p.add_argument("-x", "--direction", action="store_true", help="show RX/TX")
+    p.add_argument(
+        "--origin",
+        action="store_true",
+        help="end each transmitted frame with who caused it (not with -L)",
+    )
     add_receive_args(p, "frames")
     add_connection_args(p)
 
@@ -136,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
         filters = parse_filters(items)
     except ValueError as exc:
         print(f"rovbus dump: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.origin and args.log:
+        print(
+            "rovbus dump: --origin cannot go into candump -L lines (tools read them); "
+            "use rovbus txlog NODE, or record an .rbl",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     async def body(client: Client) -> int:
@@ -174,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 size = f"[{len(frame.data):02d}]" if frame.is_fd else f"[{len(frame.data)}]"
                 body = f"{size}  " + " ".join(f"{b:02X}" for b in frame.data)
-            return f"{stamp} {direction} {channel}  {ident}   {body}".rstrip()
+            text = f"{stamp} {direction} {channel}  {ident}   {body}".rstrip()
+            if args.origin and frame.origin is not None:
+                text += f"   {frame.origin.describe()}"
+            return text
 
         def handle(got: Received, remaining: int | None) -> int:
             msg = got.message

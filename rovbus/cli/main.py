@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "ctl": "ctl",
     "send": "send",
     "dump": "dump",
+    "txlog": "txlog",
     "nodes": "nodes",
     "hz": "hz",
     "bw": "bw",

@@ -21,6 +21,8 @@ such as ``topside``)::
             info = await client.request("propulsion", "node_info")
             print(info.content["buses"])
             await client.send_frames("propulsion", "can0", ["123#DEADBEEF"])
+            for frame in await client.tx_log("propulsion", "can0", limit=5):
+                print(frame.arbitration_id, frame.origin)  # who asked, which request
             async with client.subscribe(["propulsion/can/"]) as sub:
                 await sub.ready()             # joined: heartbeats arrived
                 async for msg in sub:         # rovbus.wire.Message

@@ -162,6 +162,9 @@ class BlockingClient:
     ) -> int:
         return self._run(self.client.send_frames(node, bus, frames, **kwargs))
 
+    def tx_log(self, node: str, bus: str | None = None, **kwargs: Any) -> list[CanFrame]:
+        return self._run(self.client.tx_log(node, bus, **kwargs))
+
     def node_table(self, wait: float | None = None) -> list[NodeRow]:
         return self._run(self.client.node_table(wait))
 

@@ -27,7 +27,7 @@ from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
-from rovbus.errors import ConfigError, RequestTimeout
+from rovbus.errors import ConfigError, EnvelopeError, RequestTimeout
 from rovbus.transport.requester import Requester, SocketSetup
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame
@@ -242,6 +242,7 @@ class Client:
                 content = frame.to_content()
                 content["bus"] = bus
                 content["dir"] = "tx"
+                content.pop("origin", None)  # the node writes the origin of what it sends
                 items.append(content)
             else:
                 items.append(frame)
@@ -254,6 +255,31 @@ class Client:
         )
         sent = reply.content.get("sent", 0)
         return sent if isinstance(sent, int) else 0
+
+    async def tx_log(
+        self,
+        node: str,
+        bus: str | None = None,
+        *,
+        limit: int | None = None,
+        timeout: float = 3.0,
+        retries: int = 2,
+    ) -> list[CanFrame]:
+        """The last frames ``node`` transmitted (of ``bus``, or every bus; the newest
+        ``limit``), oldest first, each with its ``origin``: who asked, by which request,
+        when (docs/protocol.md, ``tx_log_request``)."""
+        content: dict[str, Any] = {}
+        if bus is not None:
+            content["bus"] = bus
+        if limit is not None:
+            content["limit"] = limit
+        reply = await self.request(
+            node, "tx_log_request", content, timeout=timeout, retries=retries
+        )
+        frames = reply.content.get("frames")
+        if not isinstance(frames, list):
+            raise EnvelopeError(f"tx_log_reply of node {node}: 'frames' is not a list")
+        return [CanFrame.from_content(frame) for frame in frames]
 
     async def codec_for(self, node: str, timeout: float) -> Codec:
         """The codec for requests to ``node``: signing with the key of its current start,

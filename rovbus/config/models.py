@@ -501,6 +501,8 @@ class NodeConfig(_Named):
     #: subscriptions one peer address may hold at this node's pub (default: what the
     #: forwarder out of its group may pass, plus ``system.max_subscriptions``)
     max_subscriptions_per_peer: int | None = Field(default=None, ge=1)
+    #: transmitted frames the node keeps, with who caused each (``tx_log_request``)
+    tx_log: int = Field(default=1000, ge=0, le=65_536)
     endpoints: NodeEndpoints
     buses: list[BusConfig] = Field(default_factory=list)
 

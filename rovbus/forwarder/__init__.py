@@ -16,7 +16,8 @@ What this layer promises:
   node, not connected, timeout) (:mod:`rovbus.forwarder.routing`).
 - **Edge security**: with ``[security.curve]`` the outer sockets are CURVE servers and a
   ZAP handler admits only listed client keys; with a key, requests are verified before
-  they go in, and nothing is re-signed (:mod:`rovbus.transport.curve`).
+  they go in; the name of the client key goes into the request for the node's transmit
+  provenance (:mod:`rovbus.transport.curve`, :mod:`rovbus.forwarder.curvekey`).
 - **A daemon**: its own ``<name>/hb`` with counters; ``kernel_info``, ``node_info``,
   ``stats``, ``pause``, ``resume`` and ``shutdown`` on its ``control`` endpoint; sd_notify
   and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`: replies to requests

@@ -15,7 +15,9 @@ last two frames before the delimiter as (node, channel) and:
   to that forwarder's ``request`` endpoint, which does the same; each hop adds one
   identity to the stack on the way in and removes it on the way out.
 
-Signatures do not cover identity frames, so nothing is re-signed. With a key, a request is
+Signatures do not cover identity frames, so a stack can grow without re-signing; the one
+change made to a request is the name of the CURVE key it came with, written into its
+metadata and signed again (:mod:`rovbus.forwarder.curvekey`). With a key, a request is
 verified here before it goes in, with the start key of the node it names (derived from
 the system key and the session of the node's latest heartbeat, which the last-value cache
 keeps: ``session_of``), as the node itself will: a forged or replayed request, one signed
@@ -54,6 +56,7 @@ import zmq.asyncio
 
 from rovbus.config.reach import CHANNELS, NodeRoute
 from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
+from rovbus.forwarder.curvekey import stamped
 from rovbus.forwarder.topology import Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
@@ -282,9 +285,10 @@ class RequestRouter:
     # -- the way in -------------------------------------------------------------------
 
     async def _serve_requests(self) -> None:
-        while (frames := await self._intake.next(self.outer, self.stats, "request")) is not None:
+        outer, stats = self.outer, self.stats
+        while (got := await self._intake.next_with_user_id(outer, stats, "request")) is not None:
             try:
-                await self.route(frames)
+                await self.route(*got)
             except Exception:  # a bug here must not stop the forwarder
                 log.exception("%s: unhandled error routing a request", self.name)
 
@@ -326,7 +330,9 @@ class RequestRouter:
             known = self._starts[node] = (session, self.codec.for_start(node, session))
         return known[1]
 
-    async def route(self, frames: list[bytes]) -> None:
+    async def route(self, frames: list[bytes], user_id: str = "") -> None:
+        """Route one request; ``user_id``: ZAP's for the connection it came on (which
+        CURVE key, rovbus.forwarder.curvekey)."""
         verified = await self._verified(frames)
         if verified is None:
             return
@@ -344,7 +350,7 @@ class RequestRouter:
             return
         stack = request.identities[:-2]
         node_frame, channel_frame = request.identities[-2:]
-        body = frames[index + 1 :]
+        body = stamped(codec, request, frames[index + 1 :], user_id)
         request = Message(
             request.header,
             request.parent_header,

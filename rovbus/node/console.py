@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rovbus.errors import RovbusError
-from rovbus.node.requests import tx_off_reason, tx_reason
+from rovbus.node.requests import origin_of, tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
 from rovbus.wire.message import Message
+from rovbus.wire.origin import Origin
 
 #: Asks the operator a question through the stdin channel; returns the answer.
 Ask = Callable[[str], Awaitable[str]]
@@ -37,7 +38,9 @@ class ConsoleTarget(Protocol):
     def stats(self) -> dict[str, Any]: ...
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
-    async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int: ...
+    async def transmit(
+        self, bus: str, frames: Sequence[CanFrame], origin: Origin | None = None
+    ) -> int: ...
     def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
 
 
@@ -80,7 +83,7 @@ async def run_command(
     if command == "buses":
         return Outcome(stdout="".join(line + "\n" for line in target.bus_lines()))
     if command == "send":
-        return await _send(target, args)
+        return await _send(target, args, request)
     if command == "dump":
         return _dump(target, args)
     if command == "tx":
@@ -88,13 +91,13 @@ async def run_command(
     raise CommandError(f"unknown command {command!r}; type 'help' for the list")
 
 
-async def _send(target: ConsoleTarget, args: list[str]) -> Outcome:
+async def _send(target: ConsoleTarget, args: list[str], request: Message) -> Outcome:
     if len(args) < 2:
         raise CommandError("usage: send BUS FRAME [FRAME ...]  (e.g. send can0 123#DEADBEEF)")
     bus, texts = args[0], args[1:]
     try:
         frames = [parse_cansend(text, bus) for text in texts]
-        sent = await target.transmit(bus, frames)
+        sent = await target.transmit(bus, frames, origin_of(request))
     except (RovbusError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     return Outcome(stdout=f"sent {sent} frame(s) on {bus}\n")

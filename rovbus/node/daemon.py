@@ -54,9 +54,11 @@ from rovbus.node.requests import (
     UnknownRequest,
     frames_to_send,
     kernel_info,
+    origin_of,
     tx_off_reason,
     tx_reason,
 )
+from rovbus.node.txlog import TxLog
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
 from rovbus.transport.gate import GateAuthenticator, PeerGate
@@ -67,6 +69,7 @@ from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
+from rovbus.wire.origin import Origin
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
 
@@ -116,6 +119,7 @@ class NodeDaemon:
         self.context: zmq.asyncio.Context | None = None
         self.ports: dict[str, CanPort] = {}
         self.rings: dict[str, RingBuffer[CanFrame]] = {}
+        self.tx_log = TxLog(name, [bus.name for bus in self.config.buses], self.config.tx_log)
         self.batchers: dict[str, FrameBatcher] = {}
         self.channels: dict[str, Channel] = {}
         self.publishers: dict[str, Publisher] = {}
@@ -254,6 +258,7 @@ class NodeDaemon:
     def _on_frames(self, bus: str, frames: list[CanFrame]) -> None:
         """Called by the port of ``bus`` on the loop thread with frames received or sent."""
         self.rings[bus].extend(frames)
+        self.tx_log.note(frames)
         batcher = self.batchers.get(bus)
         if batcher is not None:
             batcher.extend(frames)
@@ -372,8 +377,10 @@ class NodeDaemon:
             return {"status": "ok", **self.stats()}
         if kind == "can_send_request":
             bus, frames = frames_to_send(request.content)
-            sent = await self.transmit(bus, frames)
+            sent = await self.transmit(bus, frames, origin_of(request))
             return {"status": "ok", "bus": bus, "sent": sent}
+        if kind == "tx_log_request":
+            return await self.tx_log.answer(request)
         if kind == "execute_request":
             return await self._execute(request)
         if kind == "shutdown_request":
@@ -604,13 +611,17 @@ class NodeDaemon:
             raise ValueError(f"node {self.name} has no bus {bus!r}; it has {', '.join(self.rings)}")
         return self.rings[bus].last(count)
 
-    async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int:
+    async def transmit(
+        self, bus: str, frames: Sequence[CanFrame], origin: Origin | None = None
+    ) -> int:
+        """Put ``frames`` on ``bus``; ``origin``: the request that asked, or the node
+        itself and why (``Origin.own``). Returns their count once all are on the wire."""
         port = self.ports.get(bus)
         if port is None:
             raise ValueError(
                 f"node {self.name} has no bus {bus!r}; it has {', '.join(self.ports) or 'none'}"
             )
-        return await port.send(frames)
+        return await port.send(frames, origin)
 
     def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
         """Turn transmission on or off on every bus, and say so: a log line, and

@@ -8,13 +8,15 @@ Jupyter's form: ``{"status": "error", "ename", "evalue", "traceback"}``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rovbus import __version__
 from rovbus.errors import EnvelopeError, RovbusError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_cansend
-from rovbus.wire.message import PROTOCOL_VERSION
+from rovbus.wire.message import PROTOCOL_VERSION, Message
+from rovbus.wire.origin import CURVE_KEY, Origin
 
 #: shell requests a node answers, and the reply type of each
 SHELL_REQUESTS = (
@@ -23,6 +25,7 @@ SHELL_REQUESTS = (
     "can_send_request",
     "stats_request",
     "execute_request",
+    "tx_log_request",
 )
 #: control requests a node answers
 CONTROL_REQUESTS = (
@@ -71,7 +74,10 @@ def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
             if isinstance(item, str):
                 frame = parse_cansend(item, bus)
             elif isinstance(item, dict):
-                frame = CanFrame.from_content({**_frame_defaults(bus, item), **item})
+                # an origin is the node's to write: one in the request is not read
+                frame = CanFrame.from_content(
+                    {**_frame_defaults(bus, item), **item, "origin": None}
+                )
             else:
                 raise ValueError(f"expected a cansend string or a frame map, got {item!r}")
         except (EnvelopeError, ValueError) as exc:
@@ -80,6 +86,16 @@ def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
             raise ValueError(f"frame {index}: names bus {frame.bus!r}, the request says {bus!r}")
         frames.append(frame)
     return bus, frames
+
+
+def origin_of(request: Message) -> Origin:
+    """The origin of the frames ``request`` asks the node to transmit: its header's
+    username, session and msg_id, the CURVE key a forwarder named in its metadata, and now
+    on the node's clock."""
+    key = request.metadata.get(CURVE_KEY)
+    return Origin.of_request(
+        request.header, at=time.time(), key=key if isinstance(key, str) else ""
+    )
 
 
 def _frame_defaults(bus: str, item: dict[str, Any]) -> dict[str, Any]:

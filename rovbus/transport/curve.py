@@ -10,7 +10,9 @@ system file names them under ``[security.curve]``; ``rovbus keygen`` writes them
   outer side of another forwarder) applies before it connects: its key pair and the
   server's public key. ``None`` when the system does not configure CURVE.
 - :class:`CurveAuthenticator`: the ZAP handler on the forwarder's event loop; it admits
-  the public keys on the allow-list and logs each refused key once, not once per attempt
+  the public keys on the allow-list, gives each connection a ``User-Id`` naming its key
+  (``client:NAME``, NAME the key file's without ``.key``; :data:`FORWARDER_USER_ID` for
+  the server's own key), and logs each refused key once, not once per attempt
   (a refused client reconnects every 100 ms). Handshakes that fail before ZAP has a say
   (a client without CURVE, a client with another server key) it learns from a socket
   monitor on each server socket (:meth:`CurveAuthenticator.watching`); it counts them by
@@ -28,13 +30,14 @@ import asyncio
 import datetime
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
 import zmq.auth
+import zmq.utils.z85
 from zmq.utils.monitor import parse_monitor_message
 
 from rovbus.config import CurveConfig, SystemConfig
@@ -43,6 +46,8 @@ from rovbus.ratelimit import RateLimiter
 from rovbus.transport.gate import PUB_DOMAIN, GateAuthenticator, PeerGate
 
 __all__ = [
+    "CLIENT_USER_ID",
+    "FORWARDER_USER_ID",
     "CurveAuthenticator",
     "SocketSetup",
     "allowed_client_keys",
@@ -209,17 +214,24 @@ def client_setup(
     return setup
 
 
-def allowed_client_keys(system: SystemConfig) -> frozenset[bytes]:
-    """The z85 public keys admitted: ``allowed_clients`` and the server's own key."""
+#: the ZAP ``User-Id`` of a connection authenticated with the server's own key pair (a
+#: forwarder further out); a listed client's is ``CLIENT_USER_ID`` and its key's name
+FORWARDER_USER_ID = "forwarder"
+CLIENT_USER_ID = "client:"
+
+
+def allowed_client_keys(system: SystemConfig) -> dict[bytes, str]:
+    """The z85 public keys admitted, each with its ZAP ``User-Id``: ``allowed_clients``
+    (``client:`` and the key file's name without ``.key``) and the server's own key
+    (:data:`FORWARDER_USER_ID`, unless a client lists the same key)."""
     curve = _curve(system)
     if curve is None:
-        return frozenset()
-    keys = {
-        read_public_key(path, f"allowed_clients[{i}]")
-        for i, path in enumerate(curve.allowed_clients)
-    }
-    keys.add(read_public_key(curve.server_public_file, "server_public_file"))
-    return frozenset(keys)
+        return {}
+    keys = {read_public_key(curve.server_public_file, "server_public_file"): FORWARDER_USER_ID}
+    for i, path in enumerate(curve.allowed_clients):
+        name = path.name.removesuffix(".key")
+        keys[read_public_key(path, f"allowed_clients[{i}]")] = CLIENT_USER_ID + name
+    return keys
 
 
 # -- ZAP --------------------------------------------------------------------------------------
@@ -266,7 +278,7 @@ class CurveAuthenticator(GateAuthenticator):
     """
 
     def __init__(
-        self, context: zmq.Context[Any], allowed: frozenset[bytes], what: str, gate: PeerGate
+        self, context: zmq.Context[Any], allowed: Mapping[bytes, str], what: str, gate: PeerGate
     ) -> None:
         super().__init__(context, gate)
         self.allowed = allowed
@@ -341,6 +353,12 @@ class CurveAuthenticator(GateAuthenticator):
         # pyzmq's callback sees the key only; keep the peer's address for the log line
         self._address = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"
         await super().handle_zap_message(msg)
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        """The ``User-Id`` libzmq attaches to the connection's messages (pyzmq calls this
+        with the raw key of a client ``check`` admitted): who it is, for the request
+        router (``client:NAME``, or :data:`FORWARDER_USER_ID`)."""
+        return self.allowed.get(zmq.utils.z85.encode(client_public_key), "")
 
     def check(self, key: bytes) -> bool:
         if key in self.allowed:

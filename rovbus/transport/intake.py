@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import zmq
 import zmq.asyncio
 
 from rovbus.ratelimit import RateLimiter
 
-__all__ = ["Counters", "Intake", "read_now"]
+__all__ = ["Counters", "Intake", "read_now", "read_now_with_user_id"]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Counters(Protocol):
@@ -54,6 +57,20 @@ async def read_now(sock: zmq.asyncio.Socket) -> list[bytes] | None:
     except zmq.Again:
         return None
     return frames
+
+
+async def read_now_with_user_id(sock: zmq.asyncio.Socket) -> tuple[list[bytes], str] | None:
+    """As :func:`read_now`, with the ``User-Id`` ZAP gave the peer's connection (``""``
+    when there is none: no ZAP handler was asked)."""
+    try:
+        frames: list[zmq.Frame] = await sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+    except zmq.Again:
+        return None
+    try:
+        user_id = frames[0].get("User-Id") if frames else ""
+    except zmq.ZMQError:  # the property does not exist on this connection
+        user_id = ""
+    return [frame.bytes for frame in frames], str(user_id)
 
 
 class Intake:
@@ -85,12 +102,27 @@ class Intake:
         """The next message of ``sock`` (called ``what`` in the log); ``None`` once stopped.
         A message the socket discarded after saying it was readable is counted in
         ``counters.rejected`` and logged; the wait goes on."""
+        return await self._next(sock, counters, what, read_now)
+
+    async def next_with_user_id(
+        self, sock: zmq.asyncio.Socket, counters: Counters, what: str
+    ) -> tuple[list[bytes], str] | None:
+        """As :meth:`next`, with the ``User-Id`` of the peer's connection (ZAP's)."""
+        return await self._next(sock, counters, what, read_now_with_user_id)
+
+    async def _next(
+        self,
+        sock: zmq.asyncio.Socket,
+        counters: Counters,
+        what: str,
+        read: Callable[[zmq.asyncio.Socket], Awaitable[T | None]],
+    ) -> T | None:
         stop = self._future()
         readable = False
         while not stop.done():
-            frames = await read_now(sock)
-            if frames is not None:
-                return frames
+            got = await read(sock)
+            if got is not None:
+                return got
             if readable:  # it said a message was there, then discarded it
                 self.dropped(counters, what, "a malformed message, discarded by the socket")
             ready = asyncio.ensure_future(sock.poll())  # POLLIN

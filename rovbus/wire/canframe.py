@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from rovbus.errors import EnvelopeError
+from rovbus.wire.origin import Origin
 
 if TYPE_CHECKING:
     import can
@@ -77,6 +78,8 @@ class CanFrame:
     frames); with ``dataclasses.replace`` pass ``dlc=-1`` when changing ``data``.
     ``timestamp`` is UTC epoch seconds when the node received or sent the frame.
     For an error frame, ``arbitration_id`` holds the error class bits (CAN_ERR_MASK).
+    ``origin`` says which request (or the node itself) caused a transmitted frame; it is
+    not part of the frame's value (equality and hash leave it out).
 
     Raises ``ValueError`` naming the field for anything a CAN controller could not carry.
     """
@@ -93,6 +96,7 @@ class CanFrame:
     dlc: int = -1
     timestamp: float = 0.0
     direction: Direction = "rx"
+    origin: Origin | None = field(default=None, compare=False, repr=False)
 
     # A frozen dataclass's generated __init__ sets each field through
     # ``object.__setattr__``: about 2.3 µs for these twelve, most of the cost of a frame on
@@ -112,8 +116,11 @@ class CanFrame:
         dlc: int = -1,
         timestamp: float = 0.0,
         direction: Direction = "rx",
+        origin: Origin | None = None,
     ) -> None:
-        s_bus, s_id, s_data, s_ext, s_rtr, s_err, s_fd, s_brs, s_esi, s_dlc, s_ts, s_dir = _SETTERS
+        s_bus, s_id, s_data, s_ext, s_rtr, s_err, s_fd, s_brs, s_esi, s_dlc, s_ts, s_dir, s_org = (
+            _SETTERS
+        )
         s_bus(self, bus)
         s_id(self, arbitration_id)
         s_data(self, data)
@@ -126,6 +133,7 @@ class CanFrame:
         s_dlc(self, dlc)
         s_ts(self, timestamp)
         s_dir(self, direction)
+        s_org(self, origin)
         self._validate()
 
     def _validate(self) -> None:
@@ -195,8 +203,9 @@ class CanFrame:
     # -- content dict -------------------------------------------------------------------
 
     def to_content(self) -> dict[str, Any]:
-        """The per-frame content dict (field names fixed by docs/protocol.md)."""
-        return {
+        """The per-frame content dict (field names fixed by docs/protocol.md); a frame
+        with an origin has it under ``origin``."""
+        content: dict[str, Any] = {
             "bus": self.bus,
             "id": self.arbitration_id,
             "ext": self.is_extended_id,
@@ -210,6 +219,9 @@ class CanFrame:
             "ts": self.timestamp,
             "dir": self.direction,
         }
+        if self.origin is not None:
+            content["origin"] = self.origin.to_content()
+        return content
 
     @classmethod
     def from_content(cls, content: Mapping[str, Any]) -> CanFrame:
@@ -264,8 +276,14 @@ class CanFrame:
             )
         if dlc == -1:  # -1 means "derive" to the constructor; on the wire it is invalid
             raise EnvelopeError("CAN frame content: field 'dlc': -1 is not a length")
+        origin = content.get("origin")
+        if origin is not None:
+            try:
+                origin = Origin.from_content(origin)
+            except EnvelopeError as exc:
+                raise EnvelopeError(f"CAN frame content: {exc}") from None
         try:
-            return cls(bus, aid, data, ext, rtr, err, fd, brs, esi, dlc, ts, rx_tx)
+            return cls(bus, aid, data, ext, rtr, err, fd, brs, esi, dlc, ts, rx_tx, origin)
         except _FieldError as exc:
             raise EnvelopeError(f"CAN frame content: field {exc.key!r}: {exc.detail}") from None
 
@@ -336,10 +354,13 @@ def _mistyped(key: str, expected: str, value: object) -> EnvelopeError:
 def batch_content(bus: str, frames: Sequence[CanFrame]) -> dict[str, Any]:
     """Compact content for many frames of one bus: ``{"bus", "frames": [[ts, id, flags,
     data], ...]}`` with ``flags`` built from the ``FLAG_*`` bits (a remote frame's dlc in
-    bits 8-15). Raises ``ValueError`` if a frame belongs to another bus.
+    bits 8-15). Frames with an origin add ``"origins": [[first, count, origin], ...]``, one
+    entry per run of consecutive frames of one origin. Raises ``ValueError`` if a frame
+    belongs to another bus.
     """
     entries: list[list[Any]] = []
     append = entries.append
+    runs: list[list[Any]] = []  # [first, count, origin]: only transmitted frames have one
     for f in frames:
         if f.bus != bus:
             raise ValueError(f"batch for bus {bus!r} got a frame of bus {f.bus!r}")
@@ -355,7 +376,12 @@ def batch_content(bus: str, frames: Sequence[CanFrame]) -> dict[str, Any]:
         if f.is_remote_frame:
             flags |= f.dlc << REMOTE_DLC_SHIFT
         append([f.timestamp, f.arbitration_id, flags, f.data])
-    return {"bus": bus, "frames": entries}
+        if f.origin is not None:
+            _add_to_runs(runs, len(entries) - 1, f.origin)
+    if not runs:
+        return {"bus": bus, "frames": entries}
+    origins = [[first, count, origin.to_content()] for first, count, origin in runs]
+    return {"bus": bus, "frames": entries, "origins": origins}
 
 
 def frames_from_batch(content: Mapping[str, Any]) -> list[CanFrame]:
@@ -376,6 +402,7 @@ def frames_from_batch(content: Mapping[str, Any]) -> list[CanFrame]:
         raise EnvelopeError(
             f"CAN batch content: field 'frames': expected a list, got {type(entries).__name__}"
         )
+    origin_of = _batch_origins(content.get("origins"), len(entries))
     out: list[CanFrame] = []
     append = out.append
     for i, entry in enumerate(entries):
@@ -412,12 +439,57 @@ def frames_from_batch(content: Mapping[str, Any]) -> list[CanFrame]:
                 dlc,
                 ts,
                 "tx" if flags & FLAG_TX else "rx",
+                origin_of.get(i) if origin_of else None,
             )
         except _FieldError as exc:
             key = exc.key if exc.key in ("ts", "id", "data") else "flags"
             raise _bad_entry(i, key, exc.detail) from None
         append(frame)
     return out
+
+
+def _add_to_runs(runs: list[list[Any]], index: int, origin: Origin) -> None:
+    """Frame ``index`` has ``origin``: one more frame in the last run, or a new run."""
+    if runs:
+        last = runs[-1]
+        if last[2] is origin and last[0] + last[1] == index:
+            last[1] += 1
+            return
+    runs.append([index, 1, origin])
+
+
+def _batch_origins(runs: object, count: int) -> dict[int, Origin]:
+    """The origin of each frame index a batch's ``origins`` names (``[[first, count,
+    origin], ...]``, in frame order, not overlapping); raises ``EnvelopeError`` naming the
+    bad run."""
+    if runs is None:
+        return {}
+    if type(runs) is not list and type(runs) is not tuple:
+        raise EnvelopeError(
+            f"CAN batch content: field 'origins': expected a list, got {type(runs).__name__}"
+        )
+    found: dict[int, Origin] = {}
+    end = 0
+    for i, run in enumerate(runs):
+        where = f"CAN batch content: origins[{i}]"
+        if (type(run) is not list and type(run) is not tuple) or len(run) != 3:
+            raise EnvelopeError(f"{where}: expected [first, count, origin]")
+        first, n, origin = run
+        if type(first) is not int or type(n) is not int or first < 0 or n < 1:
+            raise EnvelopeError(f"{where}: first and count must be integers >= 0 and >= 1")
+        if first < end or first + n > count:
+            raise EnvelopeError(
+                f"{where}: frames {first}..{first + n - 1} overlap an earlier run or are not "
+                f"among the {count} frames"
+            )
+        end = first + n
+        try:
+            value = Origin.from_content(origin)
+        except EnvelopeError as exc:
+            raise EnvelopeError(f"{where}: {exc}") from None
+        for index in range(first, first + n):
+            found[index] = value
+    return found
 
 
 def _bad_entry(index: int, key: str | None, detail: str) -> EnvelopeError:

@@ -17,6 +17,7 @@ from rovbus.can.stats import PortCounters
 from rovbus.can.transmit import Transmitter
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
+from rovbus.wire.origin import Origin
 
 
 def frame(aid: int, data: bytes = b"\x01", **kw: object) -> CanFrame:
@@ -375,6 +376,37 @@ async def test_requests_queued_behind_a_frame_in_flight_go_out_in_order_each_rep
         assert sent.timestamp <= echoed.timestamp <= following.timestamp
     stats = port.stats()
     assert (stats.tx, stats.tx_bytes, stats.tx_queued, stats.tx_dropped) == (7, 7, 0, 0)
+    await port.aclose()
+
+
+async def test_each_frame_sent_carries_the_origin_of_its_own_request(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    """Requests sent in one run of the worker: each frame reported with its request's
+    origin, a frame sent without one with none."""
+    bus = SteppedBus(channel=channel)
+    got = Collector()
+    port, first = await first_in_flight(make_port, channel, bus, got)
+    alice = Origin("alice", "msg-a", 1.0)
+    node = Origin.own("alpha", "lease expired", at=2.0)
+    calls = [([0x101, 0x102], alice), ([0x103], None), ([0x104], node)]
+    later = [
+        asyncio.create_task(port.send([frame(i) for i in ids], origin)) for ids, origin in calls
+    ]
+    await asyncio.sleep(0)  # one loop step: they queue their frames
+    bus.allow(5)
+    async with asyncio.timeout(WAIT_S):
+        assert await asyncio.gather(first, *later) == [1, 2, 1, 1]
+    for _ in range(5):
+        await recv(peer)
+    await got.wait_for(lambda: len(got.tx()) == 5)
+    assert [(f.arbitration_id, f.origin) for f in got.tx()] == [
+        (0x100, None),
+        (0x101, alice),
+        (0x102, alice),
+        (0x103, None),
+        (0x104, node),
+    ]
     await port.aclose()
 
 

@@ -18,6 +18,7 @@ import zmq.auth
 from rovbus.cli.keygen import write_hmac_key
 from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
+from rovbus.transport import Requester
 from rovbus.transport.curve import client_setup, write_keypair
 from tests.conftest import REPO, forwarder_toml, free_ports, node_toml, system_toml
 from tests.forwarder.conftest import Outside, System, eventually, system_running
@@ -157,10 +158,53 @@ async def test_the_shore_reaches_the_vehicle_through_two_curve_edges(secure: Sys
     try:
         reply = await shore.request("alpha", "kernel_info_request", channel="control")
         assert reply.content["implementation"] == "rovbus"
+        sent = await shore.request(
+            "alpha", "can_send_request", {"bus": "can0", "frames": ["1E2#02"]}
+        )
+        log = await shore.request("alpha", "tx_log_request", {"limit": 1})
+        [origin] = [frame["origin"] for frame in log.content["frames"]]
+        # each edge names the key it authenticated: the gateway's client, then the tether's
+        # (the gateway connects with the client pair the file names, operator)
+        assert (origin["key"], origin["msg_id"]) == ("operator", sent.parent_header["msg_id"])
         sub = shore.subscriber("alpha/hb")
         await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
     finally:
         shore.close()
+
+
+async def test_frames_a_curve_client_sends_name_its_authenticated_key(
+    operator: Outside,
+) -> None:
+    """The forwarder names the key it authenticated, whatever the client wrote."""
+    sub = operator.subscriber("alpha/hb", "alpha/can/can0/")
+    await wait_for(sub, lambda m: m.msg_type == "heartbeat", timeout=10)
+    codec = await operator.start_codec("alpha", 10)
+    req = Requester(operator.ctx, str(operator.fwd.endpoints.request), codec, setup=operator.setup)
+    try:
+        sent = []
+        for claimed in (None, "admiral"):
+            message = codec.message(
+                "can_send_request",
+                {"bus": "can0", "frames": ["1E1#01"]},
+                metadata={} if claimed is None else {"curve_key": claimed},
+                identities=(b"alpha", b"shell"),
+            )
+            reply = await req.request(message, timeout=10)
+            assert reply.content["status"] == "ok", reply.content
+            sent.append(message.msg_id)
+    finally:
+        req.close()
+    published = [
+        await wait_for(sub, lambda m: m.content.get("dir") == "tx", timeout=10) for _ in sent
+    ]
+    log = await operator.request("alpha", "tx_log_request", {"limit": 2})
+    for origins in (
+        [m.content["origin"] for m in published],
+        [f["origin"] for f in log.content["frames"]],
+    ):
+        assert [(o["by"], o["key"], o["msg_id"]) for o in origins] == [
+            ("tester", "operator", msg_id) for msg_id in sent
+        ]
 
 
 async def test_a_refused_key_is_logged_once(
