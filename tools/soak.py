@@ -91,7 +91,7 @@ def role_node(args: argparse.Namespace) -> int:
 
     from rovbus.config import load_system
     from rovbus.node.daemon import NodeDaemon
-    from rovbus.node.process import event_loop_factory
+    from rovbus.daemon.process import event_loop_factory
 
     async def main() -> None:
         system = load_system(args.config)

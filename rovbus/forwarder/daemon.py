@@ -29,13 +29,13 @@ import zmq.asyncio
 from rovbus import __version__
 from rovbus.config import ForwarderConfig, SystemConfig
 from rovbus.config.subscriptions import SubscriptionPlan
+from rovbus.daemon.dispatch import Dispatcher, ReplyCache
+from rovbus.daemon.timeline import tick_forever
 from rovbus.errors import RovbusError
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
-from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import UnknownRequest, kernel_info
 from rovbus.transport import Channel, bind
 from rovbus.transport.curve import (
     CurveAuthenticator,
@@ -48,25 +48,16 @@ from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.transport.subguard import ProxyGuard
 from rovbus.transport.system_codec import system_codec
-from rovbus.wire.message import Message, error_content, reply_type
+from rovbus.wire.message import Message, kernel_info_content
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
 
-__all__ = ["CONTROL_REQUESTS", "ForwarderDaemon"]
+__all__ = ["ForwarderDaemon"]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two looks at libzmq's count of the pub's subscriptions
 WATCH = 0.02
-
-CONTROL_REQUESTS = (
-    "kernel_info_request",
-    "node_info_request",
-    "stats_request",
-    "pause_request",
-    "resume_request",
-    "shutdown_request",
-)
 
 
 class ForwarderDaemon:
@@ -112,6 +103,24 @@ class ForwarderDaemon:
         self.last_proxy_stats = ProxyStats()
         self.seq = 0
         self._requests = RequestLoop(log)
+        #: the control channel's requests
+        self.dispatcher = Dispatcher(
+            f"forwarder {name}",
+            self.codec,
+            log,
+            cache=ReplyCache(),
+            hint=" (requests for nodes go to its request endpoint with [node, channel] "
+            "routing frames)",
+        )
+        for msg_type, handler in (
+            ("kernel_info_request", self._kernel_info),
+            ("node_info_request", self._node_info),
+            ("stats_request", self._stats),
+            ("pause_request", self._pause),
+            ("resume_request", self._resume),
+            ("shutdown_request", self._shutdown),
+        ):
+            self.dispatcher.add(msg_type, handler)
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -211,9 +220,10 @@ class ForwarderDaemon:
             # stop intake; the control request in hand and the replies to requests
             # forwarded get the drain deadline; aclose answers what is left
             self._requests.stop()
+            self.dispatcher.stop()
             self.router.stop_intake()
             until = time.monotonic() + self.drain_deadline
-            await asyncio.wait([control], timeout=self.drain_deadline)
+            await self.dispatcher.finish(self.drain_deadline)
             await self.router.settle(max(0.0, until - time.monotonic()))
             routing.cancel()
             control.cancel()
@@ -261,41 +271,32 @@ class ForwarderDaemon:
     async def _serve_control(self) -> None:
         if self.control is None:
             raise RuntimeError("ForwarderDaemon.serve() before start()")
-        channel = self.control
-        await self._requests.serve(channel, lambda request: self._answer(channel, request))
+        await self.dispatcher.serve(self._requests, self.control)
 
-    async def _answer(self, channel: Channel, request: Message) -> None:
-        try:
-            if request.msg_type not in CONTROL_REQUESTS:
-                raise UnknownRequest(
-                    f"forwarder {self.name} does not answer {request.msg_type!r}; it answers "
-                    f"{', '.join(CONTROL_REQUESTS)} (requests for nodes go to its request "
-                    "endpoint with [node, channel] routing frames)"
-                )
-            content = await self._handle(request)
-        except (RovbusError, ValueError) as exc:
-            content = error_content(exc)
-        await channel.send(self.codec.reply(request, reply_type(request.msg_type), content))
+    # -- the control requests (registered in ``__init__``) ---------------------------------
 
-    async def _handle(self, request: Message) -> dict[str, Any]:
-        kind = request.msg_type
-        if kind == "kernel_info_request":
-            return self.kernel_info()
-        if kind == "node_info_request":
-            return {"status": "ok", **(await self.node_info())}
-        if kind == "stats_request":
-            return {"status": "ok", **(await self.stats())}
-        assert self.pubpath is not None
-        if kind == "pause_request":
+    async def _kernel_info(self, request: Message) -> dict[str, Any]:
+        return self.kernel_info()
+
+    async def _node_info(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **(await self.node_info())}
+
+    async def _stats(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **(await self.stats())}
+
+    async def _pause(self, request: Message) -> dict[str, Any]:
+        if self.pubpath is not None:
             await self.pubpath.pause()
-            return {"status": "ok", "paused": True}
-        if kind == "resume_request":
+        return {"status": "ok", "paused": True}
+
+    async def _resume(self, request: Message) -> dict[str, Any]:
+        if self.pubpath is not None:
             await self.pubpath.resume()
-            return {"status": "ok", "paused": False}
-        if kind == "shutdown_request":
-            self.request_stop()
-            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
-        raise UnknownRequest(f"no handler for {kind!r}")
+        return {"status": "ok", "paused": False}
+
+    async def _shutdown(self, request: Message) -> dict[str, Any]:
+        self.request_stop()
+        return {"status": "ok", "restart": bool(request.content.get("restart", False))}
 
     async def _heartbeat(self, seq: int) -> None:
         assert self.lvc is not None
@@ -358,7 +359,7 @@ class ForwarderDaemon:
         return time.monotonic() - self._started
 
     def kernel_info(self) -> dict[str, Any]:
-        return kernel_info(
+        return kernel_info_content(
             "rovbus-forwarder",
             f"rovbus {__version__}: forwarder {self.name!r} from group "
             f"{self.config.inner!r} to {self.config.outer!r}",
@@ -484,6 +485,9 @@ class ForwarderDaemon:
         if self.router is not None:
             refused += await self.router.refuse_queued(who, until=until)
         if self.control is not None and not self.control.socket.closed:
-            refused += await self._requests.refuse_queued(self.control, who, until=until)
+            refused += await self.dispatcher.refuse_left()
+            refused += await self._requests.refuse_queued(
+                self.control, who, answered=self.dispatcher.answered, until=until
+            )
         if refused:
             log.info("%s: answered %d request(s) left at shutdown", self.name, refused)

@@ -25,8 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,23 +39,16 @@ from rovbus.can import CanPort, FrameBatcher, RingBuffer
 from rovbus.config import NodeConfig, SystemConfig
 from rovbus.config.reach import node_endpoints
 from rovbus.config.subscriptions import SubscriptionCaps, SubscriptionPlan
-from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
+from rovbus.daemon.dispatch import Dispatcher, Handler, ReplyCache
+from rovbus.daemon.timeline import tick_forever
+from rovbus.errors import CanError, ConfigError, ShuttingDown
 from rovbus.node.connection_file import (
     connection_info_for,
     default_connection_path,
     write_connection_file,
 )
 from rovbus.node.console import CommandError, run_command
-from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import (
-    CONTROL_REQUESTS,
-    SHELL_REQUESTS,
-    UnknownRequest,
-    frames_to_send,
-    kernel_info,
-    tx_off_reason,
-    tx_reason,
-)
+from rovbus.node.requests import frames_to_send, tx_off_reason, tx_reason
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
 from rovbus.transport.gate import GateAuthenticator, PeerGate
@@ -66,17 +58,14 @@ from rovbus.transport.subguard import SubscriptionGuard
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
-from rovbus.wire.message import Message, error_content, reply_type
+from rovbus.wire.message import Message, error_content, kernel_info_content
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
 
 log = logging.getLogger(__name__)
 
 BusFactory = Callable[[], can.BusABC]
-#: an extra request handler: the request in, the reply's content out (see ``add_handler``)
-Handler = Callable[[Message], Awaitable[dict[str, Any]]]
 
-REPLY_CACHE_SIZE = 256
 INPUT_TIMEOUT = 60.0
 TOPIC_CACHE_LIMIT = 4096
 
@@ -127,13 +116,40 @@ class NodeDaemon:
         self.hb_socket: zmq.asyncio.Socket | None = None
         self.connection_path: Path | None = None
         self._topics: dict[str, dict[tuple[int, bool], str]] = {}
-        self._replies: OrderedDict[str, Message] = OrderedDict()
         self._inputs: dict[str, _Question] = {}  # open questions on stdin, by msg_id
         self.execution_count = 0
         self.seq = 0
         self._requests = RequestLoop(log)
         self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
-        self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
+        #: shell and control: request type -> handler, a worker per client
+        self.dispatchers = self._dispatchers()
+
+    def _dispatchers(self) -> dict[str, Dispatcher]:
+        """The built-in requests of shell and control (``add_handler`` adds more)."""
+        replies = ReplyCache()  # one for both: a msg_id is carried out once
+        dispatchers = {
+            name: Dispatcher(
+                f"node {self.name}",
+                self.codec,
+                log,
+                cache=replies,
+                where=f"{name} channel of node {self.name}",
+                on_state=self._publish_status,
+            )
+            for name in ("shell", "control")
+        }
+        shell, control = dispatchers["shell"], dispatchers["control"]
+        for dispatcher in (shell, control):
+            dispatcher.add("kernel_info_request", self._kernel_info)
+        shell.add("node_info_request", self._node_info)
+        shell.add("can_send_request", self._can_send)
+        shell.add("stats_request", self._stats)
+        shell.add("execute_request", self._execute)
+        control.add("shutdown_request", self._shutdown)
+        control.add("interrupt_request", self._interrupt)
+        control.add("tx_off_request", self._tx_off)
+        control.add("tx_on_request", self._tx_on)
+        return dispatchers
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -239,15 +255,12 @@ class NodeDaemon:
         """Answer ``msg_type`` (e.g. ``"sim_fault_request"``) on ``channel`` with ``handler``.
 
         The handler returns the reply's content (with ``"status": "ok"``); a
-        ``RovbusError`` or ``ValueError`` it raises becomes an error reply. The built-in
-        requests cannot be replaced."""
-        if channel not in self._handlers:
+        ``RovbusError`` or ``ValueError`` it raises becomes an error reply. A type the
+        channel answers already (the built-in requests) cannot be replaced."""
+        dispatcher = self.dispatchers.get(channel)
+        if dispatcher is None:
             raise ValueError(f"channel must be shell or control, not {channel!r}")
-        if not msg_type.endswith("_request"):
-            raise ValueError(f"a request type ends with _request: {msg_type!r}")
-        if msg_type in SHELL_REQUESTS or msg_type in CONTROL_REQUESTS:
-            raise ValueError(f"{msg_type} is a built-in request")
-        self._handlers[channel][msg_type] = handler
+        dispatcher.add(msg_type, handler)
 
     # -- the CAN stream -----------------------------------------------------------------
 
@@ -293,8 +306,10 @@ class NodeDaemon:
             raise RuntimeError("NodeDaemon.serve() before start()")
         async with asyncio.TaskGroup() as tg:
             requests = [
-                tg.create_task(self._serve_channel("shell", SHELL_REQUESTS)),
-                tg.create_task(self._serve_channel("control", CONTROL_REQUESTS)),
+                *(
+                    tg.create_task(d.serve(self._requests, self.channels[name]))
+                    for name, d in self.dispatchers.items()
+                ),
                 tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
             ]
             others = [
@@ -313,6 +328,8 @@ class NodeDaemon:
         ports' transmit drain in ``aclose`` shares; a handler still running is cancelled."""
         self._drain_until = time.monotonic() + self.drain_deadline
         self._requests.stop()
+        for dispatcher in self.dispatchers.values():
+            dispatcher.stop()
         for question in self._inputs.values():  # the stdin loop reads no answer any more
             if not question.answer.done():
                 question.answer.set_exception(
@@ -321,74 +338,48 @@ class NodeDaemon:
                         "be answered, and the command stopped there"
                     )
                 )
-        _, running = await asyncio.wait(loops, timeout=self.drain_deadline)
-        for task in running:
+        await asyncio.gather(
+            *(d.finish(self.drain_deadline) for d in self.dispatchers.values()),
+            asyncio.wait(loops, timeout=self.drain_deadline),
+        )
+        for task in loops:
             task.cancel()
 
-    async def _serve_channel(self, name: str, answers: Sequence[str]) -> None:
-        channel = self.channels[name]
-        await self._requests.serve(channel, lambda request: self._answer(channel, request, answers))
+    # -- the built-in requests (registered in ``_dispatchers``) ----------------------------
 
-    async def _answer(self, channel: Channel, request: Message, answers: Sequence[str]) -> None:
-        cached = self._cached_reply(request)
-        if cached is not None:  # a client's retry: answer again, do not act twice
-            await channel.send(cached)
-            return
-        self._publish_status("busy", request)
-        try:
-            try:
-                extra = self._handlers.get(channel.name, {})
-                handler = extra.get(request.msg_type)
-                if handler is not None:
-                    content = await handler(request)
-                elif request.msg_type not in answers:
-                    raise UnknownRequest(
-                        f"{channel.name} channel of node {self.name} does not answer "
-                        f"{request.msg_type!r}; it answers {', '.join([*answers, *extra])}"
-                    )
-                else:
-                    content = await self._handle(request)
-            except (RovbusError, ValueError) as exc:
-                content = error_content(exc)
-            reply = self.codec.reply(request, reply_type(request.msg_type), content)
-            self._replies[request.msg_id] = reply
-            if len(self._replies) > REPLY_CACHE_SIZE:
-                self._replies.popitem(last=False)
-            await channel.send(reply)
-        finally:
-            self._publish_status("idle", request)
+    async def _kernel_info(self, request: Message) -> dict[str, Any]:
+        return kernel_info_content(
+            "rovbus",
+            f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}. "
+            "Type 'help'.",
+        )
 
-    async def _handle(self, request: Message) -> dict[str, Any]:
-        kind = request.msg_type
-        if kind == "kernel_info_request":
-            return kernel_info(
-                "rovbus",
-                f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}. "
-                "Type 'help'.",
-            )
-        if kind == "node_info_request":
-            return {"status": "ok", **self.node_info()}
-        if kind == "stats_request":
-            return {"status": "ok", **self.stats()}
-        if kind == "can_send_request":
-            bus, frames = frames_to_send(request.content)
-            sent = await self.transmit(bus, frames)
-            return {"status": "ok", "bus": bus, "sent": sent}
-        if kind == "execute_request":
-            return await self._execute(request)
-        if kind == "shutdown_request":
-            self.request_stop()
-            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
-        if kind == "interrupt_request":
-            dropped = sum(port.drop_queued() for port in self.ports.values())
-            return {"status": "ok", "dropped": dropped}
-        if kind == "tx_off_request":
-            self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
-            return {"status": "ok", "tx_enabled": False}
-        if kind == "tx_on_request":
-            self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
-            return {"status": "ok", "tx_enabled": True}
-        raise UnknownRequest(f"no handler for {kind!r}")  # the tables and this list agree
+    async def _node_info(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **self.node_info()}
+
+    async def _stats(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **self.stats()}
+
+    async def _can_send(self, request: Message) -> dict[str, Any]:
+        bus, frames = frames_to_send(request.content)
+        sent = await self.transmit(bus, frames)
+        return {"status": "ok", "bus": bus, "sent": sent}
+
+    async def _shutdown(self, request: Message) -> dict[str, Any]:
+        self.request_stop()
+        return {"status": "ok", "restart": bool(request.content.get("restart", False))}
+
+    async def _interrupt(self, request: Message) -> dict[str, Any]:
+        dropped = sum(port.drop_queued() for port in self.ports.values())
+        return {"status": "ok", "dropped": dropped}
+
+    async def _tx_off(self, request: Message) -> dict[str, Any]:
+        self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
+        return {"status": "ok", "tx_enabled": False}
+
+    async def _tx_on(self, request: Message) -> dict[str, Any]:
+        self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
+        return {"status": "ok", "tx_enabled": True}
 
     # -- execute and stdin --------------------------------------------------------------
 
@@ -474,7 +465,7 @@ class NodeDaemon:
         for publisher in self.publishers.values():
             publisher.publish(topic, msg_type, content, parent=parent)
 
-    def _publish_status(self, execution_state: str, parent: Message | None) -> None:
+    def _publish_status(self, execution_state: str, parent: Message | None = None) -> None:
         content = {"execution_state": execution_state}
         topic = status_topic(self.name)
         for publisher in self.publishers.values():
@@ -688,21 +679,16 @@ class NodeDaemon:
         for name, channel in self.channels.items():
             if channel.socket.closed:
                 continue
-            if name == "stdin":
+            dispatcher = self.dispatchers.get(name)
+            if dispatcher is None:  # stdin, which receives replies
                 await self._requests.refuse_queued(channel, who, answer=False, until=until)
-            else:
-                refused += await self._requests.refuse_queued(
-                    channel, who, answered=self._cached_reply, until=until
-                )
+                continue
+            refused += await dispatcher.refuse_left()
+            refused += await self._requests.refuse_queued(
+                channel, who, answered=dispatcher.answered, until=until
+            )
         if refused:
             log.info("%s: answered %d request(s) left at shutdown", self.name, refused)
-
-    def _cached_reply(self, request: Message) -> Message | None:
-        """The reply already given to ``request``'s ``msg_id`` (a client's retry), if any."""
-        cached = self._replies.get(request.msg_id)
-        if cached is None:
-            return None
-        return self.codec.reply(request, cached.msg_type, cached.content)
 
 
 __all__ = ["NodeDaemon"]
