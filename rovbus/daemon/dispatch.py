@@ -17,8 +17,8 @@ listing the types the channel answers), ``on_state("idle", request)``.
 
 Memory stays bounded whatever peers do: at most ``max_clients`` clients with requests in
 hand, at most ``depth`` requests queued per client and ``total`` in all; what does not
-fit is dropped and counted (``DispatchStats.dropped``; the client's requester times out and retries), and a
-worker ends when its client's queue is empty.
+fit is dropped and counted (``DispatchStats.dropped``; the client's requester times out
+and retries), and a worker ends when its client's queue is empty.
 
 Stopping (the daemon's order, transport/server.py): the request loop stops intake;
 ``stop`` lets each client's request in hand finish and queues no more; ``finish`` waits

@@ -107,9 +107,8 @@ async def test_what_does_not_fit_is_dropped_and_counted(ctx: zmq.asyncio.Context
         assert [r.parent_header["msg_id"] for r in got_a] == [a1.msg_id, a2.msg_id]
         assert [r.content["n"] for r in got_a] == [1, 2]
         assert got_b[0].parent_header["msg_id"] == b1.msg_id
-        async with asyncio.timeout(10):
-            while d.stats.clients:  # a worker ends when its client's queue is empty
-                await asyncio.sleep(0.01)
+        await d.finish(timeout=10)  # the workers end when their clients' queues are empty
+        assert d.stats.clients == 0
         c1 = await bench.submit(b"c", "n_request", 1)  # room again
         (got_c,) = await bench.replies(b"c", 1)
         assert got_c.parent_header["msg_id"] == c1.msg_id
