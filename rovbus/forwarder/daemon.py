@@ -77,13 +77,12 @@ class ForwarderDaemon:
         self.drain_deadline = drain_deadline
         security = system.security
         self.serializer = Serializer(system.system.serializer)
-        #: the system key: requests by name, each verified with its node's start key
-        self._routing_codec = system_codec(system, name)
+        #: the system key: requests by name (each verified with its node's start key),
+        #: what the last-value cache verifies, and our own heartbeats; each of these
+        #: receivers keeps its own replay guard
+        self.pub_codec = system_codec(system, name)
         #: this start's key: the control requests and their replies
-        self.codec = self._routing_codec.for_start(name, self._routing_codec.session)
-        #: the system key: what the last-value cache verifies, and our own heartbeats
-        self._cache_codec = system_codec(system, name)
-        self._cache_codec.session = self.codec.session
+        self.codec = self.pub_codec.for_start(name, self.pub_codec.session)
         self.max_age = security.max_age if security and security.max_age else None
         self.interval = system.system.heartbeat_interval
         self.state = "starting"
@@ -142,7 +141,7 @@ class ForwarderDaemon:
                 self._gate_auth.start()
             ep = self.config.endpoints
             self.lvc = LastValueCache(
-                ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
+                ctx, self.name, self.pub_codec, self.serializer, max_age=self.max_age
             )
             caps = SubscriptionPlan(self.system).forwarder(self.name)
             self.pubpath = PubPath(ctx, self.name, str(ep.pub), caps, outer_setup=outer)
@@ -162,7 +161,7 @@ class ForwarderDaemon:
                 ctx,
                 self.name,
                 self.topology,
-                self._routing_codec,
+                self.pub_codec,
                 request,
                 timeout=self.request_timeout,
                 inner_setup=inner,

@@ -178,9 +178,12 @@ class NodeDaemon:
         self._publisher(
             ctx, "pub", str(ep.pub), caps, self.pub_codec, Serializer(self.system.system.serializer)
         )
+        # one guard for the three: they verify with one key, and a message taken on one
+        # must not be taken again on another
+        replay = self.codec.new_replay_guard()
         for name, endpoint in (("shell", ep.shell), ("control", ep.control), ("stdin", ep.stdin)):
             sock = ctx.socket(zmq.ROUTER)
-            self.channels[name] = Channel(name, sock, self.codec)
+            self.channels[name] = Channel(name, sock, self.codec, replay)
             receiving.apply(sock)
             bind(sock, str(endpoint), name)
         self.hb_socket = ctx.socket(zmq.ROUTER)
