@@ -34,7 +34,7 @@ import asyncio
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rovbus.errors import RovbusError, UnknownRequest
@@ -99,12 +99,7 @@ class DispatchStats:
     clients: int = 0
 
     def snapshot(self) -> dict[str, int]:
-        return {
-            "requests": self.requests,
-            "dropped": self.dropped,
-            "retries_waited": self.retries_waited,
-            "clients": self.clients,
-        }
+        return asdict(self)
 
 
 @dataclass(slots=True, eq=False)

@@ -32,6 +32,7 @@ from rovbus.config.subscriptions import SubscriptionPlan
 from rovbus.daemon.dispatch import Dispatcher, ReplyCache
 from rovbus.daemon.timeline import tick_forever
 from rovbus.errors import RovbusError
+from rovbus.forwarder import contents
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
@@ -305,31 +306,26 @@ class ForwarderDaemon:
         if self.guard is not None:
             self.guard.trim_if_due()
         proxy = await self._proxy_stats()
-        self.lvc.publish(
-            heartbeat_topic(self.name),
-            "heartbeat",
-            {
-                "seq": seq,
-                "node": self.name,
-                "kind": "forwarder",
-                "group": self.config.outer,
-                "inner": self.config.inner,
-                "session": self.codec.session,
-                "uptime": round(self.uptime, 3),
-                "interval": self.interval,
-                "state": self._health(),
-                "buses": {},
-                "nodes": self.topology.nodes,
-                "pub": {**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
-                "requests": self.router.stats.snapshot() if self.router else {},
-                "rejected": self._rejected_count(),
-                "subscriptions": {
-                    "in_force": len(self.lvc.prefixes),
-                    "over_cap": self.guard.stats.over_cap if self.guard else 0,
-                    "refused": self.gate.refused,
-                },
+        beat = contents.heartbeat(
+            seq=seq,
+            name=self.name,
+            outer=self.config.outer,
+            inner=self.config.inner,
+            session=self.codec.session,
+            uptime=self.uptime,
+            interval=self.interval,
+            state=self._health(),
+            nodes=self.topology.nodes,
+            pub={**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
+            requests=self.router.stats.snapshot() if self.router else {},
+            rejected=self._rejected_count(),
+            subscriptions={
+                "in_force": len(self.lvc.prefixes),
+                "over_cap": self.guard.stats.over_cap if self.guard else 0,
+                "refused": self.gate.refused,
             },
         )
+        self.lvc.publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
 
     async def _proxy_stats(self) -> ProxyStats:
         if self.pubpath is not None and self.pubpath.running:
@@ -433,20 +429,15 @@ class ForwarderDaemon:
         self.state = "stopping"
         if self.lvc is not None and not self.lvc.xpub.closed and self.pubpath is not None:
             # a last heartbeat saying so, for whoever is subscribed (best effort)
-            self.lvc.publish(
-                heartbeat_topic(self.name),
-                "heartbeat",
-                {
-                    "seq": self.seq + 1,
-                    "node": self.name,
-                    "kind": "forwarder",
-                    "group": self.config.outer,
-                    "session": self.codec.session,
-                    "interval": self.interval,
-                    "state": "stopping",
-                    "buses": {},
-                },
+            beat = contents.last_heartbeat(
+                seq=self.seq + 1,
+                name=self.name,
+                outer=self.config.outer,
+                session=self.codec.session,
+                uptime=self.uptime,
+                interval=self.interval,
             )
+            self.lvc.publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
         if self.pubpath is not None:
             await self.pubpath.stop()
             if self.pubpath.running:

@@ -12,12 +12,13 @@ import json
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rovbus.errors import RovbusError
 from rovbus.node.requests import tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
+from rovbus.wire.contents import NodeStats
 from rovbus.wire.message import Message
 
 #: Asks the operator a question through the stdin channel; returns the answer.
@@ -34,7 +35,7 @@ class ConsoleTarget(Protocol):
     name: str
 
     def status_line(self) -> str: ...
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> NodeStats: ...
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
     async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int: ...
