@@ -49,6 +49,7 @@ from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.transport.subguard import ProxyGuard
 from rovbus.transport.system_codec import system_codec
+from rovbus.wire.contents import ForwarderInfo, ForwarderStats
 from rovbus.wire.message import Message, kernel_info_content
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
@@ -360,7 +361,7 @@ class ForwarderDaemon:
             f"{self.config.inner!r} to {self.config.outer!r}",
         )
 
-    async def node_info(self) -> dict[str, Any]:
+    async def node_info(self) -> ForwarderInfo:
         return {
             "node": self.name,
             "forwarder": self.name,
@@ -386,10 +387,10 @@ class ForwarderDaemon:
             "counters": await self.stats(),
         }
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> ForwarderStats:
         proxy = await self._proxy_stats()
         lvc = self.lvc.stats() if self.lvc else {}
-        result: dict[str, Any] = {
+        result: ForwarderStats = {
             "forwarder": self.name,
             "uptime": round(self.uptime, 3),
             "pub": {
@@ -409,6 +410,7 @@ class ForwarderDaemon:
                 "refused": self.gate.refused,
                 "refused_addresses": self.gate.refusing(),
             },
+            "dispatch": {"control": self.dispatcher.stats.snapshot()},
         }
         if self.auth is not None:
             result["curve"] = self.auth.stats()

@@ -15,6 +15,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 __all__ = [
     "BusBeat",
     "BusInfo",
+    "ForwarderInfo",
+    "ForwarderStats",
     "Heartbeat",
     "NodeInfo",
     "NodeStats",
@@ -102,6 +104,46 @@ class NodeStats(TypedDict):
     sockets: dict[str, dict[str, Any]]
     subscriptions: dict[str, Any]
     dispatch: dict[str, dict[str, int]]
+
+
+class ForwarderStats(TypedDict):
+    """A forwarder's ``stats_reply`` content, without ``status`` (docs/architecture.md,
+    The forwarder): its pub path, cache, requests routed, control channel, subscription
+    caps, control requests taken (``dispatch``) and, with CURVE, handshakes."""
+
+    forwarder: str
+    uptime: float
+    pub: dict[str, Any]
+    lvc: dict[str, Any]
+    requests: dict[str, Any]
+    control: dict[str, Any]
+    subscriptions: dict[str, Any]
+    dispatch: dict[str, dict[str, int]]
+    curve: NotRequired[dict[str, Any]]
+
+
+class ForwarderInfo(TypedDict):
+    """A forwarder's ``node_info_reply`` content, without ``status``."""
+
+    node: str
+    forwarder: str
+    kind: Literal["forwarder"]
+    version: str
+    session: str
+    uptime: float
+    state: str
+    inner: str
+    outer: str
+    group: str
+    nodes: list[dict[str, Any]]
+    forwarders: list[str]
+    endpoints: dict[str, str]
+    inner_sources: list[str]
+    signed: bool
+    curve: bool
+    request_timeout: float
+    serializer: str
+    counters: ForwarderStats
 
 
 def _count(value: object) -> int:
