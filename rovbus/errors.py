@@ -14,7 +14,8 @@ print them. ``ValueError`` stays for bad arguments to a function.
     │   └── RequestTimeout     (also a TimeoutError)
     ├── ConfigError            names the file, the key path and what was expected
     ├── CanError
-    └── ShuttingDown           a daemon that is stopping refuses a request (error replies)
+    ├── ShuttingDown           a daemon that is stopping refuses a request (error replies)
+    └── UnknownRequest         a request type the channel does not answer (error replies)
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class ShuttingDown(RovbusError):
     Its ``ename`` in an error reply; the ``evalue`` names the node or forwarder and says
     whether the request was carried out (it was not, unless it was interrupted midway).
     """
+
+
+class UnknownRequest(RovbusError):
+    """A request type the channel does not answer; the ``evalue`` lists those it does."""
 
 
 class FrameSyntaxError(WireError, ValueError):

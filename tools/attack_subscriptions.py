@@ -165,11 +165,11 @@ def ask(system: Any, endpoint: str, msg_type: str) -> dict[str, Any]:
     import zmq.asyncio
 
     from rovbus.transport import Requester
-    from rovbus.wire.codec import Codec
+    from rovbus.transport.system_codec import system_codec
 
     async def request() -> dict[str, Any]:
         ctx = zmq.asyncio.Context()
-        codec = Codec(system.hmac_key(), username="attack-tool")
+        codec = system_codec(system, "attack-tool")
         req = Requester(ctx, endpoint, codec)
         try:
             reply = await req.request(codec.message(msg_type, {}), timeout=5, retries=2)

@@ -90,8 +90,8 @@ def role_node(args: argparse.Namespace) -> int:
     import can
 
     from rovbus.config import load_system
+    from rovbus.daemon.process import event_loop_factory
     from rovbus.node.daemon import NodeDaemon
-    from rovbus.node.process import event_loop_factory
 
     async def main() -> None:
         system = load_system(args.config)

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     import asyncio
 
-    from rovbus.node.process import event_loop_factory
+    from rovbus.daemon.process import event_loop_factory
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         return runner.run(_main(args, path.absolute(), system, run_dir, forwarders, skipped))

@@ -50,9 +50,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rovbus.config import load_system
+    from rovbus.daemon.process import run_daemon, setup_logging
     from rovbus.errors import ConfigError
     from rovbus.forwarder import ForwarderDaemon
-    from rovbus.node.process import run_daemon, setup_logging
 
     if args.request_timeout <= 0:
         print("rovbus forwarder: --request-timeout must be positive", file=sys.stderr)

@@ -53,9 +53,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rovbus.config import load_system
+    from rovbus.daemon.process import run_daemon, setup_logging
     from rovbus.errors import ConfigError
     from rovbus.node.daemon import NodeDaemon
-    from rovbus.node.process import run_daemon, setup_logging
 
     try:
         system = load_system(args.config)

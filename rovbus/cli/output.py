@@ -11,6 +11,7 @@ from typing import Any
 
 from rovbus.wire.canframe import CanFrame, frames_from_batch
 from rovbus.wire.cantext import format_cansend
+from rovbus.wire.contents import read_heartbeat
 from rovbus.wire.message import Message
 
 __all__ = ["can_frames", "jsonable", "jsonl_line", "pretty_line", "to_json"]
@@ -81,14 +82,11 @@ def pretty_line(message: Message, received: float, width: int = 0) -> str:
         body = f"batch of {len(frames)}: " + " ".join(format_cansend(f) for f in frames[:4])
         if len(frames) > 4:
             body += " ..."
-    elif kind == "heartbeat":
-        buses = c.get("buses") or {}
+    elif kind == "heartbeat" and (beat := read_heartbeat(c)) is not None:
         summary = ", ".join(
-            f"{name} {b.get('state')} rx {b.get('rx')} tx {b.get('tx')}"
-            for name, b in buses.items()
-            if isinstance(b, dict)
+            f"{name} {b['state']} rx {b['rx']} tx {b['tx']}" for name, b in beat["buses"].items()
         )
-        body = f"heartbeat #{c.get('seq')} {c.get('state')} up {c.get('uptime')} s; {summary}"
+        body = f"heartbeat #{beat['seq']} {beat['state']} up {beat['uptime']} s; {summary}"
     else:
         body = f"{kind} {to_json(c)}"
     line = head + body

@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from rovbus.errors import ConfigError, TransportError
     from rovbus.transport import Publisher, bind
     from rovbus.wire.codec import Codec
-    from rovbus.wire.serializers import Serializer
 
     setup_logging(args, "pub")
     log = logging.getLogger("rovbus.cli")
@@ -83,20 +82,16 @@ def run(args: argparse.Namespace) -> int:
         print("rovbus pub: --rate must be positive", file=sys.stderr)
         return EXIT_USAGE
     count = args.count if args.count is not None else (None if args.rate else 1)
-    key, scheme, serializer = b"", "hmac-sha256", Serializer.MSGPACK
+    codec = Codec(username="rovbus-pub")
     if args.config:
         from rovbus.config import load_system
+        from rovbus.transport.system_codec import system_codec
 
         try:
-            system = load_system(args.config)
-            key = system.hmac_key()
+            codec = system_codec(load_system(args.config), "rovbus-pub")
         except ConfigError as exc:
             print(f"rovbus pub: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        if system.security:
-            scheme = system.security.signature_scheme
-        serializer = Serializer(system.system.serializer)
-    codec = Codec(key, scheme, username="rovbus-pub")
     ctx: zmq.Context[Any] = zmq.Context()
     sock: zmq.Socket[Any] = ctx.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 1000)
@@ -109,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     print(f"rovbus pub: publishing on {endpoint}", file=sys.stderr)
-    publisher = Publisher("pub", sock, codec, serializer)
+    publisher = Publisher("pub", sock, codec, codec.serializer)
 
     async def publish() -> None:
         await asyncio.sleep(args.wait)

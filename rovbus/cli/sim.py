@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _devices(args: argparse.Namespace) -> int:
     from rovbus.config import load_system
+    from rovbus.daemon.process import run_daemon, setup_logging
     from rovbus.errors import ConfigError
-    from rovbus.node.process import run_daemon, setup_logging
     from rovbus.sim.simnode import DeviceProcess
 
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rovbus.transport.liveness import LivenessTracker
+from rovbus.wire.contents import Heartbeat, read_heartbeat
 from rovbus.wire.message import Message
 
 __all__ = ["UNHEARD", "BusRow", "NodeRow", "NodeTable"]
@@ -98,14 +99,8 @@ class NodeRow:
 
 @dataclass(slots=True)
 class _Seen:
-    group: str
-    content: dict[str, Any]
-    uptime: float
+    beat: Heartbeat
     rates: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _rate(new: int, old: int, dt: float) -> float | None:
@@ -124,33 +119,27 @@ class NodeTable:
         self._seen: dict[str, _Seen] = {}
 
     def observe(self, message: Message, now: float) -> bool:
-        """Take a heartbeat message; False (and nothing changes) for anything else."""
-        c = message.content
+        """Take a heartbeat message; False (and nothing changes) for anything else, or a
+        heartbeat without the fields it must have (``read_heartbeat``)."""
         if message.msg_type != "heartbeat":
             return False
-        name, session, seq = c.get("node"), c.get("session"), c.get("seq")
-        interval = c.get("interval")
-        if not (isinstance(name, str) and isinstance(session, str) and isinstance(seq, int)):
+        beat = read_heartbeat(message.content)
+        if beat is None:
             return False
-        if not isinstance(interval, int | float) or interval <= 0:
-            return False
+        name, session = beat["node"], beat["session"]
         life = self.tracker.nodes.get(name)
         restarted = life is not None and life.session != session
-        self.tracker.observe(name, session, seq, float(interval), now)
-        uptime = c.get("uptime")
-        uptime = float(uptime) if isinstance(uptime, int | float) else 0.0
-        group = c.get("group") if isinstance(c.get("group"), str) else ""
+        self.tracker.observe(name, session, beat["seq"], beat["interval"], now)
         old = self._seen.get(name)
-        seen = _Seen(str(group), dict(c), uptime)
+        seen = _Seen(beat)
         if old is not None and not restarted:
-            dt = uptime - old.uptime
-            old_buses = old.content.get("buses") or {}
-            for bus, stats in (c.get("buses") or {}).items():
-                before = old_buses.get(bus) if isinstance(old_buses, dict) else None
-                if isinstance(stats, dict) and isinstance(before, dict):
+            dt = beat["uptime"] - old.beat["uptime"]
+            for bus, stats in beat["buses"].items():
+                before = old.beat["buses"].get(bus)
+                if before is not None:
                     seen.rates[bus] = (
-                        _rate(_int(stats.get("rx")), _int(before.get("rx")), dt),
-                        _rate(_int(stats.get("tx")), _int(before.get("tx")), dt),
+                        _rate(stats["rx"], before["rx"], dt),
+                        _rate(stats["tx"], before["tx"], dt),
                     )
         self._seen[name] = seen
         return True
@@ -160,9 +149,7 @@ class NodeTable:
 
     def rates_known(self) -> set[str]:
         """Nodes heard at least twice in the same session (their rates are known)."""
-        return {
-            name for name, seen in self._seen.items() if seen.rates or not seen.content.get("buses")
-        }
+        return {name for name, seen in self._seen.items() if seen.rates or not seen.beat["buses"]}
 
     def rows(self, now: float) -> list[NodeRow]:
         """Every node heard or expected: expected ones in file order, then the others."""
@@ -175,37 +162,31 @@ class NodeTable:
         state = self.tracker.state(name, now)
         if seen is None or life is None or state is None:
             return NodeRow(name, self.expected.get(name, ""), UNHEARD)
-        buses = []
-        for bus, stats in (seen.content.get("buses") or {}).items():
-            if not isinstance(stats, dict):
-                continue
-            rx_rate, tx_rate = seen.rates.get(bus, (None, None))
-            buses.append(
-                BusRow(
-                    str(bus),
-                    str(stats.get("state", "?")),
-                    _int(stats.get("rx")),
-                    _int(stats.get("tx")),
-                    _int(stats.get("errors")),
-                    bool(stats.get("tx_enabled", True)),
-                    rx_rate,
-                    tx_rate,
-                )
+        beat = seen.beat
+        buses = tuple(
+            BusRow(
+                bus,
+                stats["state"],
+                stats["rx"],
+                stats["tx"],
+                stats["errors"],
+                stats["tx_enabled"],
+                *seen.rates.get(bus, (None, None)),
             )
-        node_state = seen.content.get("state")
-        subs = seen.content.get("subscriptions")
-        subs = subs if isinstance(subs, dict) else {}
+            for bus, stats in beat["buses"].items()
+        )
+        subs = beat.get("subscriptions")
         return NodeRow(
             name,
-            seen.group or self.expected.get(name, ""),
+            beat["group"] or self.expected.get(name, ""),
             str(state),
             now - life.last_seen,
-            seen.uptime,
-            node_state if isinstance(node_state, str) else None,
+            beat["uptime"],
+            beat["state"] or None,
             life.session,
             life.restarts,
             life.missed,
-            tuple(buses),
-            _int(subs["in_force"]) if "in_force" in subs else None,
-            _int(subs.get("over_cap")),
+            buses,
+            subs["in_force"] if subs is not None else None,
+            subs["over_cap"] if subs is not None else 0,
         )

@@ -20,7 +20,7 @@ What this layer promises:
   provenance (:mod:`rovbus.transport.curve`, :mod:`rovbus.forwarder.curvekey`).
 - **A daemon**: its own ``<name>/hb`` with counters; ``kernel_info``, ``node_info``,
   ``stats``, ``pause``, ``resume`` and ``shutdown`` on its ``control`` endpoint; sd_notify
-  and a clean SIGTERM through :func:`rovbus.node.process.run_daemon`: replies to requests
+  and a clean SIGTERM through :func:`rovbus.daemon.process.run_daemon`: replies to requests
   forwarded still come back for a moment, and requests not yet read get a ``ShuttingDown``
   error reply.
 - **Bounded input from outside**: ``[system] max_message_size`` on the request and
@@ -30,14 +30,13 @@ What this layer promises:
   sent the most is refused for a while.
 """
 
-from rovbus.forwarder.daemon import CONTROL_REQUESTS, ForwarderDaemon
+from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter, RouteError, UnknownNode
 from rovbus.forwarder.topology import Topology, topology_of
 
 __all__ = [
-    "CONTROL_REQUESTS",
     "DEFAULT_TIMEOUT",
     "ForwarderDaemon",
     "LastValueCache",

@@ -29,13 +29,14 @@ import zmq.asyncio
 from rovbus import __version__
 from rovbus.config import ForwarderConfig, SystemConfig
 from rovbus.config.subscriptions import SubscriptionPlan
+from rovbus.daemon.dispatch import Dispatcher, ReplyCache
+from rovbus.daemon.timeline import tick_forever
 from rovbus.errors import RovbusError
+from rovbus.forwarder import contents
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
-from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import UnknownRequest, kernel_info
 from rovbus.transport import Channel, bind
 from rovbus.transport.curve import (
     CurveAuthenticator,
@@ -48,25 +49,17 @@ from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.transport.subguard import ProxyGuard
 from rovbus.transport.system_codec import system_codec
-from rovbus.wire.message import Message, error_content, reply_type
+from rovbus.wire.contents import ForwarderInfo, ForwarderStats
+from rovbus.wire.message import Message, kernel_info_content
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic
 
-__all__ = ["CONTROL_REQUESTS", "ForwarderDaemon"]
+__all__ = ["ForwarderDaemon"]
 
 log = logging.getLogger(__name__)
 
 #: seconds between two looks at libzmq's count of the pub's subscriptions
 WATCH = 0.02
-
-CONTROL_REQUESTS = (
-    "kernel_info_request",
-    "node_info_request",
-    "stats_request",
-    "pause_request",
-    "resume_request",
-    "shutdown_request",
-)
 
 
 class ForwarderDaemon:
@@ -86,13 +79,12 @@ class ForwarderDaemon:
         self.drain_deadline = drain_deadline
         security = system.security
         self.serializer = Serializer(system.system.serializer)
-        #: the system key: requests by name, each verified with its node's start key
-        self._routing_codec = system_codec(system, name)
+        #: the system key: requests by name (each verified with its node's start key),
+        #: what the last-value cache verifies, and our own heartbeats; each of these
+        #: receivers keeps its own replay guard
+        self.pub_codec = system_codec(system, name)
         #: this start's key: the control requests and their replies
-        self.codec = self._routing_codec.for_start(name, self._routing_codec.session)
-        #: the system key: what the last-value cache verifies, and our own heartbeats
-        self._cache_codec = system_codec(system, name)
-        self._cache_codec.session = self.codec.session
+        self.codec = self.pub_codec.for_start(name, self.pub_codec.session)
         self.max_age = security.max_age if security and security.max_age else None
         self.interval = system.system.heartbeat_interval
         self.state = "starting"
@@ -112,6 +104,24 @@ class ForwarderDaemon:
         self.last_proxy_stats = ProxyStats()
         self.seq = 0
         self._requests = RequestLoop(log)
+        #: the control channel's requests
+        self.dispatcher = Dispatcher(
+            f"forwarder {name}",
+            self.codec,
+            log,
+            cache=ReplyCache(),
+            hint=" (requests for nodes go to its request endpoint with [node, channel] "
+            "routing frames)",
+        )
+        for msg_type, handler in (
+            ("kernel_info_request", self._kernel_info),
+            ("node_info_request", self._node_info),
+            ("stats_request", self._stats),
+            ("pause_request", self._pause),
+            ("resume_request", self._resume),
+            ("shutdown_request", self._shutdown),
+        ):
+            self.dispatcher.add(msg_type, handler)
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -133,7 +143,7 @@ class ForwarderDaemon:
                 self._gate_auth.start()
             ep = self.config.endpoints
             self.lvc = LastValueCache(
-                ctx, self.name, self._cache_codec, self.serializer, max_age=self.max_age
+                ctx, self.name, self.pub_codec, self.serializer, max_age=self.max_age
             )
             caps = SubscriptionPlan(self.system).forwarder(self.name)
             self.pubpath = PubPath(ctx, self.name, str(ep.pub), caps, outer_setup=outer)
@@ -153,7 +163,7 @@ class ForwarderDaemon:
                 ctx,
                 self.name,
                 self.topology,
-                self._routing_codec,
+                self.pub_codec,
                 request,
                 timeout=self.request_timeout,
                 inner_setup=inner,
@@ -211,9 +221,10 @@ class ForwarderDaemon:
             # stop intake; the control request in hand and the replies to requests
             # forwarded get the drain deadline; aclose answers what is left
             self._requests.stop()
+            self.dispatcher.stop()
             self.router.stop_intake()
             until = time.monotonic() + self.drain_deadline
-            await asyncio.wait([control], timeout=self.drain_deadline)
+            await self.dispatcher.finish(self.drain_deadline)
             await self.router.settle(max(0.0, until - time.monotonic()))
             routing.cancel()
             control.cancel()
@@ -261,41 +272,32 @@ class ForwarderDaemon:
     async def _serve_control(self) -> None:
         if self.control is None:
             raise RuntimeError("ForwarderDaemon.serve() before start()")
-        channel = self.control
-        await self._requests.serve(channel, lambda request: self._answer(channel, request))
+        await self.dispatcher.serve(self._requests, self.control)
 
-    async def _answer(self, channel: Channel, request: Message) -> None:
-        try:
-            if request.msg_type not in CONTROL_REQUESTS:
-                raise UnknownRequest(
-                    f"forwarder {self.name} does not answer {request.msg_type!r}; it answers "
-                    f"{', '.join(CONTROL_REQUESTS)} (requests for nodes go to its request "
-                    "endpoint with [node, channel] routing frames)"
-                )
-            content = await self._handle(request)
-        except (RovbusError, ValueError) as exc:
-            content = error_content(exc)
-        await channel.send(self.codec.reply(request, reply_type(request.msg_type), content))
+    # -- the control requests (registered in ``__init__``) ---------------------------------
 
-    async def _handle(self, request: Message) -> dict[str, Any]:
-        kind = request.msg_type
-        if kind == "kernel_info_request":
-            return self.kernel_info()
-        if kind == "node_info_request":
-            return {"status": "ok", **(await self.node_info())}
-        if kind == "stats_request":
-            return {"status": "ok", **(await self.stats())}
-        assert self.pubpath is not None
-        if kind == "pause_request":
+    async def _kernel_info(self, request: Message) -> dict[str, Any]:
+        return self.kernel_info()
+
+    async def _node_info(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **(await self.node_info())}
+
+    async def _stats(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **(await self.stats())}
+
+    async def _pause(self, request: Message) -> dict[str, Any]:
+        if self.pubpath is not None:
             await self.pubpath.pause()
-            return {"status": "ok", "paused": True}
-        if kind == "resume_request":
+        return {"status": "ok", "paused": True}
+
+    async def _resume(self, request: Message) -> dict[str, Any]:
+        if self.pubpath is not None:
             await self.pubpath.resume()
-            return {"status": "ok", "paused": False}
-        if kind == "shutdown_request":
-            self.request_stop()
-            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
-        raise UnknownRequest(f"no handler for {kind!r}")
+        return {"status": "ok", "paused": False}
+
+    async def _shutdown(self, request: Message) -> dict[str, Any]:
+        self.request_stop()
+        return {"status": "ok", "restart": bool(request.content.get("restart", False))}
 
     async def _heartbeat(self, seq: int) -> None:
         assert self.lvc is not None
@@ -305,31 +307,26 @@ class ForwarderDaemon:
         if self.guard is not None:
             self.guard.trim_if_due()
         proxy = await self._proxy_stats()
-        self.lvc.publish(
-            heartbeat_topic(self.name),
-            "heartbeat",
-            {
-                "seq": seq,
-                "node": self.name,
-                "kind": "forwarder",
-                "group": self.config.outer,
-                "inner": self.config.inner,
-                "session": self.codec.session,
-                "uptime": round(self.uptime, 3),
-                "interval": self.interval,
-                "state": self._health(),
-                "buses": {},
-                "nodes": self.topology.nodes,
-                "pub": {**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
-                "requests": self.router.stats.snapshot() if self.router else {},
-                "rejected": self._rejected_count(),
-                "subscriptions": {
-                    "in_force": len(self.lvc.prefixes),
-                    "over_cap": self.guard.stats.over_cap if self.guard else 0,
-                    "refused": self.gate.refused,
-                },
+        beat = contents.heartbeat(
+            seq=seq,
+            name=self.name,
+            outer=self.config.outer,
+            inner=self.config.inner,
+            session=self.codec.session,
+            uptime=self.uptime,
+            interval=self.interval,
+            state=self._health(),
+            nodes=self.topology.nodes,
+            pub={**proxy.as_dict(), "subscriptions": len(self.lvc.prefixes)},
+            requests=self.router.stats.snapshot() if self.router else {},
+            rejected=self._rejected_count(),
+            subscriptions={
+                "in_force": len(self.lvc.prefixes),
+                "over_cap": self.guard.stats.over_cap if self.guard else 0,
+                "refused": self.gate.refused,
             },
         )
+        self.lvc.publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
 
     async def _proxy_stats(self) -> ProxyStats:
         if self.pubpath is not None and self.pubpath.running:
@@ -358,13 +355,13 @@ class ForwarderDaemon:
         return time.monotonic() - self._started
 
     def kernel_info(self) -> dict[str, Any]:
-        return kernel_info(
+        return kernel_info_content(
             "rovbus-forwarder",
             f"rovbus {__version__}: forwarder {self.name!r} from group "
             f"{self.config.inner!r} to {self.config.outer!r}",
         )
 
-    async def node_info(self) -> dict[str, Any]:
+    async def node_info(self) -> ForwarderInfo:
         return {
             "node": self.name,
             "forwarder": self.name,
@@ -390,10 +387,10 @@ class ForwarderDaemon:
             "counters": await self.stats(),
         }
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> ForwarderStats:
         proxy = await self._proxy_stats()
         lvc = self.lvc.stats() if self.lvc else {}
-        result: dict[str, Any] = {
+        result: ForwarderStats = {
             "forwarder": self.name,
             "uptime": round(self.uptime, 3),
             "pub": {
@@ -413,6 +410,7 @@ class ForwarderDaemon:
                 "refused": self.gate.refused,
                 "refused_addresses": self.gate.refusing(),
             },
+            "dispatch": {"control": self.dispatcher.stats.snapshot()},
         }
         if self.auth is not None:
             result["curve"] = self.auth.stats()
@@ -433,20 +431,15 @@ class ForwarderDaemon:
         self.state = "stopping"
         if self.lvc is not None and not self.lvc.xpub.closed and self.pubpath is not None:
             # a last heartbeat saying so, for whoever is subscribed (best effort)
-            self.lvc.publish(
-                heartbeat_topic(self.name),
-                "heartbeat",
-                {
-                    "seq": self.seq + 1,
-                    "node": self.name,
-                    "kind": "forwarder",
-                    "group": self.config.outer,
-                    "session": self.codec.session,
-                    "interval": self.interval,
-                    "state": "stopping",
-                    "buses": {},
-                },
+            beat = contents.last_heartbeat(
+                seq=self.seq + 1,
+                name=self.name,
+                outer=self.config.outer,
+                session=self.codec.session,
+                uptime=self.uptime,
+                interval=self.interval,
             )
+            self.lvc.publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
         if self.pubpath is not None:
             await self.pubpath.stop()
             if self.pubpath.running:
@@ -484,6 +477,9 @@ class ForwarderDaemon:
         if self.router is not None:
             refused += await self.router.refuse_queued(who, until=until)
         if self.control is not None and not self.control.socket.closed:
-            refused += await self._requests.refuse_queued(self.control, who, until=until)
+            refused += await self.dispatcher.refuse_left()
+            refused += await self._requests.refuse_queued(
+                self.control, who, answered=self.dispatcher.answered, until=until
+            )
         if refused:
             log.info("%s: answered %d request(s) left at shutdown", self.name, refused)

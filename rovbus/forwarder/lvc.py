@@ -88,6 +88,8 @@ class LastValueCache:
     ) -> None:
         self.name = name
         self.codec = codec
+        #: the signatures of what the cache took (its own, apart from the request path's)
+        self.replay_guard = codec.new_replay_guard()
         self.serializer = serializer
         self._seqs = TopicSequence()  # the forwarder's own messages are numbered too
         self.max_age = max_age
@@ -141,7 +143,7 @@ class LastValueCache:
     def store(self, frames: list[bytes]) -> None:
         """Keep ``frames`` if they are a verified heartbeat or status of a node behind."""
         try:
-            message = self.codec.decode(frames)
+            message = self.codec.decode(frames, self.replay_guard)
         except WireError:
             self.rejected += 1
             return

@@ -159,6 +159,8 @@ class RequestRouter:
         self.name = name
         self.topology = topology
         self.codec = codec
+        #: the signatures of the requests taken, whichever node's start key verified them
+        self.replay_guard = codec.new_replay_guard()
         self.session_of = session_of
         self._starts: dict[str, tuple[str, Codec]] = {}  # node -> (session, its codec)
         self.outer = outer
@@ -305,7 +307,7 @@ class RequestRouter:
             )
             return None
         try:
-            return codec.decode(frames), codec  # verifies; identities are not signed
+            return codec.decode(frames, self.replay_guard), codec  # identities are not signed
         except SignatureError as exc:
             self._reject(f"dropped a request: {exc}")
         except WireError as exc:

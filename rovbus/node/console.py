@@ -12,12 +12,13 @@ import json
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rovbus.errors import RovbusError
 from rovbus.node.requests import origin_of, tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
+from rovbus.wire.contents import NodeStats
 from rovbus.wire.message import Message
 from rovbus.wire.origin import Origin
 
@@ -35,7 +36,7 @@ class ConsoleTarget(Protocol):
     name: str
 
     def status_line(self) -> str: ...
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> NodeStats: ...
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
     async def transmit(

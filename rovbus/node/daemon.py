@@ -21,13 +21,10 @@ this start of the node (docs/protocol.md, Signing).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,28 +33,22 @@ import zmq
 import zmq.asyncio
 
 from rovbus import __version__
-from rovbus.can import CanPort, FrameBatcher, RingBuffer
+from rovbus.can import CanPort
 from rovbus.config import NodeConfig, SystemConfig
 from rovbus.config.reach import node_endpoints
 from rovbus.config.subscriptions import SubscriptionCaps, SubscriptionPlan
-from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
+from rovbus.daemon.dispatch import Dispatcher, Handler, ReplyCache
+from rovbus.daemon.timeline import tick_forever
+from rovbus.errors import CanError, ConfigError
+from rovbus.node import contents
+from rovbus.node.canpub import CanStream
 from rovbus.node.connection_file import (
     connection_info_for,
     default_connection_path,
     write_connection_file,
 )
-from rovbus.node.console import CommandError, run_command
-from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import (
-    CONTROL_REQUESTS,
-    SHELL_REQUESTS,
-    UnknownRequest,
-    frames_to_send,
-    kernel_info,
-    origin_of,
-    tx_off_reason,
-    tx_reason,
-)
+from rovbus.node.execute import Executor, SideEffects
+from rovbus.node.requests import frames_to_send, origin_of, tx_off_reason, tx_reason
 from rovbus.node.txlog import TxLog
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport import Channel, Publisher, SocketStats, bind, echo_forever
@@ -66,31 +57,17 @@ from rovbus.transport.server import DRAIN_DEADLINE, RequestLoop
 from rovbus.transport.sockets import SocketOptions
 from rovbus.transport.subguard import SubscriptionGuard
 from rovbus.transport.system_codec import system_codec
-from rovbus.wire.canframe import CanFrame, batch_content
+from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
-from rovbus.wire.message import Message, error_content, reply_type
+from rovbus.wire.contents import NodeInfo, NodeStats
+from rovbus.wire.message import Message, kernel_info_content
 from rovbus.wire.origin import Origin
 from rovbus.wire.serializers import Serializer
-from rovbus.wire.topics import batch_topic, can_topic, heartbeat_topic, status_topic
+from rovbus.wire.topics import heartbeat_topic, status_topic
 
 log = logging.getLogger(__name__)
 
 BusFactory = Callable[[], can.BusABC]
-#: an extra request handler: the request in, the reply's content out (see ``add_handler``)
-Handler = Callable[[Message], Awaitable[dict[str, Any]]]
-
-REPLY_CACHE_SIZE = 256
-INPUT_TIMEOUT = 60.0
-TOPIC_CACHE_LIMIT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class _Question:
-    """A question the node asked on stdin: who was asked, and the answer to come."""
-
-    identities: tuple[bytes, ...]  # the asking request's ROUTER identities
-    session: str  # the asking request's header session
-    answer: asyncio.Future[str]
 
 
 class NodeDaemon:
@@ -118,11 +95,15 @@ class NodeDaemon:
         self.state = "starting"
         self.context: zmq.asyncio.Context | None = None
         self.ports: dict[str, CanPort] = {}
-        self.rings: dict[str, RingBuffer[CanFrame]] = {}
         self.tx_log = TxLog(name, [bus.name for bus in self.config.buses], self.config.tx_log)
-        self.batchers: dict[str, FrameBatcher] = {}
         self.channels: dict[str, Channel] = {}
         self.publishers: dict[str, Publisher] = {}
+        #: CAN -> pub (rovbus/node/canpub.py)
+        self.can = CanStream(name, self.publishers, self.tx_log)
+        #: status and the other side effects of requests, on pub and iopub
+        self.effects = SideEffects(name, self.publishers)
+        #: execute_request and its questions on stdin (rovbus/node/execute.py)
+        self.executor = Executor(self, self.codec, self.channels, self.effects)
         #: the publishers' subscriptions, capped (rovbus.transport.subguard)
         self.guards: dict[str, SubscriptionGuard] = {}
         self.gate = PeerGate(f"node {name}")
@@ -130,14 +111,39 @@ class NodeDaemon:
         self.hb_stats = SocketStats()
         self.hb_socket: zmq.asyncio.Socket | None = None
         self.connection_path: Path | None = None
-        self._topics: dict[str, dict[tuple[int, bool], str]] = {}
-        self._replies: OrderedDict[str, Message] = OrderedDict()
-        self._inputs: dict[str, _Question] = {}  # open questions on stdin, by msg_id
-        self.execution_count = 0
         self.seq = 0
         self._requests = RequestLoop(log)
         self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
-        self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
+        #: shell and control: request type -> handler, a worker per client
+        self.dispatchers = self._dispatchers()
+
+    def _dispatchers(self) -> dict[str, Dispatcher]:
+        """The built-in requests of shell and control (``add_handler`` adds more)."""
+        replies = ReplyCache()  # one for both: a msg_id is carried out once
+        dispatchers = {
+            name: Dispatcher(
+                f"node {self.name}",
+                self.codec,
+                log,
+                cache=replies,
+                where=f"{name} channel of node {self.name}",
+                on_state=self.effects.status,
+            )
+            for name in ("shell", "control")
+        }
+        shell, control = dispatchers["shell"], dispatchers["control"]
+        for dispatcher in (shell, control):
+            dispatcher.add("kernel_info_request", self._kernel_info)
+        shell.add("node_info_request", self._node_info)
+        shell.add("can_send_request", self._can_send)
+        shell.add("stats_request", self._stats)
+        shell.add("execute_request", self.executor.execute)
+        shell.add("tx_log_request", self._tx_log_request)
+        control.add("shutdown_request", self._shutdown)
+        control.add("interrupt_request", self._interrupt)
+        control.add("tx_off_request", self._tx_off)
+        control.add("tx_on_request", self._tx_on)
+        return dispatchers
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -156,7 +162,7 @@ class NodeDaemon:
             await self.aclose()
             raise
         self.state = "ok"
-        self._publish_status("starting", None)
+        self.effects.status("starting")
 
     def _bind_sockets(self, ctx: zmq.asyncio.Context) -> None:
         ep = self.config.endpoints
@@ -166,9 +172,12 @@ class NodeDaemon:
         self._publisher(
             ctx, "pub", str(ep.pub), caps, self.pub_codec, Serializer(self.system.system.serializer)
         )
+        # one guard for the three: they verify with one key, and a message taken on one
+        # must not be taken again on another
+        replay = self.codec.new_replay_guard()
         for name, endpoint in (("shell", ep.shell), ("control", ep.control), ("stdin", ep.stdin)):
             sock = ctx.socket(zmq.ROUTER)
-            self.channels[name] = Channel(name, sock, self.codec)
+            self.channels[name] = Channel(name, sock, self.codec, replay)
             receiving.apply(sock)
             bind(sock, str(endpoint), name)
         self.hb_socket = ctx.socket(zmq.ROUTER)
@@ -221,19 +230,12 @@ class NodeDaemon:
         bus = self.config.bus(name)
         port = CanPort(
             bus,
-            functools.partial(self._on_frames, name),
+            functools.partial(self.can.on_frames, name),
             bus_factory=self._bus_factories.get(name),
-            on_state=self._on_bus_state,
+            on_state=self.can.on_bus_state,
         )
         self.ports[name] = port
-        self.rings[name] = RingBuffer(256)
-        self._topics[name] = {}
-        if bus.batch is not None:
-            self.batchers[name] = FrameBatcher(
-                bus.batch.max_frames,
-                bus.batch.max_delay_ms / 1000.0,
-                functools.partial(self._publish_batch, name),
-            )
+        self.can.add_bus(bus)
         try:
             await port.open()
         except CanError as exc:
@@ -243,45 +245,12 @@ class NodeDaemon:
         """Answer ``msg_type`` (e.g. ``"sim_fault_request"``) on ``channel`` with ``handler``.
 
         The handler returns the reply's content (with ``"status": "ok"``); a
-        ``RovbusError`` or ``ValueError`` it raises becomes an error reply. The built-in
-        requests cannot be replaced."""
-        if channel not in self._handlers:
+        ``RovbusError`` or ``ValueError`` it raises becomes an error reply. A type the
+        channel answers already (the built-in requests) cannot be replaced."""
+        dispatcher = self.dispatchers.get(channel)
+        if dispatcher is None:
             raise ValueError(f"channel must be shell or control, not {channel!r}")
-        if not msg_type.endswith("_request"):
-            raise ValueError(f"a request type ends with _request: {msg_type!r}")
-        if msg_type in SHELL_REQUESTS or msg_type in CONTROL_REQUESTS:
-            raise ValueError(f"{msg_type} is a built-in request")
-        self._handlers[channel][msg_type] = handler
-
-    # -- the CAN stream -----------------------------------------------------------------
-
-    def _on_frames(self, bus: str, frames: list[CanFrame]) -> None:
-        """Called by the port of ``bus`` on the loop thread with frames received or sent."""
-        self.rings[bus].extend(frames)
-        self.tx_log.note(frames)
-        batcher = self.batchers.get(bus)
-        if batcher is not None:
-            batcher.extend(frames)
-            return
-        publish = self.publishers["pub"].publish
-        topic_of = self._can_topic
-        for frame in frames:
-            publish(topic_of(bus, frame), "can_frame", frame.to_content())
-
-    def _can_topic(self, bus: str, frame: CanFrame) -> str:
-        topics = self._topics[bus]
-        key = (frame.arbitration_id, frame.is_extended_id)
-        topic = topics.get(key)
-        if topic is None:
-            topic = can_topic(self.name, bus, frame.arbitration_id, frame.is_extended_id)
-            if len(topics) < TOPIC_CACHE_LIMIT:
-                topics[key] = topic
-        return topic
-
-    def _publish_batch(self, bus: str, frames: list[CanFrame]) -> None:
-        self.publishers["pub"].publish(
-            batch_topic(self.name, bus), "can_batch", batch_content(bus, frames)
-        )
+        dispatcher.add(msg_type, handler)
 
     # -- serving ------------------------------------------------------------------------
 
@@ -298,9 +267,13 @@ class NodeDaemon:
             raise RuntimeError("NodeDaemon.serve() before start()")
         async with asyncio.TaskGroup() as tg:
             requests = [
-                tg.create_task(self._serve_channel("shell", SHELL_REQUESTS)),
-                tg.create_task(self._serve_channel("control", CONTROL_REQUESTS)),
-                tg.create_task(self._requests.serve(self.channels["stdin"], self._on_stdin)),
+                *(
+                    tg.create_task(d.serve(self._requests, self.channels[name]))
+                    for name, d in self.dispatchers.items()
+                ),
+                tg.create_task(
+                    self._requests.serve(self.channels["stdin"], self.executor.on_stdin)
+                ),
             ]
             others = [
                 tg.create_task(echo_forever(self.hb_socket, self.hb_stats, log)),
@@ -318,219 +291,76 @@ class NodeDaemon:
         ports' transmit drain in ``aclose`` shares; a handler still running is cancelled."""
         self._drain_until = time.monotonic() + self.drain_deadline
         self._requests.stop()
-        for question in self._inputs.values():  # the stdin loop reads no answer any more
-            if not question.answer.done():
-                question.answer.set_exception(
-                    ShuttingDown(
-                        f"node {self.name} is shutting down: its question on stdin will not "
-                        "be answered, and the command stopped there"
-                    )
-                )
-        _, running = await asyncio.wait(loops, timeout=self.drain_deadline)
-        for task in running:
+        for dispatcher in self.dispatchers.values():
+            dispatcher.stop()
+        self.executor.abandon(self.name)  # the stdin loop reads no answer any more
+        await asyncio.gather(
+            *(d.finish(self.drain_deadline) for d in self.dispatchers.values()),
+            asyncio.wait(loops, timeout=self.drain_deadline),
+        )
+        for task in loops:
             task.cancel()
 
-    async def _serve_channel(self, name: str, answers: Sequence[str]) -> None:
-        channel = self.channels[name]
-        await self._requests.serve(channel, lambda request: self._answer(channel, request, answers))
+    # -- the built-in requests (registered in ``_dispatchers``) ----------------------------
 
-    async def _answer(self, channel: Channel, request: Message, answers: Sequence[str]) -> None:
-        cached = self._cached_reply(request)
-        if cached is not None:  # a client's retry: answer again, do not act twice
-            await channel.send(cached)
-            return
-        self._publish_status("busy", request)
-        try:
-            try:
-                extra = self._handlers.get(channel.name, {})
-                handler = extra.get(request.msg_type)
-                if handler is not None:
-                    content = await handler(request)
-                elif request.msg_type not in answers:
-                    raise UnknownRequest(
-                        f"{channel.name} channel of node {self.name} does not answer "
-                        f"{request.msg_type!r}; it answers {', '.join([*answers, *extra])}"
-                    )
-                else:
-                    content = await self._handle(request)
-            except (RovbusError, ValueError) as exc:
-                content = error_content(exc)
-            reply = self.codec.reply(request, reply_type(request.msg_type), content)
-            self._replies[request.msg_id] = reply
-            if len(self._replies) > REPLY_CACHE_SIZE:
-                self._replies.popitem(last=False)
-            await channel.send(reply)
-        finally:
-            self._publish_status("idle", request)
-
-    async def _handle(self, request: Message) -> dict[str, Any]:
-        kind = request.msg_type
-        if kind == "kernel_info_request":
-            return kernel_info(
-                "rovbus",
-                f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}. "
-                "Type 'help'.",
-            )
-        if kind == "node_info_request":
-            return {"status": "ok", **self.node_info()}
-        if kind == "stats_request":
-            return {"status": "ok", **self.stats()}
-        if kind == "can_send_request":
-            bus, frames = frames_to_send(request.content)
-            sent = await self.transmit(bus, frames, origin_of(request))
-            return {"status": "ok", "bus": bus, "sent": sent}
-        if kind == "tx_log_request":
-            return await self.tx_log.answer(request)
-        if kind == "execute_request":
-            return await self._execute(request)
-        if kind == "shutdown_request":
-            self.request_stop()
-            return {"status": "ok", "restart": bool(request.content.get("restart", False))}
-        if kind == "interrupt_request":
-            dropped = sum(port.drop_queued() for port in self.ports.values())
-            return {"status": "ok", "dropped": dropped}
-        if kind == "tx_off_request":
-            self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
-            return {"status": "ok", "tx_enabled": False}
-        if kind == "tx_on_request":
-            self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
-            return {"status": "ok", "tx_enabled": True}
-        raise UnknownRequest(f"no handler for {kind!r}")  # the tables and this list agree
-
-    # -- execute and stdin --------------------------------------------------------------
-
-    async def _execute(self, request: Message) -> dict[str, Any]:
-        self.execution_count += 1
-        count = self.execution_count
-        code = request.content.get("code", "")
-        if not isinstance(code, str):
-            raise ValueError("execute_request 'code' must be a string")
-        self._side_effect("execute_input", {"code": code, "execution_count": count}, request)
-        allow_stdin = bool(request.content.get("allow_stdin", False))
-
-        async def ask(prompt: str) -> str:
-            return await self._ask(request, prompt)
-
-        try:
-            outcome = await run_command(self, code, ask if allow_stdin else None, request)
-        except CommandError as exc:
-            failure = error_content(exc)
-            self._side_effect(
-                "error", {k: failure[k] for k in ("ename", "evalue", "traceback")}, request
-            )
-            return {**failure, "execution_count": count}
-        if outcome.stdout:
-            self._side_effect("stream", {"name": "stdout", "text": outcome.stdout}, request)
-        if outcome.result is not None:
-            self._side_effect(
-                "execute_result",
-                {"execution_count": count, "data": {"text/plain": outcome.result}, "metadata": {}},
-                request,
-            )
-        return {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []}
-
-    async def _ask(self, request: Message, prompt: str) -> str:
-        stdin = self.channels["stdin"]
-        question = self.codec.message(
-            "input_request",
-            {"prompt": prompt, "password": False},
-            parent=request,
-            identities=request.identities,
-            serializer=request.serializer,
+    async def _kernel_info(self, request: Message) -> dict[str, Any]:
+        return kernel_info_content(
+            "rovbus",
+            f"rovbus {__version__}: node {self.name!r} of group {self.config.group!r}. "
+            "Type 'help'.",
         )
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        asked = _Question(request.identities, request.header["session"], future)
-        self._inputs[question.msg_id] = asked
-        try:
-            await stdin.send(question)
-            async with asyncio.timeout(INPUT_TIMEOUT):
-                return await future
-        except TimeoutError:
-            raise CommandError(f"no answer on stdin within {INPUT_TIMEOUT:g} s") from None
-        finally:
-            self._inputs.pop(question.msg_id, None)
 
-    async def _on_stdin(self, message: Message) -> None:
-        """An ``input_reply`` answers the open question it belongs to; the rest is ignored."""
-        if message.msg_type != "input_reply":
-            return
-        future = self._pending_input_for(message)
-        value = message.content.get("value")
-        if future is not None and not future.done():
-            future.set_result(value if isinstance(value, str) else "")
+    async def _node_info(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **self.node_info()}
 
-    def _pending_input_for(self, reply: Message) -> asyncio.Future[str] | None:
-        """The open question ``reply`` answers, if any. Only the client asked may answer:
-        on stdin the ROUTER identity its request had on shell, in the request's session;
-        its reply answers the question its parent names or, without a parent (as
-        jupyter_client sends it), its open question. Anyone else's reply answers nothing."""
-        parent_id = reply.parent_header.get("msg_id")
-        session = reply.header.get("session")
-        for msg_id, question in self._inputs.items():
-            if question.identities != reply.identities or question.session != session:
-                continue
-            if parent_id is None or parent_id == msg_id:
-                return question.answer
-        return None
+    async def _stats(self, request: Message) -> dict[str, Any]:
+        return {"status": "ok", **self.stats()}
 
-    # -- publishing side effects ----------------------------------------------------------
+    async def _can_send(self, request: Message) -> dict[str, Any]:
+        bus, frames = frames_to_send(request.content)
+        sent = await self.transmit(bus, frames, origin_of(request))
+        return {"status": "ok", "bus": bus, "sent": sent}
 
-    def _side_effect(self, msg_type: str, content: dict[str, Any], parent: Message) -> None:
-        """A request's side effect: on pub (rovbus tools) and on iopub (Jupyter)."""
-        topic = status_topic(self.name)
-        for publisher in self.publishers.values():
-            publisher.publish(topic, msg_type, content, parent=parent)
+    async def _tx_log_request(self, request: Message) -> dict[str, Any]:
+        return await self.tx_log.answer(request)
 
-    def _publish_status(self, execution_state: str, parent: Message | None) -> None:
-        content = {"execution_state": execution_state}
-        topic = status_topic(self.name)
-        for publisher in self.publishers.values():
-            publisher.publish(topic, "status", content, parent=parent)
+    async def _shutdown(self, request: Message) -> dict[str, Any]:
+        self.request_stop()
+        return {"status": "ok", "restart": bool(request.content.get("restart", False))}
 
-    def _on_bus_state(self, port: CanPort) -> None:
-        """A bus changed state (failed, reopened): say so on ``<node>/status`` at once."""
-        pub = self.publishers.get("pub")
-        if pub is not None and not pub.socket.closed:
-            pub.publish(
-                status_topic(self.name),
-                "bus_status",
-                {"bus": port.name, "state": port.state, "error": port.last_error},
-            )
+    async def _interrupt(self, request: Message) -> dict[str, Any]:
+        dropped = sum(port.drop_queued() for port in self.ports.values())
+        return {"status": "ok", "dropped": dropped}
+
+    async def _tx_off(self, request: Message) -> dict[str, Any]:
+        self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
+        return {"status": "ok", "tx_enabled": False}
+
+    async def _tx_on(self, request: Message) -> dict[str, Any]:
+        self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
+        return {"status": "ok", "tx_enabled": True}
+
+    # -- heartbeats ---------------------------------------------------------------------
 
     def _heartbeat(self, seq: int) -> None:
         self.seq = seq
-        buses = {name: port.stats() for name, port in self.ports.items()}
-        degraded = any(s.state != "ok" for s in buses.values())
-        self.publishers["pub"].publish(
-            heartbeat_topic(self.name),
-            "heartbeat",
-            {
-                "seq": seq,
-                "node": self.name,
-                "group": self.config.group,
-                "session": self.codec.session,
-                "uptime": round(self.uptime, 3),
-                "interval": self.interval,
-                "state": "degraded" if degraded and self.state == "ok" else self.state,
-                "buses": {
-                    name: {
-                        "state": s.state,
-                        "rx": s.rx,
-                        "tx": s.tx,
-                        "errors": s.errors,
-                        "tx_enabled": s.tx_enabled,
-                    }
-                    for name, s in buses.items()
-                },
-                "rejected": sum(c.stats.rejected for c in self.channels.values())
-                + self.hb_stats.rejected,
-                "subscriptions": {
-                    "in_force": sum(g.book.in_force for g in self.guards.values()),
-                    "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
-                    "refused": self.gate.refused,
-                },
+        beat = contents.heartbeat(
+            seq=seq,
+            node=self.name,
+            group=self.config.group,
+            session=self.codec.session,
+            uptime=self.uptime,
+            interval=self.interval,
+            state=self.state,
+            buses={name: port.stats() for name, port in self.ports.items()},
+            rejected=sum(c.stats.rejected for c in self.channels.values()) + self.hb_stats.rejected,
+            subscriptions={
+                "in_force": sum(g.book.in_force for g in self.guards.values()),
+                "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
+                "refused": self.gate.refused,
             },
         )
+        self.publishers["pub"].publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
 
     # -- what the console and the requests read and change --------------------------------
 
@@ -538,45 +368,33 @@ class NodeDaemon:
     def uptime(self) -> float:
         return time.monotonic() - self._started
 
-    def node_info(self) -> dict[str, Any]:
-        ep = self.config.endpoints
-        return {
-            "node": self.name,
-            "group": self.config.group,
-            "version": __version__,
-            "session": self.codec.session,
-            "uptime": round(self.uptime, 3),
-            "state": self.state,
-            "serializer": self.system.system.serializer,
-            "signed": self.codec.signer.enabled,
-            "endpoints": {name: str(endpoint) for name, endpoint in ep.items()},
-            "buses": [
-                {
-                    "name": bus.name,
-                    "interface": bus.interface,
-                    "channel": bus.channel,
-                    "bitrate": bus.bitrate,
-                    "fd": bus.fd,
-                    "state": self.ports[bus.name].state,
-                    "tx_enabled": self.ports[bus.name].tx_enabled,
-                    "batch": bus.batch.model_dump() if bus.batch else None,
-                }
-                for bus in self.config.buses
-                if bus.name in self.ports
+    def node_info(self) -> NodeInfo:
+        return contents.node_info(
+            node=self.name,
+            group=self.config.group,
+            session=self.codec.session,
+            uptime=self.uptime,
+            state=self.state,
+            serializer=self.system.system.serializer,
+            signed=self.codec.signer.enabled,
+            endpoints=dict(self.config.endpoints.items()),
+            buses=[
+                (bus, self.ports[bus.name]) for bus in self.config.buses if bus.name in self.ports
             ],
-        }
+        )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> NodeStats:
         sockets = {name: c.stats.snapshot() for name, c in self.channels.items()}
         sockets.update({name: p.stats.snapshot() for name, p in self.publishers.items()})
         sockets["hb"] = self.hb_stats.snapshot()
-        return {
-            "node": self.name,
-            "uptime": round(self.uptime, 3),
-            "buses": {name: port.stats().as_dict() for name, port in self.ports.items()},
-            "sockets": sockets,
-            "subscriptions": self.subscription_stats(),
-        }
+        return contents.node_stats(
+            node=self.name,
+            uptime=self.uptime,
+            buses={name: port.stats() for name, port in self.ports.items()},
+            sockets=sockets,
+            subscriptions=self.subscription_stats(),
+            dispatch={name: d.stats.snapshot() for name, d in self.dispatchers.items()},
+        )
 
     def subscription_stats(self) -> dict[str, Any]:
         """The publishers' subscription counters, and the addresses refused now."""
@@ -607,9 +425,7 @@ class NodeDaemon:
         return lines
 
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]:
-        if bus not in self.rings:
-            raise ValueError(f"node {self.name} has no bus {bus!r}; it has {', '.join(self.rings)}")
-        return self.rings[bus].last(count)
+        return self.can.recent(bus, count)
 
     async def transmit(
         self, bus: str, frames: Sequence[CanFrame], origin: Origin | None = None
@@ -658,12 +474,8 @@ class NodeDaemon:
         """Finish pending transmissions within the deadline, answer the requests still
         queued (``ShuttingDown``), then release everything."""
         self.state = "stopping"
-        for question in self._inputs.values():
-            question.answer.cancel()
-        for batcher in self.batchers.values():
-            with contextlib.suppress(Exception):
-                batcher.flush_now()
-            batcher.close()
+        self.executor.cancel()
+        self.can.close()
         ports = list(self.ports.values())
         if ports:
             left = self.drain_deadline
@@ -671,7 +483,7 @@ class NodeDaemon:
                 left = max(0.0, self._drain_until - time.monotonic())
             await asyncio.gather(*(p.aclose(left) for p in ports))
         if self.publishers.get("pub") is not None and not self.publishers["pub"].socket.closed:
-            self._publish_status("stopping", None)
+            self.effects.status("stopping")
         await self._refuse_queued()
         for channel in self.channels.values():
             channel.close(linger_ms=200)
@@ -699,21 +511,16 @@ class NodeDaemon:
         for name, channel in self.channels.items():
             if channel.socket.closed:
                 continue
-            if name == "stdin":
+            dispatcher = self.dispatchers.get(name)
+            if dispatcher is None:  # stdin, which receives replies
                 await self._requests.refuse_queued(channel, who, answer=False, until=until)
-            else:
-                refused += await self._requests.refuse_queued(
-                    channel, who, answered=self._cached_reply, until=until
-                )
+                continue
+            refused += await dispatcher.refuse_left()
+            refused += await self._requests.refuse_queued(
+                channel, who, answered=dispatcher.answered, until=until
+            )
         if refused:
             log.info("%s: answered %d request(s) left at shutdown", self.name, refused)
-
-    def _cached_reply(self, request: Message) -> Message | None:
-        """The reply already given to ``request``'s ``msg_id`` (a client's retry), if any."""
-        cached = self._replies.get(request.msg_id)
-        if cached is None:
-            return None
-        return self.codec.reply(request, cached.msg_type, cached.content)
 
 
 __all__ = ["NodeDaemon"]

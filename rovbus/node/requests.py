@@ -1,58 +1,17 @@
-"""Replies to the requests a node answers on its shell and control channels.
-
-Each handler takes the request and returns the reply's content; the daemon wraps it in a
-reply envelope, with Jupyter's busy/idle status around it. A handler that fails raises a
-``RovbusError`` (or ``ValueError`` for bad arguments), which becomes an error reply in
-Jupyter's form: ``{"status": "error", "ename", "evalue", "traceback"}``.
-"""
+"""What a node's requests carry, read and checked: the frames of a ``can_send_request``,
+the reason given for turning transmit on or off. Bad arguments raise ``ValueError``, which
+the dispatcher (rovbus/daemon/dispatch.py) turns into an error reply."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from rovbus import __version__
-from rovbus.errors import EnvelopeError, RovbusError
+from rovbus.errors import EnvelopeError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_cansend
-from rovbus.wire.message import PROTOCOL_VERSION, Message
+from rovbus.wire.message import Message
 from rovbus.wire.origin import CURVE_KEY, Origin
-
-#: shell requests a node answers, and the reply type of each
-SHELL_REQUESTS = (
-    "kernel_info_request",
-    "node_info_request",
-    "can_send_request",
-    "stats_request",
-    "execute_request",
-    "tx_log_request",
-)
-#: control requests a node answers
-CONTROL_REQUESTS = (
-    "kernel_info_request",
-    "shutdown_request",
-    "interrupt_request",
-    "tx_off_request",
-    "tx_on_request",
-)
-
-
-def kernel_info(implementation: str, banner: str) -> dict[str, Any]:
-    """A kernel_info_reply that jupyter_client accepts (node and forwarder alike)."""
-    return {
-        "status": "ok",
-        "protocol_version": PROTOCOL_VERSION,
-        "implementation": implementation,
-        "implementation_version": __version__,
-        "language_info": {
-            "name": "rovbus",
-            "version": __version__,
-            "mimetype": "text/plain",
-            "file_extension": ".txt",
-        },
-        "banner": banner,
-        "help_links": [],
-    }
 
 
 def frames_to_send(content: dict[str, Any]) -> tuple[str, list[CanFrame]]:
@@ -153,7 +112,3 @@ def tx_off_reason(value: object) -> str:
         return tx_reason(value, required=False)
     except ValueError:
         return ""
-
-
-class UnknownRequest(RovbusError):
-    """A request type the channel does not answer."""

@@ -1,4 +1,5 @@
-"""An asyncio ZeroMQ socket that speaks envelopes through one ``Codec``, with counters.
+"""An asyncio ZeroMQ socket that speaks envelopes through one ``Codec``, with counters and
+the receiver's replay guard.
 
 ``decode`` never raises for what a peer sent: a bad envelope or signature comes back as a
 ``Rejected`` (counted), so a daemon's receive loop decides whether to answer, log or drop,
@@ -19,6 +20,7 @@ from rovbus.transport.stats import SocketStats
 from rovbus.wire.codec import Codec, split_envelope
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer, detect, unpack
+from rovbus.wire.signing import ReplayGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +56,23 @@ def peek_header(
 
 
 class Channel:
-    """One socket, one codec, one set of counters."""
+    """One socket, one codec, one set of counters, one replay guard.
 
-    def __init__(self, name: str, socket: zmq.asyncio.Socket, codec: Codec) -> None:
+    The guard remembers the signatures this channel took (``codec.new_replay_guard()``
+    unless given: channels that verify with one key and must not take the same message
+    twice between them share one)."""
+
+    def __init__(
+        self,
+        name: str,
+        socket: zmq.asyncio.Socket,
+        codec: Codec,
+        replay: ReplayGuard | None = None,
+    ) -> None:
         self.name = name
         self.socket = socket
         self.codec = codec
+        self.replay_guard = replay if replay is not None else codec.new_replay_guard()
         self.stats = SocketStats()
 
     def decode(self, frames: list[bytes]) -> Message | Rejected:
@@ -67,7 +80,7 @@ class Channel:
         stats.messages_in += 1
         stats.bytes_in += sum(len(f) for f in frames)
         try:
-            return self.codec.decode(frames)
+            return self.codec.decode(frames, self.replay_guard)
         except WireError as exc:
             stats.rejected += 1
             identities, header, serializer = peek_header(frames)

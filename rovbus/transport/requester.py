@@ -50,6 +50,8 @@ class Requester:
         self.setup = setup  # e.g. CURVE client keys, applied before connect
         self.name = name
         self.stats = SocketStats()
+        #: the replies taken, across attempts (whatever codec signs each attempt)
+        self.replay_guard = codec.new_replay_guard()
         self._socket: zmq.asyncio.Socket | None = None
         self._lock = asyncio.Lock()
 
@@ -107,7 +109,7 @@ class Requester:
             self.stats.messages_in += 1
             self.stats.bytes_in += sum(len(f) for f in frames)
             try:
-                reply = codec.decode(frames)
+                reply = codec.decode(frames, self.replay_guard)
             except WireError:
                 self.stats.rejected += 1
                 continue

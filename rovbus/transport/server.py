@@ -7,22 +7,22 @@ an error reply in Jupyter's form. A handler that raises is logged and the loop g
 Stopping, in the order a daemon follows (DESIGN.md: stop intake, drain with a deadline,
 close):
 
-1. ``RequestLoop.stop`` stops intake: each ``serve`` returns once the request in hand is
-   answered; none reads another. The wait for a message is a poll, which takes nothing
+1. ``RequestLoop.stop`` stops intake: each ``serve`` returns once the message in hand is
+   handed over; none reads another. The wait for a message is a poll, which takes nothing
    off the queue, so stopping loses no message (cancelling a receive can).
-2. The daemon waits for the loops within its drain deadline and cancels the rest; a
-   request whose handler was cancelled is remembered as interrupted.
+2. The daemon lets the requests in hand finish within its drain deadline (the
+   dispatcher's, rovbus/daemon/dispatch.py, which also answers the ones it cut off and
+   the ones it had queued).
 3. Before closing its channels, ``refuse_queued`` answers, without acting on them, what
-   each ROUTER still holds: the interrupted request, then every queued one, read without
-   blocking (at most ``DRAIN_LIMIT`` per channel, until a deadline). The answer is an
-   error reply with ``ename`` ``ShuttingDown`` naming the daemon (``refusal``), or the
-   reply the daemon already gave to the same ``msg_id`` (a client's retry of a request
-   that was carried out). Bad messages go through ``reject`` as always.
+   each ROUTER still holds, read without blocking (at most ``DRAIN_LIMIT`` per channel,
+   until a deadline). The answer is an error reply with ``ename`` ``ShuttingDown`` naming
+   the daemon (``refusal``), or what the daemon's ``answered`` gives (the reply already
+   given to the same ``msg_id``: a client's retry of a request that was carried out).
+   Bad messages go through ``reject`` as always.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -80,11 +80,9 @@ class RequestLoop:
         self.logger = logger
         self._limit = RateLimiter(log_interval_s)
         self.intake = Intake(logger, log_interval_s)
-        #: per channel name, the request whose handler was cancelled (at a deadline)
-        self.interrupted: dict[str, Message] = {}
 
     def stop(self) -> None:
-        """Stop intake: each ``serve`` returns once the request in hand is answered."""
+        """Stop intake: each ``serve`` returns once the message in hand is handed over."""
         self.intake.stop()
 
     async def serve(self, channel: Channel, handle: Callable[[Message], Awaitable[None]]) -> None:
@@ -98,9 +96,6 @@ class RequestLoop:
                 continue
             try:
                 await handle(got)
-            except asyncio.CancelledError:
-                self.interrupted[channel.name] = got  # refuse_queued answers it
-                raise
             except Exception:  # a handler bug must not stop the daemon
                 self.logger.exception(
                     "%s: unhandled error answering %s", channel.name, got.msg_type
@@ -137,23 +132,16 @@ class RequestLoop:
     ) -> int:
         """Answer what ``channel`` holds without acting on it; return how many were answered.
 
-        First the request interrupted on this channel, if any, then every message already
-        queued, read without blocking: at most ``limit``, until the monotonic time
-        ``until`` (default: ``DRAIN_DEADLINE`` from now). A good message gets
-        ``answered(request)`` when that gives a reply (the one already sent to the same
-        ``msg_id``: it was carried out), else ``refusal``. ``answer=False`` (stdin, which
-        receives replies) reads and counts without answering. Call it after the loops
-        have stopped and before closing the channel."""
+        Every message already queued, read without blocking: at most ``limit``, until the
+        monotonic time ``until`` (default: ``DRAIN_DEADLINE`` from now). A good message
+        gets ``answered(request)`` when that gives a reply (the daemon's dispatcher: the
+        one already sent to the same ``msg_id``, or a refusal saying it was cut off), else
+        ``refusal``. ``answer=False`` (stdin, which receives replies) reads and counts
+        without answering. Call it after the loops have stopped and before closing the
+        channel."""
         if until is None:
             until = time.monotonic() + DRAIN_DEADLINE
         count = 0
-        interrupted = self.interrupted.pop(channel.name, None)
-        if interrupted is not None and answer:
-            reply = answered(interrupted) if answered is not None else None
-            if reply is None:
-                reply = refusal(channel.codec, interrupted, who, "interrupted")
-            await channel.send(reply)
-            count += 1
         for _ in range(limit):
             if channel.socket.closed or time.monotonic() >= until:
                 break
@@ -168,8 +156,7 @@ class RequestLoop:
                 continue
             reply = answered(got) if answered is not None else None
             if reply is None:
-                cut = interrupted is not None and got.msg_id == interrupted.msg_id  # a retry
-                reply = refusal(channel.codec, got, who, "interrupted" if cut else "refused")
+                reply = refusal(channel.codec, got, who)
             await channel.send(reply)
             count += 1
         return count

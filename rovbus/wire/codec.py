@@ -5,9 +5,12 @@
     [identity ..., b"<IDS|MSG>", signature, header, parent_header, metadata, content, buffer ...]
 
 A ``Codec`` belongs to one sender (a node, a forwarder, an operator): it holds the session
-id and username it stamps on headers, the signing key, and the replay guard for what it
-receives. It never touches a socket. ``for_start`` gives the same sender's codec for the
-conversations of one start of a daemon, signed with that start's key.
+id and username it stamps on headers, the signing key, and the checks it applies to what
+it receives (``max_age``, ``max_skew``, the replay window). What a receiver remembers, the
+signatures already taken (``ReplayGuard``), belongs to the receiving channel
+(transport/channel.py), which passes it to ``decode``. A codec never touches a socket.
+``for_start`` gives the same sender's codec for the conversations of one start of a
+daemon, signed with that start's key.
 """
 
 from __future__ import annotations
@@ -100,9 +103,10 @@ class Codec:
     """Builds, signs, encodes, verifies and decodes messages for one sender.
 
     ``key`` empty: no signing, and unsigned messages are accepted. With a key, ``decode``
-    raises ``SignatureError`` for unsigned, forged and replayed messages, and (with
-    ``max_age``) for messages whose header date is older than that many seconds or more
-    than ``max_skew`` seconds ahead of this codec's clock.
+    raises ``SignatureError`` for unsigned and forged messages, for replayed ones (given
+    the receiver's ``ReplayGuard``, of ``replay_window`` signatures: ``new_replay_guard``),
+    and (with ``max_age``) for messages whose header date is older than that many seconds
+    or more than ``max_skew`` seconds ahead of this codec's clock.
     """
 
     def __init__(
@@ -121,7 +125,8 @@ class Codec:
         self.signer = Signer(key, signature_scheme)
         self._signed = self.signer.enabled
         self._root_key = self.signer.key  # what start keys derive from (see for_start)
-        self.replay_guard = ReplayGuard(replay_window)
+        #: receivers' guards hold this many signatures (checked here, not at the first)
+        self.replay_window = ReplayGuard(replay_window).size
         self.username = username
         self.session = session or new_session_id()
         self.serializer = Serializer(serializer)
@@ -143,9 +148,13 @@ class Codec:
     def signature_scheme(self) -> str:
         return self.signer.scheme
 
+    def new_replay_guard(self) -> ReplayGuard:
+        """An empty guard of this codec's replay window, for a receiving channel."""
+        return ReplayGuard(self.replay_window)
+
     def for_start(self, name: str, session: str) -> Codec:
         """This sender's codec for the conversations of daemon ``name`` in its start
-        ``session``: the same session, username, msg_id counter, replay guard and checks,
+        ``session``: the same session, username, msg_id counter and checks,
         signing and verifying with that start's key, derived from the key this codec was
         made with (the system key; ``derive_key``). Without a key: this codec."""
         if not self._signed:
@@ -302,8 +311,11 @@ class Codec:
             return False
         return compare_digest(bytes(rest[0]), self.signer.sign([bytes(f) for f in rest[1:5]]))
 
-    def decode(self, frames: Sequence[bytes]) -> Message:
-        """Verify and decode ``frames``. Raises only ``EnvelopeError`` or ``SignatureError``."""
+    def decode(self, frames: Sequence[bytes], replay: ReplayGuard | None = None) -> Message:
+        """Verify and decode ``frames``; with a key, a signature already in ``replay`` (the
+        receiving channel's guard) is refused, and a new one recorded there. Without a
+        guard nothing is remembered (a file read back, a one-off check). Raises only
+        ``EnvelopeError`` or ``SignatureError``."""
         # The hot path of every receiver: split_envelope, detect and unpack, inlined.
         try:
             index = frames.index(DELIMITER)
@@ -337,7 +349,7 @@ class Codec:
             if not compare_digest(signature, expected):
                 raise SignatureError("invalid signature")
             # Recorded only now that it verified: forged signatures cannot evict real ones.
-            if not self.replay_guard.record(signature):
+            if replay is not None and not replay.record(signature):
                 raise SignatureError("replayed message (signature already seen)")
         first = header_frame[:1]
         if first in _MSGPACK_MAP_STARTS:

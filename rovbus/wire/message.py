@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rovbus import __version__
 from rovbus.errors import EnvelopeError
 from rovbus.wire.serializers import Serializer
 
@@ -133,6 +134,24 @@ def check_header(header: dict[str, Any]) -> None:
 def reply_type(request_type: str) -> str:
     """``stats_request`` -> ``stats_reply``, as Jupyter names replies."""
     return request_type.removesuffix("_request") + "_reply"
+
+
+def kernel_info_content(implementation: str, banner: str) -> dict[str, Any]:
+    """A ``kernel_info_reply``'s content that jupyter_client accepts (node and forwarder)."""
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": implementation,
+        "implementation_version": __version__,
+        "language_info": {
+            "name": "rovbus",
+            "version": __version__,
+            "mimetype": "text/plain",
+            "file_extension": ".txt",
+        },
+        "banner": banner,
+        "help_links": [],
+    }
 
 
 def error_content(exc: BaseException) -> dict[str, Any]:

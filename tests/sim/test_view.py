@@ -9,7 +9,8 @@ from rovbus.sim import demo_database
 from rovbus.sim.view import Monitor, render, summarize
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
-from tests.conftest import REPO
+from rovbus.wire.serializers import Serializer
+from tests.conftest import REPO, node_toml
 
 
 def test_monitor_decodes_device_frames_and_summarizes_heartbeats() -> None:
@@ -58,3 +59,22 @@ def test_monitor_decodes_device_frames_and_summarizes_heartbeats() -> None:
     assert not summary.ok  # propulsion and power were never heard
     assert "  node navigation: alive, up 2.0 s; can0 30 frames (ok)" in summary.lines
     assert "  node power: no heartbeat heard" in summary.lines
+
+
+def test_the_monitor_verifies_with_the_system_s_checks(write_system, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The view's codec is built from the system file the one way (system_codec): with its
+    key, scheme, replay window, max_age, max_skew and serializer, none dropped."""
+    key = tmp_path / "hmac.key"
+    key.write_text("5eed" * 16 + "\n")
+    key.chmod(0o600)
+    security = (
+        f'[security]\nkey_file = "{key}"\nsignature_scheme = "hmac-sha512"\n'
+        "replay_window = 16\nmax_age = 5.0\nmax_skew = 0.5\n\n"
+    )
+    path = write_system(node_toml("alpha"), extra=security)
+    path.write_text(path.read_text().replace("[system]\n", '[system]\nserializer = "json"\n', 1))
+    system = load_system(path)
+    codec = Monitor(system, demo_database()).codec
+    assert (codec.key, codec.signature_scheme) == (system.hmac_key(), "hmac-sha512")
+    assert (codec.replay_window, codec.max_age, codec.max_skew) == (16, 5.0, 0.5)
+    assert codec.serializer is Serializer.JSON

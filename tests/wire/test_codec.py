@@ -231,8 +231,7 @@ def test_a_signature_holds_only_over_the_four_dict_frames_it_signs() -> None:
     sender, receiver = pair()
     frames = sender.encode(sender.message("t", {"a": 1}, identities=[b"topic"]))
     assert receiver.signature_holds(frames)
-    assert receiver.signature_holds(frames)  # not a decode: no replay check, nothing recorded
-    assert len(receiver.replay_guard) == 0
+    assert receiver.signature_holds(frames)  # not a decode: no replay check
     assert receiver.signature_holds([b"other topic", *frames[1:], b"a buffer"])
     for bad in (
         [*frames[:5], pack({"a": 2}, Serializer.MSGPACK)],  # content changed
@@ -279,41 +278,46 @@ def test_wrong_key_or_scheme_is_refused(key: bytes, scheme: str) -> None:
 
 def test_replayed_message_is_refused_the_second_time() -> None:
     sender, receiver = pair()
+    guard = receiver.new_replay_guard()
     frames = sender.encode(sender.message("t", {"a": 1}))
-    assert receiver.decode(frames).content == {"a": 1}
+    assert receiver.decode(frames, guard).content == {"a": 1}
     with pytest.raises(SignatureError, match=r"^replayed message \(signature already seen\)$"):
-        receiver.decode(list(frames))
+        receiver.decode(list(frames), guard)
     # a fresh message from the same sender is fine
-    assert receiver.decode(sender.encode(sender.message("t", {"a": 1}))).content == {"a": 1}
+    assert receiver.decode(sender.encode(sender.message("t", {"a": 1})), guard).content == {"a": 1}
+    # what is remembered is the receiver's: without a guard, nothing is
+    assert receiver.decode(frames).content == receiver.decode(frames).content == {"a": 1}
 
 
 def test_forged_signature_is_not_recorded() -> None:
     """jupyter_client records a digest before checking it; rovbus must not."""
     sender, receiver = pair()
+    guard = receiver.new_replay_guard()
     frames = sender.encode(sender.message("t", {"a": 1}))
     # the real signature on tampered content: refused, and the signature not remembered
     tampered = [*frames[:5], pack({"a": 2}, Serializer.MSGPACK)]
     with pytest.raises(SignatureError, match="invalid signature"):
-        receiver.decode(tampered)
+        receiver.decode(tampered, guard)
     # a made-up signature: refused, not remembered either
     forged = [frames[0], b"0" * 64, *frames[2:]]
     with pytest.raises(SignatureError, match="invalid signature"):
-        receiver.decode(forged)
-    assert len(receiver.replay_guard) == 0
-    assert receiver.decode(frames).content == {"a": 1}
+        receiver.decode(forged, guard)
+    assert len(guard) == 0
+    assert receiver.decode(frames, guard).content == {"a": 1}
 
 
 def test_replay_guard_keeps_the_newest_signatures() -> None:
     sender, receiver = pair(replay_window=3)
+    guard = receiver.new_replay_guard()
     sent = [sender.encode(sender.message("t", {"n": n})) for n in range(4)]
     for frames in sent:
-        receiver.decode(frames)
-    assert len(receiver.replay_guard) == 3
+        receiver.decode(frames, guard)
+    assert len(guard) == 3
     for frames in sent[1:]:
         with pytest.raises(SignatureError, match="replayed"):
-            receiver.decode(frames)
+            receiver.decode(frames, guard)
     # the oldest was evicted: a replay that old is no longer caught (that is what max_age is for)
-    assert receiver.decode(sent[0]).content == {"n": 0}
+    assert receiver.decode(sent[0], guard).content == {"n": 0}
 
 
 def test_replay_guard_evicts_oldest_first() -> None:
@@ -659,7 +663,7 @@ def test_for_start_is_the_same_sender_with_the_start_key() -> None:
     alpha = operator.for_start("alpha", "s1")
     assert alpha.key == derive_key(KEY, "alpha", "s1")
     assert (alpha.session, alpha.username, alpha.max_age) == (operator.session, "op", 5.0)
-    assert alpha.replay_guard is operator.replay_guard
+    assert alpha.replay_window == operator.replay_window  # what it receives is the channel's
     ids = [operator.message("t").msg_id, alpha.message("t").msg_id, operator.message("t").msg_id]
     assert len(set(ids)) == 3  # one msg_id counter
     assert alpha.for_start("beta", "s1").key == operator.for_start("beta", "s1").key

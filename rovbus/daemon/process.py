@@ -1,6 +1,6 @@
 """Running a daemon as a process: logging, signals, the event loop, systemd.
 
-``run_daemon`` is what ``rovbus node`` (and later ``rovbus forwarder``) calls. Exit codes:
+``run_daemon`` is what ``rovbus node`` and ``rovbus forwarder`` call. Exit codes:
 0 after a clean stop, 2 when start-up fails (bad config, port in use, a bus that cannot
 open, bad key file), before ``READY=1`` is sent, with a message naming the cause.
 """
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, Protocol
 
+from rovbus.daemon.sdnotify import SystemdNotifier
 from rovbus.errors import RovbusError
-from rovbus.node.sdnotify import SystemdNotifier
 
 log = logging.getLogger("rovbus")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rovbus.node.sdnotify import SystemdNotifier, watchdog_interval
+from rovbus.daemon.sdnotify import SystemdNotifier, watchdog_interval
 
 
 @pytest.fixture
