@@ -25,7 +25,7 @@ from dataclasses import replace
 import can
 
 from rovbus.config.txallow import TxAllowList, format_id
-from rovbus.errors import CanError
+from rovbus.errors import CanError, CanFailed, CanRefused
 from rovbus.wire.canframe import CanFrame
 
 from .stats import PortCounters
@@ -148,11 +148,11 @@ class Transmitter:
     def enqueue(self, frames: Sequence[CanFrame], msgs: list[can.Message]) -> asyncio.Future[int]:
         """Queue checked frames; the future resolves with their count once all are sent.
 
-        Raises CanError "transmit queue full" when they do not all fit (none is queued).
+        Raises CanRefused "transmit queue full" when they do not all fit (none is queued).
         """
         n = len(msgs)
         if self.queued + n > self._queue_size:
-            raise CanError(
+            raise CanRefused(
                 f"bus {self._name!r}: transmit queue full ({self.queued} of "
                 f"{self._queue_size} frames queued, {n} more refused)"
             )
@@ -173,8 +173,9 @@ class Transmitter:
                 self._check_idle()
                 return
 
-    def drop_all(self, reason: str) -> int:
-        """Drop every frame not on the wire yet; their requests fail with CanError(reason)."""
+    def drop_all(self, error: type[CanError], reason: str) -> int:
+        """Drop every frame not on the wire yet; their requests fail with ``error(reason)``:
+        :class:`CanRefused` when the port's user dropped them, :class:`CanFailed` the bus."""
         dropped = 0
         run = self._run
         if run is not None:
@@ -186,12 +187,12 @@ class Transmitter:
             for request in run.requests:
                 end += len(request.msgs)
                 if end > claimed and not request.future.done():
-                    request.future.set_exception(CanError(f"bus {self._name!r}: {reason}"))
+                    request.future.set_exception(error(f"bus {self._name!r}: {reason}"))
         while self._queue:
             request = self._queue.popleft()
             dropped += len(request.msgs)
             if not request.future.done():
-                request.future.set_exception(CanError(f"bus {self._name!r}: {reason}"))
+                request.future.set_exception(error(f"bus {self._name!r}: {reason}"))
         self._queue_frames = 0
         self._counters.tx_dropped += dropped
         self._check_idle()
@@ -290,7 +291,7 @@ class Transmitter:
                         why += f"{type(error).__name__}: {error}"
                     else:
                         why = "not sent: the bus failed on an earlier frame"
-                    request.future.set_exception(CanError(f"bus {self._name!r}: {why}"))
+                    request.future.set_exception(CanFailed(f"bus {self._name!r}: {why}"))
             start += n
         counters.tx += sent
         counters.tx_bytes += sum(len(f.data) for f in echo)

@@ -153,8 +153,9 @@ async def _main(
 
     import zmq.asyncio
 
+    from rovbus.errors import SupervisorError
     from rovbus.sim.dbc import demo_database
-    from rovbus.sim.supervisor import ControlServer, Supervisor, SupervisorError
+    from rovbus.sim.supervisor import ControlServer, Supervisor
     from rovbus.sim.view import Monitor, summarize
 
     sup = Supervisor(

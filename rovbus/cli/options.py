@@ -170,8 +170,13 @@ def run_client(
     setup_logging(args, command)
     import asyncio
 
-    from rovbus.client import RequestFailed
-    from rovbus.errors import ConfigError, FrameSyntaxError, RequestTimeout, RovbusError
+    from rovbus.errors import (
+        ConfigError,
+        FrameSyntaxError,
+        RequestFailed,
+        RequestTimeout,
+        RovbusError,
+    )
 
     async def main() -> int:
         client = make_client(args)

@@ -184,8 +184,8 @@ def _play_native(args: argparse.Namespace) -> int:
     import zmq
 
     from rovbus.cli.options import EXIT_OK, EXIT_USAGE, setup_logging
-    from rovbus.client import NativeLogError, read_native_log
-    from rovbus.errors import TransportError
+    from rovbus.client import read_native_log
+    from rovbus.errors import NativeLogError, TransportError
     from rovbus.transport import bind
 
     setup_logging(args, "play")

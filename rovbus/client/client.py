@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import zmq.asyncio
 
-from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
-from rovbus.errors import ConfigError, RequestTimeout
+from rovbus.errors import ConfigError, RequestFailed, RequestTimeout
 from rovbus.transport.requester import Requester, SocketSetup
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame

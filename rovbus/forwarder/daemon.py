@@ -29,13 +29,13 @@ import zmq.asyncio
 from rovbus import __version__
 from rovbus.config import ForwarderConfig, SystemConfig
 from rovbus.config.subscriptions import SubscriptionPlan
-from rovbus.errors import RovbusError
+from rovbus.errors import RovbusError, UnknownRequest
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
 from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
 from rovbus.node.heartbeat import tick_forever
-from rovbus.node.requests import UnknownRequest, kernel_info
+from rovbus.node.requests import kernel_info
 from rovbus.transport import Channel, bind
 from rovbus.transport.curve import (
     CurveAuthenticator,

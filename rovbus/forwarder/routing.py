@@ -53,7 +53,13 @@ import zmq
 import zmq.asyncio
 
 from rovbus.config.reach import CHANNELS, NodeRoute
-from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
+from rovbus.errors import (
+    NodeUnreachable,
+    RouteError,
+    SignatureError,
+    UnknownNode,
+    WireError,
+)
 from rovbus.forwarder.topology import Topology, sync_twin
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
@@ -65,7 +71,7 @@ from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
 
-__all__ = ["RequestRouter", "RouteError", "UnknownNode"]
+__all__ = ["RequestRouter"]
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +84,6 @@ MAX_PENDING = 10_000
 #: (``IMMEDIATE``): a request to a node that is down is refused at once, not delivered
 #: minutes later when it comes back.
 INNER_OPTIONS = SocketOptions(linger_ms=0, sndhwm=1000, rcvhwm=1000)
-
-
-class RouteError(RovbusError):
-    """A request cannot be routed (bad routing frames, unknown channel)."""
-
-
-class UnknownNode(RouteError):
-    """The request names a node that is not behind this forwarder."""
-
-
-class NodeUnreachable(TransportError):
-    """The node is not connected, or did not answer in time."""
 
 
 @dataclass(slots=True)

@@ -40,18 +40,24 @@ from rovbus.can import CanPort, FrameBatcher, RingBuffer
 from rovbus.config import NodeConfig, SystemConfig
 from rovbus.config.reach import node_endpoints
 from rovbus.config.subscriptions import SubscriptionCaps, SubscriptionPlan
-from rovbus.errors import CanError, ConfigError, RovbusError, ShuttingDown
+from rovbus.errors import (
+    CanError,
+    CommandError,
+    ConfigError,
+    RovbusError,
+    ShuttingDown,
+    UnknownRequest,
+)
 from rovbus.node.connection_file import (
     connection_info_for,
     default_connection_path,
     write_connection_file,
 )
-from rovbus.node.console import CommandError, run_command
+from rovbus.node.console import run_command
 from rovbus.node.heartbeat import tick_forever
 from rovbus.node.requests import (
     CONTROL_REQUESTS,
     SHELL_REQUESTS,
-    UnknownRequest,
     frames_to_send,
     kernel_info,
     tx_off_reason,
@@ -233,7 +239,7 @@ class NodeDaemon:
         try:
             await port.open()
         except CanError as exc:
-            raise CanError(f"node {self.name}: bus {name}: {exc}") from None
+            raise type(exc)(f"node {self.name}: bus {name}: {exc}") from None
 
     def add_handler(self, msg_type: str, handler: Handler, *, channel: str = "shell") -> None:
         """Answer ``msg_type`` (e.g. ``"sim_fault_request"``) on ``channel`` with ``handler``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rovbus import __version__
-from rovbus.errors import EnvelopeError, RovbusError
+from rovbus.errors import EnvelopeError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_cansend
 from rovbus.wire.message import PROTOCOL_VERSION
@@ -137,7 +137,3 @@ def tx_off_reason(value: object) -> str:
         return tx_reason(value, required=False)
     except ValueError:
         return ""
-
-
-class UnknownRequest(RovbusError):
-    """A request type the channel does not answer."""

@@ -19,6 +19,7 @@ own: it needs the client layer, which a node does not.
 Imports the layers below it (wire, config, can, transport, node, client) and nothing above.
 """
 
+from rovbus.errors import SupervisorError
 from rovbus.sim.dbc import DEMO_DBC, MessageCodec, demo_database, load_database
 from rovbus.sim.devices import (
     Battery,
@@ -39,7 +40,6 @@ from rovbus.sim.supervisor import (
     Child,
     ControlServer,
     Supervisor,
-    SupervisorError,
     control_request,
     default_run_dir,
 )

@@ -30,7 +30,7 @@ from typing import Any
 import can
 
 from rovbus.config.models import BusConfig
-from rovbus.errors import CanError
+from rovbus.errors import CanFailed
 from rovbus.sim.devices import Device, make_device
 
 __all__ = ["DeviceBus"]
@@ -81,12 +81,12 @@ class DeviceBus:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the bus and start every device; CanError if the bus cannot be opened."""
+        """Open the bus and start every device; CanFailed if the bus cannot be opened."""
         self._loop = asyncio.get_running_loop()
         try:
             self._bus = await asyncio.to_thread(self._factory)
         except Exception as exc:
-            raise CanError(
+            raise CanFailed(
                 f"devices of {self.node}/{self.name}: cannot open {self.config.interface} "
                 f"channel {self.config.channel!r}: {exc}"
             ) from exc

@@ -34,22 +34,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rovbus.config import SystemConfig
-from rovbus.errors import RovbusError
+from rovbus.errors import RovbusError, SupervisorError
 
 __all__ = [
     "Child",
     "ControlServer",
     "Supervisor",
-    "SupervisorError",
     "control_request",
     "default_run_dir",
 ]
 
 Role = Literal["node", "forwarder", "devices"]
-
-
-class SupervisorError(RovbusError):
-    """A child could not be started or did not become ready."""
 
 
 def default_run_dir(system: SystemConfig) -> Path:

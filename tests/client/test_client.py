@@ -10,9 +10,9 @@ import zmq
 import zmq.asyncio
 
 from rovbus.client import BlockingClient, Client, RequestFailed, read_native_log
-from rovbus.client.rbl import MAGIC, NativeLogError, NativeLogWriter
+from rovbus.client.rbl import MAGIC, NativeLogWriter
 from rovbus.config import SystemConfig
-from rovbus.errors import ConfigError, RequestTimeout
+from rovbus.errors import ConfigError, NativeLogError, RequestTimeout
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import DELIMITER, Codec
 from tests.conftest import free_ports
