@@ -187,6 +187,7 @@ def _play_native(args: argparse.Namespace) -> int:
     from rovbus.client import read_native_log
     from rovbus.errors import NativeLogError, TransportError
     from rovbus.transport import bind
+    from rovbus.transport.sendnow import send_now
 
     setup_logging(args, "play")
     log = logging.getLogger("rovbus.cli")
@@ -229,11 +230,7 @@ def _play_native(args: argparse.Namespace) -> int:
                     wait = start + (t - t0) / args.rate - loop.time()
                     if wait > 0:
                         await asyncio.sleep(wait)
-                try:
-                    sock.send_multipart(frames, flags=zmq.NOBLOCK)
-                    sent += 1
-                except zmq.Again:
-                    pass
+                sent += send_now(sock, frames)
                 progress.show(k + 1)
             progress.show(len(messages), force=True)
             if not args.loop:

@@ -15,6 +15,7 @@ import zmq
 import zmq.asyncio
 
 from rovbus.errors import SignatureError, WireError
+from rovbus.transport.sendnow import send_now
 from rovbus.transport.stats import SocketStats
 from rovbus.wire.codec import Codec, split_envelope
 from rovbus.wire.message import Message
@@ -81,9 +82,7 @@ class Channel:
 
     async def send(self, message: Message) -> None:
         frames = self.codec.encode(message)
-        try:
-            await self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
+        if not send_now(self.socket, frames):
             self.stats.dropped += 1
             return
         self.stats.messages_out += 1
