@@ -33,10 +33,7 @@ reply's ``ename``: they are the protocol's error vocabulary (docs/protocol.md, E
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rovbus.wire.message import Message
+from typing import Any, Protocol
 
 
 class RovbusError(Exception):
@@ -106,13 +103,24 @@ class CanFailed(CanError):
     """
 
 
+class ErrorReply(Protocol):
+    """What :class:`RequestFailed` reads of a reply (a ``rovbus.wire.message.Message``:
+    this module imports nothing of rovbus)."""
+
+    @property
+    def msg_type(self) -> str: ...
+
+    @property
+    def content(self) -> dict[str, Any]: ...
+
+
 class RequestFailed(RovbusError):
     """A daemon answered a request with ``{"status": "error", ...}`` (raised by the client).
 
     ``reply`` is the whole reply message; ``ename`` and ``evalue`` come from its content.
     """
 
-    def __init__(self, node: str, reply: Message) -> None:
+    def __init__(self, node: str, reply: ErrorReply) -> None:
         content = reply.content
         self.node = node
         self.reply = reply

@@ -19,20 +19,23 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import zmq.asyncio
+
 from rovbus.errors import ConfigError
 from rovbus.transport.channel import Rejected
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.curve import SocketSetup
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.transport.subscriber import MAX_TRACKED, Subscriber
+from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 
 if TYPE_CHECKING:
-    from rovbus.client.client import Client
-    from rovbus.client.routes import PubSource
+    from rovbus.client.routes import PubSource, Routes
 
 __all__ = ["Received", "Subscription"]
 
@@ -48,7 +51,7 @@ class Received:
     @property
     def size(self) -> int:
         """Bytes on the wire (every frame of the envelope)."""
-        return sum(len(f) for f in self.frames)
+        return frames_size(self.frames)
 
 
 def _socket_prefixes(source: PubSource, prefixes: Sequence[str]) -> list[str]:
@@ -88,42 +91,59 @@ class Subscription:
     :meth:`received` yields :class:`Received` (frames and receive time) instead.
     """
 
-    def __init__(self, client: Client, prefixes: Iterable[str]) -> None:
-        self.client = client
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        routes: Routes,
+        codec: Codec,
+        prefixes: Iterable[str],
+        *,
+        curve_setup: SocketSetup | None = None,
+        heartbeat_interval: float = 1.0,
+        on_heartbeat: Callable[[Message], None] | None = None,
+        on_close: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        """Sockets on ``context`` to every pub source of ``routes`` (``curve_setup`` for
+        those through a forwarder), decoding with ``codec``. Every heartbeat received
+        goes to ``on_heartbeat`` (a client's node table); ``on_close`` is called once
+        it is closed. Made by :meth:`Client.subscribe`, which passes its own."""
+        self.routes = routes
+        self.heartbeat_interval = heartbeat_interval
+        self._on_heartbeat = on_heartbeat
+        self._on_close = on_close
         self.prefixes = tuple(dict.fromkeys(prefixes))
         self._match = tuple(p.encode() for p in self.prefixes)
         self.subscribers: list[Subscriber] = []
         self._buffer: deque[Received] = deque()
         self._pending: dict[asyncio.Task[list[bytes]], Subscriber] = {}
         self.rejected = 0
-        self.last_rejected: Rejected | None = None
         self.closed = False
         # the counts of sockets already closed, so they outlive close()
         self._closed_stats = SocketStats()
         self._closed_missed: dict[str, int] = {}
-        if not client.routes.sources:
-            where = client.routes.start or "here"
+        if not routes.sources:
+            where = routes.start or "here"
             raise ConfigError(
-                client.routes.source,
+                routes.source,
                 [
                     f"nothing to subscribe to from {where}: no nodes, no forwarder "
                     "(try --group or --host)"
                 ],
             )
         groups: dict[str | None, list[PubSource]] = {}
-        for source in client.routes.sources:
+        for source in routes.sources:
             groups.setdefault(source.via, []).append(source)
         try:
             for via, sources in groups.items():
                 wanted: list[str] = []
                 for source in sources:
                     wanted += _socket_prefixes(source, self.prefixes)
-                setup = client.curve_setup if via is not None and sources[0].secure else None
+                setup = curve_setup if via is not None and sources[0].secure else None
                 self.subscribers.append(
                     Subscriber(
-                        client.context,
+                        context,
                         [s.endpoint for s in sources],
-                        client.codec,
+                        codec,
                         list(dict.fromkeys(wanted)),
                         setup=setup,
                     )
@@ -131,7 +151,6 @@ class Subscription:
         except BaseException:
             self.close()
             raise
-        client._subscriptions.add(self)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -160,10 +179,9 @@ class Subscription:
         got = sub.decode(frames)
         if isinstance(got, Rejected):
             self.rejected += 1
-            self.last_rejected = got
             return None
-        if got.msg_type == "heartbeat":
-            self.client._heartbeat(got)
+        if got.msg_type == "heartbeat" and self._on_heartbeat is not None:
+            self._on_heartbeat(got)
         return Received(got, frames, time.time())
 
     async def next_received(self) -> Received:
@@ -227,9 +245,9 @@ class Subscription:
         kept for the iterator. Without known nodes (endpoints given by hand) it waits a
         fixed 0.3 s, ZeroMQ's usual join time on loopback.
         """
-        expected = {n for s in self.client.routes.sources for n in s.nodes}
+        expected = {n for s in self.routes.sources for n in s.nodes}
         if timeout is None:
-            timeout = 2.5 * self.client.heartbeat_interval
+            timeout = 2.5 * self.heartbeat_interval
         heard: set[str] = set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if expected else min(timeout, 0.3))
@@ -263,7 +281,9 @@ class Subscription:
             _merge_missed(self._closed_missed, sub)
             sub.close(0)
         self.subscribers = []
-        self.client._subscriptions.discard(self)
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close(self)
 
     async def aclose(self) -> None:
         self.close()

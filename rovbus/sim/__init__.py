@@ -30,10 +30,9 @@ from rovbus.sim.devices import (
     Pdu,
     PeriodicDevice,
     Thrusters,
-    make_device,
 )
 from rovbus.sim.faults import Faults, FaultyBus, apply_fault, faulty_factory
-from rovbus.sim.harness import DeviceBus
+from rovbus.sim.harness import DeviceBus, make_device
 from rovbus.sim.replay import Replay, read_log
 from rovbus.sim.simnode import DeviceProcess, SimNode
 from rovbus.sim.supervisor import (

@@ -18,7 +18,7 @@ from typing import Any
 import zmq
 
 from rovbus.transport.sendnow import send_now
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
@@ -116,7 +116,7 @@ class Publisher:
             self.stats.dropped += 1
             return
         self.stats.messages_out += 1
-        self.stats.bytes_out += sum(map(len, frames))
+        self.stats.bytes_out += frames_size(frames)
 
     def close(self, linger_ms: int | None = None) -> None:
         if not self.socket.closed:
