@@ -29,6 +29,7 @@ import zmq.asyncio
 from rovbus.errors import ConfigError
 from rovbus.transport.channel import Rejected
 from rovbus.transport.curve import SocketSetup
+from rovbus.transport.intake import read_now, wait_readable
 from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.transport.subscriber import MAX_TRACKED, Subscriber
 from rovbus.wire.codec import Codec
@@ -115,7 +116,7 @@ class Subscription:
         self._match = tuple(p.encode() for p in self.prefixes)
         self.subscribers: list[Subscriber] = []
         self._buffer: deque[Received] = deque()
-        self._pending: dict[asyncio.Task[list[bytes]], Subscriber] = {}
+        self._turn = 0  # the socket read first by the next receive
         self.rejected = 0
         self.closed = False
         # the counts of sockets already closed, so they outlive close()
@@ -158,20 +159,20 @@ class Subscription:
         return topic.startswith(self._match) if self._match else False
 
     async def _recv_raw(self) -> tuple[Subscriber, list[bytes]]:
-        if len(self.subscribers) == 1:
-            sub = self.subscribers[0]
-            frames: list[bytes] = await sub.channel.socket.recv_multipart()
-            return sub, frames
-        if not self.subscribers:
-            raise RuntimeError("subscription has no sockets (closed?)")
-        for sub in self.subscribers:
-            if sub not in self._pending.values():
-                task = asyncio.ensure_future(sub.channel.socket.recv_multipart())
-                self._pending[task] = sub
-        done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
-        task = next(iter(done))
-        sub = self._pending.pop(task)
-        return sub, task.result()
+        """The next message of any socket, taking them in turn so that a busy source
+        cannot starve the others; nothing is lost to a timeout or a cancel."""
+        while True:
+            subscribers = self.subscribers
+            if not subscribers:
+                raise RuntimeError("the subscription is closed")
+            n = len(subscribers)
+            for k in range(n):
+                sub = subscribers[(self._turn + k) % n]
+                frames = await read_now(sub.channel.socket)
+                if frames is not None:
+                    self._turn = (self._turn + k + 1) % n
+                    return sub, frames
+            await wait_readable([s.channel.socket for s in subscribers])
 
     async def _next_any(self) -> Received | None:
         """The next good message (any topic), or None for one that was rejected."""
@@ -203,14 +204,27 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
+        """The next message; the iteration ends when the subscription is closed, also
+        while it waits."""
         if self.closed:
             raise StopAsyncIteration
-        return await self.recv()
+        try:
+            return await self.recv()
+        except RuntimeError:
+            if self.closed:
+                raise StopAsyncIteration from None
+            raise
 
     async def received(self) -> AsyncIterator[Received]:
-        """Every matching message as :class:`Received`, until closed."""
+        """Every matching message as :class:`Received`, until closed (also while waiting)."""
         while not self.closed:
-            yield await self.next_received()
+            try:
+                got = await self.next_received()
+            except RuntimeError:
+                if self.closed:
+                    return
+                raise
+            yield got
 
     # -- counters -----------------------------------------------------------------------
 
@@ -273,9 +287,6 @@ class Subscription:
     def close(self) -> None:
         """Close every socket (idempotent)."""
         self.closed = True
-        for task in self._pending:
-            task.cancel()
-        self._pending.clear()
         for sub in self.subscribers:
             self._closed_stats.add(sub.stats)
             _merge_missed(self._closed_missed, sub)
