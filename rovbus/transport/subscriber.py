@@ -74,17 +74,6 @@ class Subscriber:
     def stats(self) -> SocketStats:
         return self.channel.stats
 
-    def subscribe(self, prefix: str) -> None:
-        self._forget(prefix.encode())
-        self.channel.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-
-    def _forget(self, prefix: bytes) -> None:
-        """Drop the baselines of topics under ``prefix``: what was published while they
-        were not subscribed is not a loss."""
-        stale = [key for key in self.last_seq if key[1].startswith(prefix)]
-        for key in stale:
-            del self.last_seq[key]
-
     async def recv(self) -> Message:
         """The next message that decodes and verifies."""
         while True:
