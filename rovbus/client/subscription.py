@@ -298,7 +298,7 @@ class Subscription:
 
     async def aclose(self) -> None:
         self.close()
-        await asyncio.sleep(0)  # let cancelled receives finish
+        await asyncio.sleep(0)  # a receive waiting on its sockets ends now
 
     async def __aenter__(self) -> Subscription:
         return self

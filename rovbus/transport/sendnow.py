@@ -12,8 +12,9 @@ caller counts or retries it. Never a future that waits.
   ``zmq.backend.Socket``, pyzmq's backend rather than its documented API, which is why
   pyproject.toml bounds pyzmq from above.
 - **An asyncio socket** (one a coroutine also receives on) is sent on through its own
-  ``send_multipart`` with ``NOBLOCK``: pyzmq completes it at once and then wakes that
-  socket's waiting receives. A send on a plain twin of the same handle (``Socket.shadow``)
+  ``send_multipart`` with ``NOBLOCK``: pyzmq completes it at once (as long as no
+  coroutine waits in a blocking send on that socket, which rovbus never does on the
+  sockets it gives here) and then wakes that socket's waiting receives. A send on a plain twin of the same handle (``Socket.shadow``)
   would skip that, and could take the edge-triggered wake-up meant for a receive that
   waits without a bound.
 """
