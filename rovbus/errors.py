@@ -12,13 +12,28 @@ print them. ``ValueError`` stays for bad arguments to a function.
     │   └── FrameSyntaxError   bad cansend/candump text (also a ValueError)
     ├── TransportError
     │   └── RequestTimeout     (also a TimeoutError)
+    │   └── NodeUnreachable    a forwarder's node: not connected, or no reply in time
     ├── ConfigError            names the file, the key path and what was expected
-    ├── CanError
+    ├── CanError               a CAN bus or a frame for it (python-can's CanError, ours)
+    │   ├── CanRefused         the caller's: a frame the allow-list or bus refuses, a full
+    │   │                      queue, transmit off, a port closed; nothing was tried
+    │   └── CanFailed          the bus's: cannot open, down, bus-off, a write error
+    ├── RequestFailed          a daemon answered a request with an error reply (client)
+    ├── UnknownRequest         a request type the channel does not answer
+    ├── CommandError           a console command failed (execute_request)
+    ├── RouteError             a forwarder cannot route a request (frames, channel)
+    │   └── UnknownNode        the request names a node not behind the forwarder
     ├── ShuttingDown           a daemon that is stopping refuses a request (error replies)
-    └── UnknownRequest         a request type the channel does not answer (error replies)
+    ├── NativeLogError         not a .rbl file, or one of an unknown version
+    └── SupervisorError        a demo child could not start or did not become ready
+
+The class names of those a daemon raises while answering a request travel as the error
+reply's ``ename``: they are the protocol's error vocabulary (docs/protocol.md, Errors).
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 
 class RovbusError(Exception):
@@ -59,8 +74,75 @@ class ConfigError(RovbusError):
         super().__init__(f"{path}: invalid system file\n{lines}" if lines else path)
 
 
+class NodeUnreachable(TransportError):
+    """A forwarder's node is not connected, or did not answer in time."""
+
+
 class CanError(RovbusError):
-    """A CAN bus could not be opened, read or written, or a frame is invalid."""
+    """A CAN bus or a frame for it: the base of :class:`CanRefused` and :class:`CanFailed`.
+
+    As python-can's ``CanOperationError`` and ``CanInitializationError`` tell the phase,
+    these tell whose it is: ``except CanError`` takes both.
+    """
+
+
+class CanRefused(CanError):
+    """The caller's: nothing was put on the bus, and the bus is fine.
+
+    A frame that is malformed or not in the bus's ``tx_allow``, FD on a classic bus, a
+    full transmit queue, transmit turned off (or queued frames dropped by ``tx_off`` or an
+    interrupt), a port that is closed.
+    """
+
+
+class CanFailed(CanError):
+    """The bus's: it could not be opened, is down or bus-off, or a write to it failed.
+
+    Frames queued when it failed are dropped with this error; the port reopens the bus
+    in the background.
+    """
+
+
+class ErrorReply(Protocol):
+    """What :class:`RequestFailed` reads of a reply (a ``rovbus.wire.message.Message``:
+    this module imports nothing of rovbus)."""
+
+    @property
+    def msg_type(self) -> str: ...
+
+    @property
+    def content(self) -> dict[str, Any]: ...
+
+
+class RequestFailed(RovbusError):
+    """A daemon answered a request with ``{"status": "error", ...}`` (raised by the client).
+
+    ``reply`` is the whole reply message; ``ename`` and ``evalue`` come from its content.
+    """
+
+    def __init__(self, node: str, reply: ErrorReply) -> None:
+        content = reply.content
+        self.node = node
+        self.reply = reply
+        self.ename = str(content.get("ename", "Error"))
+        self.evalue = str(content.get("evalue", ""))
+        super().__init__(f"{node}: {reply.msg_type}: {self.ename}: {self.evalue}")
+
+
+class UnknownRequest(RovbusError):
+    """A request type the channel does not answer."""
+
+
+class CommandError(RovbusError):
+    """A console command failed; the message is shown to the operator."""
+
+
+class RouteError(RovbusError):
+    """A forwarder cannot route a request (bad routing frames, unknown channel)."""
+
+
+class UnknownNode(RouteError):
+    """The request names a node that is not behind this forwarder."""
 
 
 class ShuttingDown(RovbusError):
@@ -71,8 +153,12 @@ class ShuttingDown(RovbusError):
     """
 
 
-class UnknownRequest(RovbusError):
-    """A request type the channel does not answer; the ``evalue`` lists those it does."""
+class NativeLogError(RovbusError):
+    """A file is not a rovbus native log, or is of an unknown version."""
+
+
+class SupervisorError(RovbusError):
+    """A child of the demo supervisor could not be started or did not become ready."""
 
 
 class FrameSyntaxError(WireError, ValueError):

@@ -14,7 +14,8 @@ What this layer promises the node:
   the wire.
 - Transmit can be disabled (drops the queue; it stays disabled across a reopen) and the
   queue dropped on interrupt; drops are counted, their senders get
-  :class:`~rovbus.errors.CanError`.
+  :class:`~rovbus.errors.CanRefused` (:class:`~rovbus.errors.CanFailed` when the bus
+  failed).
 - A bus that raises goes ``failed``, is shut down and reopened with exponential backoff;
   queued frames are dropped, never sent late. Nothing else stops.
 - :meth:`CanPort.aclose` is idempotent and always shuts the bus down.

@@ -12,9 +12,14 @@ goes to the ``on_frames`` callback on the loop thread, in order, as lists.
 Transmit drop policy: :meth:`CanPort.send` refuses a whole call (nothing queued) when a
 frame is invalid for the bus, when its frames do not fit in the queue (``queue_size``
 frames), or when the port is not ``ok`` or transmit is disabled. Frames already queued
-are dropped, their ``send`` raising CanError and ``tx_dropped`` counting them, on
+are dropped, their ``send`` raising a CanError and ``tx_dropped`` counting them, on
 :meth:`CanPort.disable_tx`, :meth:`CanPort.drop_queued`, a bus failure (stale commands are
 never sent after a reopen) and at the end of :meth:`CanPort.aclose`'s drain deadline.
+
+What the caller could have avoided raises :class:`~rovbus.errors.CanRefused` (a bad
+frame, a full queue, transmit off, a closed port, frames dropped by ``disable_tx`` or
+``drop_queued``); what the bus did raises :class:`~rovbus.errors.CanFailed` (it cannot be
+opened, is ``failed`` or ``opening``, a write failed, frames dropped when it failed).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import can
 import can.typechecking
 
 from rovbus.config.models import BusConfig, CanFilter
-from rovbus.errors import CanError
+from rovbus.errors import CanError, CanFailed, CanRefused
 from rovbus.ratelimit import RateLimiter
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.origin import Origin
@@ -149,7 +154,7 @@ class CanPort:
     # -- opening ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the bus and start receiving; raise CanError if it cannot be opened."""
+        """Open the bus and start receiving; raise CanFailed if it cannot be opened."""
         self._check_openable()
         self._set_state("opening")
         try:
@@ -181,9 +186,9 @@ class CanPort:
 
     def _check_openable(self) -> None:
         if self._closing:
-            raise CanError(f"bus {self._name!r}: port is closed")
+            raise CanRefused(f"bus {self._name!r}: port is closed")
         if self._state != "closed":
-            raise CanError(f"bus {self._name!r}: already {self._state}")
+            raise CanRefused(f"bus {self._name!r}: already {self._state}")
 
     def _default_factory(self) -> can.BusABC:
         return can.Bus(**self._config.bus_kwargs())
@@ -194,7 +199,7 @@ class CanPort:
         try:
             bus = self._factory()
         except Exception as exc:
-            raise CanError(
+            raise CanFailed(
                 f"bus {self._name!r}: cannot open {config.interface} channel "
                 f"{config.channel!r}: {_describe(exc)}"
             ) from exc
@@ -202,7 +207,7 @@ class CanPort:
             bus.set_filters(self._filters)
         except Exception as exc:
             bus.shutdown()
-            raise CanError(f"bus {self._name!r}: cannot set filters: {_describe(exc)}") from exc
+            raise CanFailed(f"bus {self._name!r}: cannot set filters: {_describe(exc)}") from exc
         return bus
 
     async def _create_bus(self) -> can.BusABC:
@@ -214,7 +219,7 @@ class CanPort:
             raise
         if self._closing:
             bus.shutdown()
-            raise CanError(f"bus {self._name!r}: port closed while opening")
+            raise CanRefused(f"bus {self._name!r}: port closed while opening")
         return bus
 
     def _go_live(self, bus: can.BusABC) -> None:
@@ -263,14 +268,16 @@ class CanPort:
 
     def set_filters(self, filters: Sequence[CanFilter] | None) -> None:
         """Replace the receive filters (None or empty: receive everything), now and on
-        every reopen. Raises CanError if the live bus refuses them."""
+        every reopen. Raises CanFailed if the live bus refuses them."""
         self._filters = _python_can_filters(filters)
         bus = self._bus
         if bus is not None:
             try:
                 bus.set_filters(self._filters)
             except Exception as exc:
-                raise CanError(f"bus {self._name!r}: cannot set filters: {_describe(exc)}") from exc
+                raise CanFailed(
+                    f"bus {self._name!r}: cannot set filters: {_describe(exc)}"
+                ) from exc
 
     # -- transmitting -------------------------------------------------------------------
 
@@ -281,10 +288,11 @@ class CanPort:
 
         Every frame is checked first (bus name, not an error frame, FD only on an FD bus,
         ID in ``tx_allow`` in the frame's format, 11- or 29-bit); the first bad one raises
-        CanError naming its index and why, and nothing is sent. Raises CanError "transmit
-        queue full" when they do not fit in the queue (nothing is queued), and CanError
-        when the port is not ``ok``, transmit is disabled, or the frames are dropped or
-        fail before reaching the wire.
+        CanRefused naming its index and why, and nothing is sent. Raises CanRefused
+        "transmit queue full" when they do not fit in the queue (nothing is queued), when
+        the port is closed or transmit is disabled, or when the frames are dropped by
+        :meth:`disable_tx` or :meth:`drop_queued`; CanFailed when the bus is not ``ok`` or
+        fails before the frames reach the wire.
         """
         frames = tuple(frames)
         fd = self._config.fd
@@ -293,15 +301,15 @@ class CanPort:
         for index, frame in enumerate(frames):
             why = tx_refusal(frame, name, fd=fd, allow=allow)
             if why is not None:
-                raise CanError(f"bus {name!r}: frame {index} refused, nothing sent: {why}")
+                raise CanRefused(f"bus {name!r}: frame {index} refused, nothing sent: {why}")
         if not frames:
             return 0
         if self._closing or self._state == "closed":
-            raise CanError(f"bus {name!r}: port is closed")
+            raise CanRefused(f"bus {name!r}: port is closed")
         if self._state != "ok":
-            raise CanError(f"bus {name!r}: bus is {self._state} ({self._last_error})")
+            raise CanFailed(f"bus {name!r}: bus is {self._state} ({self._last_error})")
         if not self._tx_enabled:
-            raise CanError(f"bus {name!r}: transmit disabled")
+            raise CanRefused(f"bus {name!r}: transmit disabled")
         msgs = []
         for frame in frames:
             msg = frame.to_can_message()
@@ -315,12 +323,12 @@ class CanPort:
             raise
 
     def disable_tx(self) -> int:
-        """Stop transmitting now and drop what is queued (their ``send`` raise CanError
+        """Stop transmitting now and drop what is queued (their ``send`` raise CanRefused
         "transmit disabled"); new sends are refused until :meth:`enable_tx`. Returns the
         number of frames dropped."""
         self._tx_enabled = False
         self._tx.detach()
-        return self._tx.drop_all("transmit disabled")
+        return self._tx.drop_all(CanRefused, "transmit disabled")
 
     def enable_tx(self) -> None:
         """Allow transmitting again."""
@@ -330,7 +338,7 @@ class CanPort:
 
     def drop_queued(self) -> int:
         """Interrupt: drop every queued frame not yet on the wire; return how many."""
-        return self._tx.drop_all("transmit queue dropped (interrupt)")
+        return self._tx.drop_all(CanRefused, "transmit queue dropped (interrupt)")
 
     # -- failure and recovery -----------------------------------------------------------
 
@@ -355,7 +363,7 @@ class CanPort:
         if receiver is not None:
             receiver.stop()
         self._tx.detach()
-        self._tx.drop_all(f"bus failed ({self._last_error})")
+        self._tx.drop_all(CanFailed, f"bus failed ({self._last_error})")
         self._set_state("failed")
         if self._closing:
             # aclose releases them (it would cancel a task of ours, maybe before it ran)
@@ -428,7 +436,7 @@ class CanPort:
                 await self._tx.wait_idle(deadline)
         finally:
             self._tx.detach()
-            self._tx.drop_all("port closed")
+            self._tx.drop_all(CanRefused, "port closed")
             self._session += 1
             recovery, self._recovery = self._recovery, None
             if recovery is not None:

@@ -28,7 +28,7 @@ from dataclasses import replace
 import can
 
 from rovbus.config.txallow import TxAllowList, format_id
-from rovbus.errors import CanError
+from rovbus.errors import CanError, CanFailed, CanRefused
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.origin import Origin
 
@@ -160,11 +160,11 @@ class Transmitter:
         """Queue checked frames of one request (``origin``: who caused them); the future
         resolves with their count once all are sent.
 
-        Raises CanError "transmit queue full" when they do not all fit (none is queued).
+        Raises CanRefused "transmit queue full" when they do not all fit (none is queued).
         """
         n = len(msgs)
         if self.queued + n > self._queue_size:
-            raise CanError(
+            raise CanRefused(
                 f"bus {self._name!r}: transmit queue full ({self.queued} of "
                 f"{self._queue_size} frames queued, {n} more refused)"
             )
@@ -185,8 +185,9 @@ class Transmitter:
                 self._check_idle()
                 return
 
-    def drop_all(self, reason: str) -> int:
-        """Drop every frame not on the wire yet; their requests fail with CanError(reason)."""
+    def drop_all(self, error: type[CanError], reason: str) -> int:
+        """Drop every frame not on the wire yet; their requests fail with ``error(reason)``:
+        :class:`CanRefused` when the port's user dropped them, :class:`CanFailed` the bus."""
         dropped = 0
         run = self._run
         if run is not None:
@@ -198,12 +199,12 @@ class Transmitter:
             for request in run.requests:
                 end += len(request.msgs)
                 if end > claimed and not request.future.done():
-                    request.future.set_exception(CanError(f"bus {self._name!r}: {reason}"))
+                    request.future.set_exception(error(f"bus {self._name!r}: {reason}"))
         while self._queue:
             request = self._queue.popleft()
             dropped += len(request.msgs)
             if not request.future.done():
-                request.future.set_exception(CanError(f"bus {self._name!r}: {reason}"))
+                request.future.set_exception(error(f"bus {self._name!r}: {reason}"))
         self._queue_frames = 0
         self._counters.tx_dropped += dropped
         self._check_idle()
@@ -305,7 +306,7 @@ class Transmitter:
                         why += f"{type(error).__name__}: {error}"
                     else:
                         why = "not sent: the bus failed on an earlier frame"
-                    request.future.set_exception(CanError(f"bus {self._name!r}: {why}"))
+                    request.future.set_exception(CanFailed(f"bus {self._name!r}: {why}"))
             start += n
         counters.tx += sent
         counters.tx_bytes += sum(len(f.data) for f in echo)

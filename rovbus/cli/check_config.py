@@ -12,13 +12,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from rovbus.config import BusConfig, SystemConfig
     from rovbus.config.hosts import Bind
     from rovbus.config.reach import Reach
 
-EXIT_OK = 0
-EXIT_INVALID = 2
 
 EPILOG = """\
 examples:
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{exc.path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for found in exc.problems:
             print(f"  {found}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     if args.host is None:
         print("\n".join(summarize(config)))
         return EXIT_OK
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         reach = reach_from_host(config, args.host)
     except ConfigError as exc:
         print(f"{exc.path}: {'; '.join(exc.problems)}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     print(f"system {config.name} ({config.source})")
     print("\n".join(host_view(config, args.host, list(binds(config, args.host)), reach)))
     return EXIT_OK

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import EXIT_OK, EXIT_USAGE, default_config, parser_defaults, run_client
+from rovbus.cli.options import default_config, parser_defaults, run_client
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults
+from rovbus.exitcodes import EXIT_USAGE
 
 EPILOG = """\
 examples:
@@ -54,7 +55,6 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rovbus.cli.options import EXIT_USAGE
     from rovbus.cli.req import request_and_print
 
     content: dict[str, Any] = {}

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from rovbus.config import SystemConfig
     from rovbus.sim.supervisor import Supervisor
@@ -83,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
         system = load_system(path)
     except ConfigError as exc:
         print(f"rovbus demo: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.duration is not None and args.duration <= 0:
         print("rovbus demo: --duration must be positive", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from rovbus.cli.main import COMMANDS
     from rovbus.sim.supervisor import default_run_dir
 
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             path, system = _vcan_system(path, system, run_dir)
         except (OSError, ConfigError) as exc:
             print(f"rovbus demo: --vcan: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
     import asyncio
 
     from rovbus.daemon.process import event_loop_factory
@@ -153,8 +155,9 @@ async def _main(
 
     import zmq.asyncio
 
+    from rovbus.errors import SupervisorError
     from rovbus.sim.dbc import demo_database
-    from rovbus.sim.supervisor import ControlServer, Supervisor, SupervisorError
+    from rovbus.sim.supervisor import ControlServer, Supervisor
     from rovbus.sim.view import Monitor, summarize
 
     sup = Supervisor(
@@ -178,7 +181,7 @@ async def _main(
         await sup.start()
     except SupervisorError as exc:
         print(f"rovbus demo: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     control = ControlServer(sup)
     await control.start()
     ctx = zmq.asyncio.Context()
@@ -211,8 +214,8 @@ async def _main(
     )
     print("\n".join(summary.lines))
     if not summary.ok:
-        return 1
-    return 130 if interrupted and args.headless else 0
+        return EXIT_FAILURE
+    return EXIT_INTERRUPTED if interrupted and args.headless else EXIT_OK
 
 
 async def _live(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, add_receive_args, parser_defaults
+from rovbus.exitcodes import EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client, Received
@@ -34,7 +35,6 @@ else node/bus. --origin ends each frame the node transmitted with the request be
 CAN_EFF_FLAG = 0x80000000
 CAN_RTR_FLAG = 0x40000000
 CAN_ERR_FLAG = 0x20000000
-CAN_INV_FILTER = 0x20000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +126,64 @@ def add_parser(sub: Any) -> None:
     add_connection_args(p)
 
 
+class CandumpLines:
+    """candump's line for each frame: ``-L`` log lines, or its table with the timestamp
+    mode ``-t`` (whose ``d`` and ``z`` keep the time of an earlier frame)."""
+
+    def __init__(
+        self, log: bool, timestamp: str | None, direction: bool, origin: bool = False
+    ) -> None:
+        self.log = log
+        self.timestamp = timestamp
+        self.direction = direction
+        #: end each frame the node transmitted with the request behind it (``--origin``)
+        self.origin = origin
+        self._since: float | None = None
+
+    def line(self, frame: CanFrame, channel: str, received: float) -> str:
+        if self.log:
+            from rovbus.wire.cantext import format_candump
+
+            return format_candump(frame, channel, with_direction=self.direction)
+        direction = f"{frame.direction.upper()} " if self.direction else ""
+        if frame.is_extended_id or frame.is_error_frame:
+            ident = f"{frame.arbitration_id | (CAN_ERR_FLAG if frame.is_error_frame else 0):08X}"
+        else:
+            ident = f"{frame.arbitration_id:03X}"
+        if frame.is_remote_frame:
+            body = f"[{frame.dlc}]  remote request"
+        else:
+            size = f"[{len(frame.data):02d}]" if frame.is_fd else f"[{len(frame.data)}]"
+            body = f"{size}  " + " ".join(f"{b:02X}" for b in frame.data)
+        stamp = self._stamp(frame.timestamp or received)
+        text = f"{stamp} {direction} {channel}  {ident}   {body}".rstrip()
+        if self.origin and frame.origin is not None:
+            text += f"   {frame.origin.describe()}"
+        return text
+
+    def _stamp(self, ts: float) -> str:
+        if self.timestamp == "a":
+            return f"({ts:.6f}) "
+        if self.timestamp == "A":
+            import time
+
+            t = time.localtime(ts)
+            return time.strftime("(%Y-%m-%d %H:%M:%S", t) + f".{int(ts % 1 * 1e6):06d}) "
+        if self.timestamp in ("d", "z"):
+            if self._since is None:
+                self._since = ts
+            stamp = f"({ts - self._since:.6f}) "
+            if self.timestamp == "d":
+                self._since = ts
+            return stamp
+        return ""
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
-    import time
 
-    from rovbus.cli.options import EXIT_USAGE, joined, receive_loop, run_client
+    from rovbus.cli.options import joined, receive_loop, run_client
     from rovbus.cli.output import can_frames
-    from rovbus.wire.cantext import format_candump
     from rovbus.wire.topics import parse_topic
 
     node, _, bus = args.where.partition("/")
@@ -158,41 +209,8 @@ def run(args: argparse.Namespace) -> int:
             prefixes = [f"{node}/can/{bus}" if bus else f"{node}/can/"]
         else:
             prefixes = [f"{n}/can/" for n in client.routes.nodes] or [""]
-        last: list[float] = []
+        lines = CandumpLines(args.log, args.timestamp, args.direction, args.origin)
         write = sys.stdout.write
-
-        def line(frame: CanFrame, channel: str, received: float) -> str:
-            if args.log:
-                return format_candump(frame, channel, with_direction=args.direction)
-            stamp = ""
-            ts = frame.timestamp or received
-            if args.timestamp == "a":
-                stamp = f"({ts:.6f}) "
-            elif args.timestamp == "A":
-                t = time.localtime(ts)
-                stamp = time.strftime("(%Y-%m-%d %H:%M:%S", t) + f".{int(ts % 1 * 1e6):06d}) "
-            elif args.timestamp in ("d", "z"):
-                if not last:
-                    last.append(ts)
-                stamp = f"({ts - last[0]:.6f}) "
-                if args.timestamp == "d":
-                    last[0] = ts
-            direction = f"{frame.direction.upper()} " if args.direction else ""
-            if frame.is_extended_id or frame.is_error_frame:
-                ident = (
-                    f"{frame.arbitration_id | (CAN_ERR_FLAG if frame.is_error_frame else 0):08X}"
-                )
-            else:
-                ident = f"{frame.arbitration_id:03X}"
-            if frame.is_remote_frame:
-                body = f"[{frame.dlc}]  remote request"
-            else:
-                size = f"[{len(frame.data):02d}]" if frame.is_fd else f"[{len(frame.data)}]"
-                body = f"{size}  " + " ".join(f"{b:02X}" for b in frame.data)
-            text = f"{stamp} {direction} {channel}  {ident}   {body}".rstrip()
-            if args.origin and frame.origin is not None:
-                text += f"   {frame.origin.describe()}"
-            return text
 
         def handle(got: Received, remaining: int | None) -> int:
             msg = got.message
@@ -208,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 if remaining is not None and n >= remaining:
                     break
                 if filters.passes(frame):
-                    write(line(frame, channel, got.time) + "\n")
+                    write(lines.line(frame, channel, got.time) + "\n")
                     n += 1
             if n:
                 sys.stdout.flush()

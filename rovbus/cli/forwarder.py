@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rovbus.cli.options import add_placement_arg, check_placement
+from rovbus.exitcodes import EXIT_USAGE
 
 EPILOG = """\
 examples:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.request_timeout <= 0:
         print("rovbus forwarder: --request-timeout must be positive", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         system = load_system(args.config)
         system.forwarder(args.name)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         check_placement(system, "forwarders", args.name, args.host)
     except ConfigError as exc:
         print(f"rovbus forwarder: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return run_daemon(
         lambda: ForwarderDaemon(system, args.name, request_timeout=args.request_timeout)
     )

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+
 EPILOG = """\
 examples:
   rovbus keygen tether --dir /etc/rovbus/keys --hmac    # server pair + the system's HMAC key
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         key_paths(directory, args.name)
     except ValueError as exc:
         print(f"rovbus keygen: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         hmac_path = None
@@ -82,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"HMAC key:    {hmac_path}  (mode 0600)")
     except OSError as exc:
         print(f"rovbus keygen: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILURE
+    return EXIT_OK

@@ -13,10 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from rovbus import __version__
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from rovbus.exitcodes import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: command name -> module under rovbus.cli that defines it
 COMMANDS: dict[str, str] = {
@@ -81,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = module.run(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rovbus.cli.options import add_placement_arg, check_placement
+from rovbus.exitcodes import EXIT_USAGE
 
 EPILOG = """\
 examples:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         check_placement(system, "nodes", args.name, args.host)
     except ConfigError as exc:
         print(f"rovbus node: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if any(bus.devices for bus in node.buses):
         from rovbus.sim.simnode import SimNode
 

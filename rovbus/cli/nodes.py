@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK
 
 if TYPE_CHECKING:
     from rovbus.client import Client, NodeRow
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import sys
 
-    from rovbus.cli.options import EXIT_FAILURE, EXIT_OK, run_client
+    from rovbus.cli.options import run_client
     from rovbus.cli.output import to_json
 
     async def body(client: Client) -> int:

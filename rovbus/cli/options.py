@@ -1,10 +1,11 @@
-"""What the operator commands share: connection options, receive options, the client, exit codes.
+"""What the operator commands share: connection options, receive options, the client, a
+PUB socket of their own (``bound_pub``).
 
 Only argparse (and the standard library) at module level: ``rovbus --help`` builds every
 parser, and must stay fast. The client, zmq and the config layer load in ``run_client``.
 
-Exit status: 0 ok, 1 a runtime failure (timeout, error reply), 2 a usage or config error,
-130 interrupted (Ctrl-C), without a traceback.
+Exit status (``rovbus.exitcodes``): 0 ok, 1 a runtime failure (timeout, error reply), 2 a
+usage or config error, 130 interrupted (Ctrl-C), without a traceback.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
+    import zmq
+
     from rovbus.client import Client, Received, Subscription
     from rovbus.config import SystemConfig
     from rovbus.config.hosts import Table
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_CONFIG = "/etc/rovbus/vehicle.toml"
 
@@ -139,6 +139,32 @@ def setup_logging(args: argparse.Namespace, command: str) -> None:
     )
 
 
+def bound_pub(
+    endpoint: str, command: str, sndhwm: int | None = None
+) -> tuple[zmq.Context[Any], zmq.Socket[Any]] | None:
+    """A PUB socket bound at ``endpoint`` (linger 1 s), on a context of its own, for a
+    command that publishes (``pub``, ``play``); ``None`` when it cannot bind, the reason
+    printed as ``rovbus COMMAND: ...``."""
+    import zmq
+
+    from rovbus.errors import TransportError
+    from rovbus.transport import bind
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock: zmq.Socket[Any] = ctx.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 1000)
+    if sndhwm is not None:
+        sock.setsockopt(zmq.SNDHWM, sndhwm)
+    try:
+        bind(sock, endpoint, "pub")
+    except TransportError as exc:
+        sock.close(0)
+        ctx.term()
+        print(f"rovbus {command}: {exc}", file=sys.stderr)
+        return None
+    return ctx, sock
+
+
 def make_client(args: argparse.Namespace) -> Client:
     """The client the options describe; raises ConfigError."""
     from rovbus.client import Client
@@ -170,8 +196,13 @@ def run_client(
     setup_logging(args, command)
     import asyncio
 
-    from rovbus.client import RequestFailed
-    from rovbus.errors import ConfigError, FrameSyntaxError, RequestTimeout, RovbusError
+    from rovbus.errors import (
+        ConfigError,
+        FrameSyntaxError,
+        RequestFailed,
+        RequestTimeout,
+        RovbusError,
+    )
 
     async def main() -> int:
         client = make_client(args)

@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults
+from rovbus.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
+    import zmq
+
     from rovbus.client import Client
     from rovbus.wire.canframe import CanFrame
 
@@ -107,7 +111,7 @@ def load_frames(path: str, bus: str) -> tuple[list[CanFrame], int, int]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rovbus.cli.options import EXIT_USAGE, run_client
+    from rovbus.cli.options import run_client
 
     if args.rate <= 0 or args.chunk < 1:
         print("rovbus play: --rate and --chunk must be positive", file=sys.stderr)
@@ -124,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def body(client: Client) -> int:
-        import asyncio
         import logging
 
         log = logging.getLogger("rovbus.cli")
@@ -140,41 +143,87 @@ def run(args: argparse.Namespace) -> int:
                 errors,
             )
         progress = Progress(len(frames))
-        loop = asyncio.get_running_loop()
         sent_total = 0
+
+        async def send(chunk: list[CanFrame]) -> int:
+            return await client.send_frames(args.node, args.bus, chunk, timeout=args.timeout)
+
         try:
             while True:
-                start = loop.time()
-                t0 = frames[0].timestamp if frames else 0.0
-                i = 0
-                while i < len(frames):
-                    if not args.no_timing:
-                        due = start + (frames[i].timestamp - t0) / args.rate
-                        wait = due - loop.time()
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                    j = i + 1
-                    horizon = loop.time() + 0.002
-                    while j < len(frames) and j - i < args.chunk:
-                        if not args.no_timing:
-                            due = start + (frames[j].timestamp - t0) / args.rate
-                            if due > horizon:
-                                break
-                        j += 1
-                    sent_total += await client.send_frames(
-                        args.node, args.bus, frames[i:j], timeout=args.timeout
-                    )
-                    i = j
-                    progress.show(i)
-                progress.show(len(frames), force=True)
+                sent_total += await _send_pass(frames, send, args, progress)
                 if not args.loop:
                     break
         finally:
             progress.end()
             log.info("sent %d frame(s) through %s/%s", sent_total, args.node, args.bus)
-        return 0
+        return EXIT_OK
 
     return run_client(args, "play", body)
+
+
+async def _send_pass(
+    frames: list[CanFrame],
+    send: Callable[[list[CanFrame]], Awaitable[int]],
+    args: argparse.Namespace,
+    progress: Progress,
+) -> int:
+    """Send ``frames`` once, at ``--rate`` times their pace (or at once, ``--no-timing``),
+    up to ``--chunk`` of them per request when they are due within 2 ms; returns how many
+    went on the wire."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    t0 = frames[0].timestamp if frames else 0.0
+    rate: float = args.rate
+
+    def due(k: int) -> float:
+        return start + (frames[k].timestamp - t0) / rate
+
+    sent = i = 0
+    while i < len(frames):
+        if not args.no_timing and (wait := due(i) - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        j = i + 1
+        horizon = loop.time() + 0.002
+        while j < len(frames) and j - i < args.chunk and (args.no_timing or due(j) <= horizon):
+            j += 1
+        sent += await send(frames[i:j])
+        i = j
+        progress.show(i)
+    progress.show(len(frames), force=True)
+    return sent
+
+
+async def _republish(
+    sock: zmq.Socket[Any], messages: list[tuple[float, list[bytes]]], args: argparse.Namespace
+) -> int:
+    """Publish the messages of a ``.rbl`` log on ``sock`` after ``--wait`` seconds, at
+    ``--rate`` times their pace, once or (``--loop``) forever; returns how many went out."""
+    import asyncio
+
+    from rovbus.transport.sendnow import send_now
+
+    progress = Progress(len(messages))
+    await asyncio.sleep(args.wait)
+    loop = asyncio.get_running_loop()
+    sent = 0
+    try:
+        while True:
+            start = loop.time()
+            t0 = messages[0][0] if messages else 0.0
+            for k, (t, frames) in enumerate(messages):
+                if not args.no_timing:
+                    wait = start + (t - t0) / args.rate - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                sent += send_now(sock, frames)
+                progress.show(k + 1)
+            progress.show(len(messages), force=True)
+            if not args.loop:
+                return sent
+    finally:
+        progress.end()
 
 
 def _play_native(args: argparse.Namespace) -> int:
@@ -183,10 +232,9 @@ def _play_native(args: argparse.Namespace) -> int:
 
     import zmq
 
-    from rovbus.cli.options import EXIT_OK, EXIT_USAGE, setup_logging
-    from rovbus.client import NativeLogError, read_native_log
-    from rovbus.errors import TransportError
-    from rovbus.transport import bind
+    from rovbus.cli.options import bound_pub, setup_logging
+    from rovbus.client import read_native_log
+    from rovbus.errors import NativeLogError
 
     setup_logging(args, "play")
     log = logging.getLogger("rovbus.cli")
@@ -199,53 +247,21 @@ def _play_native(args: argparse.Namespace) -> int:
     except NativeLogError as exc:
         print(f"rovbus play: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    ctx: zmq.Context[Any] = zmq.Context()
-    sock: zmq.Socket[Any] = ctx.socket(zmq.PUB)
-    sock.setsockopt(zmq.LINGER, 1000)
-    sock.setsockopt(zmq.SNDHWM, 100_000)
-    try:
-        bind(sock, args.bind, "pub")
-    except TransportError as exc:
-        sock.close(0)
-        ctx.term()
-        print(f"rovbus play: {exc}", file=sys.stderr)
+    bound = bound_pub(args.bind, "play", sndhwm=100_000)
+    if bound is None:
         return EXIT_USAGE
+    ctx, sock = bound
     print(
         f"rovbus play: publishing {len(messages)} message(s) on "
         f"{sock.getsockopt_string(zmq.LAST_ENDPOINT)}",
         file=sys.stderr,
     )
-    progress = Progress(len(messages))
-
-    async def publish() -> int:
-        await asyncio.sleep(args.wait)
-        loop = asyncio.get_running_loop()
-        sent = 0
-        while True:
-            start = loop.time()
-            t0 = messages[0][0] if messages else 0.0
-            for k, (t, frames) in enumerate(messages):
-                if not args.no_timing:
-                    wait = start + (t - t0) / args.rate - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                try:
-                    sock.send_multipart(frames, flags=zmq.NOBLOCK)
-                    sent += 1
-                except zmq.Again:
-                    pass
-                progress.show(k + 1)
-            progress.show(len(messages), force=True)
-            if not args.loop:
-                return sent
-
     try:
-        sent = asyncio.run(publish())
+        sent = asyncio.run(_republish(sock, messages, args))
         log.info("published %d message(s) of system %s", sent, header.get("system"))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     finally:
-        progress.end()
         sock.close(1000)
         ctx.term()
     return EXIT_OK

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import EXIT_OK, EXIT_USAGE, parser_defaults, setup_logging
+from rovbus.cli.options import bound_pub, parser_defaults, setup_logging
+from rovbus.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from rovbus.wire.codec import Codec
+    from rovbus.wire.serializers import Serializer
 
 EPILOG = """\
 examples:
@@ -56,6 +61,28 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="log only errors")
 
 
+def _signing(config: str | None) -> tuple[Codec, Serializer] | None:
+    """The codec and serializer of the system file ``config`` (unsigned msgpack without
+    one); ``None`` when the file is bad, the reason printed."""
+    import sys
+
+    from rovbus.errors import ConfigError
+    from rovbus.wire.codec import Codec
+    from rovbus.wire.serializers import Serializer
+
+    if not config:
+        return Codec(username="rovbus-pub"), Serializer.MSGPACK
+    from rovbus.config import load_system
+    from rovbus.transport.system_codec import system_codec
+
+    try:
+        codec = system_codec(load_system(config), "rovbus-pub")
+    except ConfigError as exc:
+        print(f"rovbus pub: {exc}", file=sys.stderr)
+        return None
+    return codec, codec.serializer
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -64,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     import zmq
 
-    from rovbus.errors import ConfigError, TransportError
-    from rovbus.transport import Publisher, bind
-    from rovbus.wire.codec import Codec
+    from rovbus.transport import Publisher
 
     setup_logging(args, "pub")
     log = logging.getLogger("rovbus.cli")
@@ -82,29 +107,16 @@ def run(args: argparse.Namespace) -> int:
         print("rovbus pub: --rate must be positive", file=sys.stderr)
         return EXIT_USAGE
     count = args.count if args.count is not None else (None if args.rate else 1)
-    codec = Codec(username="rovbus-pub")
-    if args.config:
-        from rovbus.config import load_system
-        from rovbus.transport.system_codec import system_codec
-
-        try:
-            codec = system_codec(load_system(args.config), "rovbus-pub")
-        except ConfigError as exc:
-            print(f"rovbus pub: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    ctx: zmq.Context[Any] = zmq.Context()
-    sock: zmq.Socket[Any] = ctx.socket(zmq.PUB)
-    sock.setsockopt(zmq.LINGER, 1000)
-    try:
-        bind(sock, args.bind, "pub")
-    except TransportError as exc:
-        sock.close(0)
-        ctx.term()
-        print(f"rovbus pub: {exc}", file=sys.stderr)
+    signing = _signing(args.config)
+    if signing is None:
         return EXIT_USAGE
+    bound = bound_pub(args.bind, "pub")
+    if bound is None:
+        return EXIT_USAGE
+    ctx, sock = bound
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     print(f"rovbus pub: publishing on {endpoint}", file=sys.stderr)
-    publisher = Publisher("pub", sock, codec, codec.serializer)
+    publisher = Publisher("pub", sock, *signing)
 
     async def publish() -> None:
         await asyncio.sleep(args.wait)
@@ -121,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(publish())
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         publisher.close(1000)
         ctx.term()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK
 
 if TYPE_CHECKING:
     from rovbus.client import Client, Received
@@ -112,72 +113,76 @@ def add_rate_parser(sub: Any, name: str, help_text: str, epilog: str) -> None:
     add_connection_args(p)
 
 
+def hz_line(topic: str, w: TopicWindow, lost: int, as_json: bool) -> str:
+    """One topic's line of an ``hz`` report; ``lost``: messages missed on it."""
+    h = w.hz()
+    fps = w.frame_rate() if w.batched else None
+    if as_json:
+        import json
+
+        return json.dumps(
+            {
+                "topic": topic,
+                "rate": h and h[0],
+                "min": h and h[1],
+                "max": h and h[2],
+                "std": h and h[3],
+                "window": len(w.times),
+                "missed": lost,
+                "frames_per_s": fps,
+            }
+        )
+    if h is None:
+        return f"{topic}  (1 message)" + (f"  missed {lost}" if lost else "")
+    return (
+        f"{topic}  {h[0]:9.3f} Hz  min {h[1]:.4f}s  max {h[2]:.4f}s  "
+        f"std {h[3]:.5f}s  window {len(w.times)}"
+        + (f"  ({fps:,.1f} frames/s)" if fps is not None else "")
+        + (f"  missed {lost}" if lost else "")
+    )
+
+
+def bw_line(topic: str, w: TopicWindow, now: float, as_json: bool) -> str | None:
+    """One topic's line of a ``bw`` report (None while its window has too few messages)."""
+    b = w.bw(now)
+    if b is None:
+        return None
+    if as_json:
+        import json
+
+        return json.dumps(
+            {
+                "topic": topic,
+                "bytes_per_s": b[0],
+                "mean": b[1],
+                "min": b[2],
+                "max": b[3],
+                "window": len(w.times),
+            }
+        )
+    return (
+        f"{topic}  {_bytes(b[0])}/s  mean {_bytes(b[1])}  min {b[2]} B  "
+        f"max {b[3]} B  window {len(w.times)}"
+    )
+
+
 def run_rates(args: argparse.Namespace, command: str) -> int:
     import asyncio
-    import json
     import logging
     import sys
     import time
 
-    from rovbus.cli.options import EXIT_FAILURE, EXIT_OK, joined, run_client
+    from rovbus.cli.options import joined, run_client
 
     log = logging.getLogger("rovbus.cli")
     reports = 1 if args.once else args.count
 
     def report(windows: dict[str, TopicWindow], now: float, missed: dict[str, int]) -> None:
-        lines = []
-        for topic in sorted(windows):
-            w = windows[topic]
-            if command == "hz":
-                h = w.hz()
-                lost = missed.get(topic, 0)
-                fps = w.frame_rate() if w.batched else None
-                if args.json:
-                    lines.append(
-                        json.dumps(
-                            {
-                                "topic": topic,
-                                "rate": h and h[0],
-                                "min": h and h[1],
-                                "max": h and h[2],
-                                "std": h and h[3],
-                                "window": len(w.times),
-                                "missed": lost,
-                                "frames_per_s": fps,
-                            }
-                        )
-                    )
-                elif h is None:
-                    lines.append(f"{topic}  (1 message)" + (f"  missed {lost}" if lost else ""))
-                else:
-                    lines.append(
-                        f"{topic}  {h[0]:9.3f} Hz  min {h[1]:.4f}s  max {h[2]:.4f}s  "
-                        f"std {h[3]:.5f}s  window {len(w.times)}"
-                        + (f"  ({fps:,.1f} frames/s)" if fps is not None else "")
-                        + (f"  missed {lost}" if lost else "")
-                    )
-            else:
-                b = w.bw(now)
-                if b is None:
-                    continue
-                if args.json:
-                    lines.append(
-                        json.dumps(
-                            {
-                                "topic": topic,
-                                "bytes_per_s": b[0],
-                                "mean": b[1],
-                                "min": b[2],
-                                "max": b[3],
-                                "window": len(w.times),
-                            }
-                        )
-                    )
-                else:
-                    lines.append(
-                        f"{topic}  {_bytes(b[0])}/s  mean {_bytes(b[1])}  min {b[2]} B  "
-                        f"max {b[3]} B  window {len(w.times)}"
-                    )
+        if command == "hz":
+            lines = [hz_line(t, windows[t], missed.get(t, 0), args.json) for t in sorted(windows)]
+        else:
+            bw = (bw_line(t, windows[t], now, args.json) for t in sorted(windows))
+            lines = [line for line in bw if line is not None]
         sys.stdout.write("\n".join(lines) + ("\n" if args.json else "\n\n"))
         sys.stdout.flush()
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import EXIT_OK, add_connection_args, add_receive_args, parser_defaults
+from rovbus.cli.options import add_connection_args, add_receive_args, parser_defaults
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     import asyncio
 
     from rovbus.cli.canlog import CanLog
     from rovbus.client import Client, NativeLogWriter, Received
+
+#: writes what one message carries (at most ``remaining`` frames); returns how much
+Write = Callable[["Received", "int | None"], int]
 
 EPILOG = """\
 examples:
@@ -145,29 +149,65 @@ async def _record(
         await asyncio.gather(receiving, stopping, return_exceptions=True)
 
 
+def _file_problem(path: Path, max_bytes: int | None) -> str | None:
+    """Why ``record`` cannot write ``path`` (its extension names the format), or None."""
+    suffix = path.suffix.lower()
+    if suffix == ".rbl":
+        return None
+    if suffix not in CAN_FORMATS:
+        return f"{path.suffix or 'no extension'}: expected .rbl or one of " + " ".join(CAN_FORMATS)
+    if max_bytes and suffix not in ROTATING_FORMATS:
+        return f"--max-bytes: {suffix} does not rotate; use .rbl or one of " + " ".join(
+            ROTATING_FORMATS
+        )
+    return None
+
+
+def _native_writer(rotator: _NativeRotator) -> Write:
+    """Every message, whole, into the ``.rbl`` log."""
+
+    def write(got: Received, remaining: int | None) -> int:
+        rotator.write(got.frames, got.time)
+        return 1
+
+    return write
+
+
+def _frame_writer(can_log: CanLog, node_channel: bool) -> Write:
+    """The CAN frames a message carries into a python-can log (``node_channel``: the
+    channel written is ``node/bus``)."""
+    from rovbus.cli.output import can_frames
+    from rovbus.wire.topics import parse_topic
+
+    def write(got: Received, remaining: int | None) -> int:
+        frames = can_frames(got.message)
+        if remaining is not None:
+            frames = frames[:remaining]
+        node = parse_topic(got.message.topic).node if frames and node_channel else ""
+        for frame in frames:
+            m = frame.to_can_message()
+            if not frame.timestamp:
+                m.timestamp = got.time
+            if node:
+                m.channel = f"{node}/{frame.bus}"
+            can_log.write(m)
+        return len(frames)
+
+    return write
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
     import signal
     import sys
 
-    from rovbus.cli.options import EXIT_USAGE, joined, receive_loop, run_client
-    from rovbus.cli.output import can_frames
-    from rovbus.wire.topics import parse_topic
+    from rovbus.cli.options import joined, receive_loop, run_client
 
     log = logging.getLogger("rovbus.cli")
     path = Path(args.file)
-    suffix = path.suffix.lower()
-    native = suffix == ".rbl"
-    problem = None
-    if not native and suffix not in CAN_FORMATS:
-        problem = f"{path.suffix or 'no extension'}: expected .rbl or one of " + " ".join(
-            CAN_FORMATS
-        )
-    elif args.max_bytes and not native and suffix not in ROTATING_FORMATS:
-        problem = f"--max-bytes: {suffix} does not rotate; use .rbl or one of " + " ".join(
-            ROTATING_FORMATS
-        )
+    native = path.suffix.lower() == ".rbl"
+    problem = _file_problem(path, args.max_bytes)
     if problem:
         print(f"rovbus record: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -192,42 +232,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             prefixes = [f"{n}/can/" for n in client.routes.nodes] or [""]
         system = client.system.name if client.system is not None else None
-        written = 0
         output: _NativeRotator | CanLog
         if native:
-            output = rotator = _NativeRotator(path, args.max_bytes, system, prefixes)
-
-            def handle(got: Received, remaining: int | None) -> int:
-                nonlocal written
-                rotator.write(got.frames, got.time)
-                written += 1
-                return 1
-
+            output = _NativeRotator(path, args.max_bytes, system, prefixes)
+            write = _native_writer(output)
         else:
             from rovbus.cli.canlog import CanLog
 
-            output = can_log = CanLog(path, max_bytes=args.max_bytes, interval=args.flush_interval)
+            output = CanLog(path, max_bytes=args.max_bytes, interval=args.flush_interval)
+            write = _frame_writer(output, args.node_channel)
+        written = 0
 
-            def handle(got: Received, remaining: int | None) -> int:
-                nonlocal written
-                msg = got.message
-                n = 0
-                frames = can_frames(msg)
-                if not frames:
-                    return 0
-                node = parse_topic(msg.topic).node if args.node_channel else ""
-                for frame in frames:
-                    if remaining is not None and n >= remaining:
-                        break
-                    m = frame.to_can_message()
-                    if not frame.timestamp:
-                        m.timestamp = got.time
-                    if node:
-                        m.channel = f"{node}/{frame.bus}"
-                    can_log.write(m)
-                    n += 1
-                written += n
-                return n
+        def handle(got: Received, remaining: int | None) -> int:
+            nonlocal written
+            n = write(got, remaining)
+            written += n
+            return n
 
         async def receive() -> int:
             async with client.subscribe(prefixes) as subscription:

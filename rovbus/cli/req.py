@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults, run_client
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client
@@ -74,8 +75,6 @@ def request_and_print(
 ) -> int:
     import sys
 
-    from rovbus.cli.options import EXIT_FAILURE, EXIT_OK
-
     async def body(client: Client) -> int:
         reply = await client.request(
             node,
@@ -99,8 +98,6 @@ def request_and_print(
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
-
-    from rovbus.cli.options import EXIT_USAGE
 
     try:
         content = json.loads(args.content)

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults, run_client
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from rovbus.cli.options import EXIT_OK, EXIT_USAGE
     from rovbus.errors import FrameSyntaxError
     from rovbus.wire.cantext import parse_cansend
 

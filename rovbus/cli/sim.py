@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults, run_client
+from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client
@@ -104,13 +105,12 @@ def _devices(args: argparse.Namespace) -> int:
         system.node(args.node)
     except ConfigError as exc:
         print(f"rovbus sim devices: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     setup_logging(args.log_level)
     return run_daemon(lambda: DeviceProcess(system, args.node))
 
 
 def _node_request(args: argparse.Namespace) -> int:
-    from rovbus.cli.options import EXIT_OK, EXIT_USAGE
 
     command: str = args.sim_command
     if command == "fault":
@@ -155,7 +155,7 @@ def _demo_request(args: argparse.Namespace) -> int:
             run_dir = default_run_dir(load_system(config, check_files=False))
         except ConfigError as exc:
             print(f"rovbus sim {args.sim_command}: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
     if args.sim_command == "tether":
         request: dict[str, Any] = {"op": "tether", "action": args.action}
     else:
@@ -168,9 +168,9 @@ def _demo_request(args: argparse.Namespace) -> int:
             f"({exc.strerror or exc})",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILURE
     if reply.get("status") != "ok":
         print(f"rovbus sim {args.sim_command}: {reply.get('error')}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     print(json.dumps({k: v for k, v in reply.items() if k != "status"}))
-    return 0
+    return EXIT_OK

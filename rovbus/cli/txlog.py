@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from rovbus.cli.options import add_connection_args, parser_defaults, run_client
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from rovbus.client import Client
@@ -48,7 +49,6 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rovbus.cli.options import EXIT_OK, EXIT_USAGE
     from rovbus.cli.output import to_json
     from rovbus.node.txlog import REPLY_MAX
     from rovbus.wire.cantext import format_candump

@@ -50,9 +50,8 @@ Endpoints by hand, without a system file::
 
 from rovbus.client.blocking import BlockingClient, BlockingSubscription
 from rovbus.client.client import Client, curve_setup_for, request_type
-from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import UNHEARD, BusRow, NodeRow, NodeTable
-from rovbus.client.rbl import NativeLogError, NativeLogWriter, is_native_log, read_native_log
+from rovbus.client.rbl import NativeLogWriter, is_native_log, read_native_log
 from rovbus.client.routes import (
     NodeRoute,
     PubSource,
@@ -62,6 +61,7 @@ from rovbus.client.routes import (
     routes_for_host,
 )
 from rovbus.client.subscription import Received, Subscription
+from rovbus.errors import NativeLogError, RequestFailed
 
 __all__ = [
     "UNHEARD",

@@ -14,20 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import importlib
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import zmq.asyncio
 
-from rovbus.client.errors import RequestFailed
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
-from rovbus.errors import ConfigError, EnvelopeError, RequestTimeout
+from rovbus.errors import ConfigError, EnvelopeError, RequestFailed, RequestTimeout
+from rovbus.transport.curve import client_setup
 from rovbus.transport.requester import Requester, SocketSetup
 from rovbus.transport.system_codec import system_codec
 from rovbus.wire.canframe import CanFrame
@@ -49,19 +48,11 @@ def request_type(name: str) -> str:
 def curve_setup_for(system: SystemConfig) -> SocketSetup | None:
     """The CURVE client setup of ``system`` (None when CURVE is off).
 
-    Provided by ``rovbus.transport.curve.client_setup``; a ConfigError if CURVE is
-    configured and this installation lacks it.
+    Loads the keys only when the system configures CURVE (``client_setup``).
     """
     if not system.curve:
         return None
-    try:
-        module = importlib.import_module("rovbus.transport.curve")
-    except ImportError:
-        raise ConfigError(
-            str(system.source),
-            ["security.curve: CURVE is configured but rovbus.transport.curve is missing"],
-        ) from None
-    return cast("SocketSetup | None", module.client_setup(system))
+    return client_setup(system)
 
 
 def _username() -> str:
@@ -181,7 +172,18 @@ class Client:
         Returns a :class:`Subscription`: an async iterator of messages and an async
         context manager; ``await sub.ready()`` waits until it has joined."""
         self._check_open()
-        return Subscription(self, prefixes)
+        sub = Subscription(
+            self.context,
+            self.routes,
+            self.codec,
+            prefixes,
+            curve_setup=self.curve_setup,
+            heartbeat_interval=self.heartbeat_interval,
+            on_heartbeat=self._heartbeat,
+            on_close=self._subscriptions.discard,
+        )
+        self._subscriptions.add(sub)
+        return sub
 
     # -- requests -----------------------------------------------------------------------
 

@@ -29,16 +29,12 @@ from typing import Any
 import msgpack
 
 from rovbus.client.logfile import LogFile
-from rovbus.errors import RovbusError
+from rovbus.errors import NativeLogError
 
-__all__ = ["MAGIC", "NativeLogError", "NativeLogWriter", "is_native_log", "read_native_log"]
+__all__ = ["MAGIC", "NativeLogWriter", "is_native_log", "read_native_log"]
 
 MAGIC = b"\x89RBL\r\n\x1a\n"
 VERSION = 1
-
-
-class NativeLogError(RovbusError):
-    """A file is not a rovbus native log, or is of an unknown version."""
 
 
 def is_native_log(path: str | Path) -> bool:

@@ -69,10 +69,6 @@ class Routes:
             ],
         )
 
-    @property
-    def node_names(self) -> list[str]:
-        return list(self.nodes)
-
 
 def default_group(system: SystemConfig) -> str:
     """The group an operator belongs to by default: the first with no nodes of its own that a

@@ -19,20 +19,24 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import zmq.asyncio
+
 from rovbus.errors import ConfigError
 from rovbus.transport.channel import Rejected
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.curve import SocketSetup
+from rovbus.transport.intake import read_now, wait_readable
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.transport.subscriber import MAX_TRACKED, Subscriber
+from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 
 if TYPE_CHECKING:
-    from rovbus.client.client import Client
-    from rovbus.client.routes import PubSource
+    from rovbus.client.routes import PubSource, Routes
 
 __all__ = ["Received", "Subscription"]
 
@@ -48,7 +52,7 @@ class Received:
     @property
     def size(self) -> int:
         """Bytes on the wire (every frame of the envelope)."""
-        return sum(len(f) for f in self.frames)
+        return frames_size(self.frames)
 
 
 def _socket_prefixes(source: PubSource, prefixes: Sequence[str]) -> list[str]:
@@ -88,42 +92,59 @@ class Subscription:
     :meth:`received` yields :class:`Received` (frames and receive time) instead.
     """
 
-    def __init__(self, client: Client, prefixes: Iterable[str]) -> None:
-        self.client = client
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        routes: Routes,
+        codec: Codec,
+        prefixes: Iterable[str],
+        *,
+        curve_setup: SocketSetup | None = None,
+        heartbeat_interval: float = 1.0,
+        on_heartbeat: Callable[[Message], None] | None = None,
+        on_close: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        """Sockets on ``context`` to every pub source of ``routes`` (``curve_setup`` for
+        those through a forwarder), decoding with ``codec``. Every heartbeat received
+        goes to ``on_heartbeat`` (a client's node table); ``on_close`` is called once
+        it is closed. Made by :meth:`Client.subscribe`, which passes its own."""
+        self.routes = routes
+        self.heartbeat_interval = heartbeat_interval
+        self._on_heartbeat = on_heartbeat
+        self._on_close = on_close
         self.prefixes = tuple(dict.fromkeys(prefixes))
         self._match = tuple(p.encode() for p in self.prefixes)
         self.subscribers: list[Subscriber] = []
         self._buffer: deque[Received] = deque()
-        self._pending: dict[asyncio.Task[list[bytes]], Subscriber] = {}
+        self._turn = 0  # the socket read first by the next receive
         self.rejected = 0
-        self.last_rejected: Rejected | None = None
         self.closed = False
         # the counts of sockets already closed, so they outlive close()
         self._closed_stats = SocketStats()
         self._closed_missed: dict[str, int] = {}
-        if not client.routes.sources:
-            where = client.routes.start or "here"
+        if not routes.sources:
+            where = routes.start or "here"
             raise ConfigError(
-                client.routes.source,
+                routes.source,
                 [
                     f"nothing to subscribe to from {where}: no nodes, no forwarder "
                     "(try --group or --host)"
                 ],
             )
         groups: dict[str | None, list[PubSource]] = {}
-        for source in client.routes.sources:
+        for source in routes.sources:
             groups.setdefault(source.via, []).append(source)
         try:
             for via, sources in groups.items():
                 wanted: list[str] = []
                 for source in sources:
                     wanted += _socket_prefixes(source, self.prefixes)
-                setup = client.curve_setup if via is not None and sources[0].secure else None
+                setup = curve_setup if via is not None and sources[0].secure else None
                 self.subscribers.append(
                     Subscriber(
-                        client.context,
+                        context,
                         [s.endpoint for s in sources],
-                        client.codec,
+                        codec,
                         list(dict.fromkeys(wanted)),
                         setup=setup,
                     )
@@ -131,7 +152,6 @@ class Subscription:
         except BaseException:
             self.close()
             raise
-        client._subscriptions.add(self)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -139,20 +159,20 @@ class Subscription:
         return topic.startswith(self._match) if self._match else False
 
     async def _recv_raw(self) -> tuple[Subscriber, list[bytes]]:
-        if len(self.subscribers) == 1:
-            sub = self.subscribers[0]
-            frames: list[bytes] = await sub.channel.socket.recv_multipart()
-            return sub, frames
-        if not self.subscribers:
-            raise RuntimeError("subscription has no sockets (closed?)")
-        for sub in self.subscribers:
-            if sub not in self._pending.values():
-                task = asyncio.ensure_future(sub.channel.socket.recv_multipart())
-                self._pending[task] = sub
-        done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
-        task = next(iter(done))
-        sub = self._pending.pop(task)
-        return sub, task.result()
+        """The next message of any socket, taking them in turn so that a busy source
+        cannot starve the others; nothing is lost to a timeout or a cancel."""
+        while True:
+            subscribers = self.subscribers
+            if not subscribers:
+                raise RuntimeError("the subscription is closed")
+            n = len(subscribers)
+            for k in range(n):
+                sub = subscribers[(self._turn + k) % n]
+                frames = await read_now(sub.channel.socket)
+                if frames is not None:
+                    self._turn = (self._turn + k + 1) % n
+                    return sub, frames
+            await wait_readable([s.channel.socket for s in subscribers])
 
     async def _next_any(self) -> Received | None:
         """The next good message (any topic), or None for one that was rejected."""
@@ -160,10 +180,9 @@ class Subscription:
         got = sub.decode(frames)
         if isinstance(got, Rejected):
             self.rejected += 1
-            self.last_rejected = got
             return None
-        if got.msg_type == "heartbeat":
-            self.client._heartbeat(got)
+        if got.msg_type == "heartbeat" and self._on_heartbeat is not None:
+            self._on_heartbeat(got)
         return Received(got, frames, time.time())
 
     async def next_received(self) -> Received:
@@ -185,14 +204,27 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
+        """The next message; the iteration ends when the subscription is closed, also
+        while it waits."""
         if self.closed:
             raise StopAsyncIteration
-        return await self.recv()
+        try:
+            return await self.recv()
+        except RuntimeError:
+            if self.closed:
+                raise StopAsyncIteration from None
+            raise
 
     async def received(self) -> AsyncIterator[Received]:
-        """Every matching message as :class:`Received`, until closed."""
+        """Every matching message as :class:`Received`, until closed (also while waiting)."""
         while not self.closed:
-            yield await self.next_received()
+            try:
+                got = await self.next_received()
+            except RuntimeError:
+                if self.closed:
+                    return
+                raise
+            yield got
 
     # -- counters -----------------------------------------------------------------------
 
@@ -227,9 +259,9 @@ class Subscription:
         kept for the iterator. Without known nodes (endpoints given by hand) it waits a
         fixed 0.3 s, ZeroMQ's usual join time on loopback.
         """
-        expected = {n for s in self.client.routes.sources for n in s.nodes}
+        expected = {n for s in self.routes.sources for n in s.nodes}
         if timeout is None:
-            timeout = 2.5 * self.client.heartbeat_interval
+            timeout = 2.5 * self.heartbeat_interval
         heard: set[str] = set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if expected else min(timeout, 0.3))
@@ -255,19 +287,18 @@ class Subscription:
     def close(self) -> None:
         """Close every socket (idempotent)."""
         self.closed = True
-        for task in self._pending:
-            task.cancel()
-        self._pending.clear()
         for sub in self.subscribers:
             self._closed_stats.add(sub.stats)
             _merge_missed(self._closed_missed, sub)
             sub.close(0)
         self.subscribers = []
-        self.client._subscriptions.discard(self)
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close(self)
 
     async def aclose(self) -> None:
         self.close()
-        await asyncio.sleep(0)  # let cancelled receives finish
+        await asyncio.sleep(0)  # a receive waiting on its sockets ends now
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -68,11 +68,6 @@ class Endpoint:
         return f"{self.transport}://{self.path}"
 
     @property
-    def is_wildcard(self) -> bool:
-        """True for a tcp endpoint bound on every interface (``*``, ``0.0.0.0``, ``[::]``)."""
-        return self.transport == "tcp" and self.host in WILDCARD_HOSTS
-
-    @property
     def bind_kind(self) -> BindKind:
         """How a daemon binding this endpoint picks its address: ``"wildcard"`` (every
         interface), ``"address"`` (one IP address, ``localhost`` included), ``"name"`` (a

@@ -17,11 +17,9 @@ from typing import Any, ClassVar, Protocol
 
 from rovbus.daemon.sdnotify import SystemdNotifier
 from rovbus.errors import RovbusError
+from rovbus.exitcodes import EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("rovbus")
-
-EXIT_OK = 0
-EXIT_STARTUP = 2
 
 
 class Daemon(Protocol):
@@ -85,7 +83,7 @@ async def _run(daemon: Daemon) -> int:
         await daemon.start()
     except RovbusError as exc:
         log.error("%s cannot start: %s", daemon.name, exc)
-        return EXIT_STARTUP
+        return EXIT_USAGE
     log.info("%s", daemon.status_line())
     watchdog: asyncio.Task[None] | None = None
     if notifier is not None:
@@ -113,7 +111,7 @@ def run_daemon(make: Callable[[], Daemon]) -> int:
         daemon = make()
     except RovbusError as exc:
         print(f"rovbus: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
+        return EXIT_USAGE
     main: Coroutine[Any, Any, int] = _run(daemon)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         return runner.run(main)

@@ -30,10 +30,11 @@ What this layer promises:
   sent the most is refused for a while.
 """
 
+from rovbus.errors import RouteError, UnknownNode
 from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.forwarder.lvc import LastValueCache
 from rovbus.forwarder.pubpath import ProxyStats, PubPath
-from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter, RouteError, UnknownNode
+from rovbus.forwarder.routing import DEFAULT_TIMEOUT, RequestRouter
 from rovbus.forwarder.topology import Topology, topology_of
 
 __all__ = [

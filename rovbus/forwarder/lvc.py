@@ -57,6 +57,7 @@ from rovbus.forwarder.topology import connect_sources, sync_twin
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.intake import Intake
 from rovbus.transport.publisher import TopicSequence
+from rovbus.transport.sendnow import send_now
 from rovbus.transport.sockets import SocketOptions
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
@@ -188,12 +189,10 @@ class LastValueCache:
         self._send(frames)
 
     def _send(self, frames: list[bytes]) -> bool:
-        try:
-            self._xpub_now.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return False
-        return True
+        if send_now(self._xpub_now, frames):
+            return True
+        self.dropped += 1
+        return False
 
     # -- late joiners ---------------------------------------------------------------------
 

@@ -55,20 +55,27 @@ import zmq
 import zmq.asyncio
 
 from rovbus.config.reach import CHANNELS, NodeRoute
-from rovbus.errors import RovbusError, SignatureError, TransportError, WireError
+from rovbus.errors import (
+    NodeUnreachable,
+    RouteError,
+    SignatureError,
+    UnknownNode,
+    WireError,
+)
 from rovbus.forwarder.curvekey import stamped
-from rovbus.forwarder.topology import Topology, sync_twin
+from rovbus.forwarder.topology import Topology
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import peek_header
 from rovbus.transport.curve import SocketSetup
 from rovbus.transport.intake import Intake, read_now
+from rovbus.transport.sendnow import send_now
 from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Outcome, refusal
 from rovbus.transport.sockets import SocketOptions, connect
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
 
-__all__ = ["RequestRouter", "RouteError", "UnknownNode"]
+__all__ = ["RequestRouter"]
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +88,6 @@ MAX_PENDING = 10_000
 #: (``IMMEDIATE``): a request to a node that is down is refused at once, not delivered
 #: minutes later when it comes back.
 INNER_OPTIONS = SocketOptions(linger_ms=0, sndhwm=1000, rcvhwm=1000)
-
-
-class RouteError(RovbusError):
-    """A request cannot be routed (bad routing frames, unknown channel)."""
-
-
-class UnknownNode(RouteError):
-    """The request names a node that is not behind this forwarder."""
-
-
-class NodeUnreachable(TransportError):
-    """The node is not connected, or did not answer in time."""
 
 
 @dataclass(slots=True)
@@ -168,8 +163,6 @@ class RequestRouter:
         self.inner_setup = inner_setup
         self.stats = RouterStats()
         self.dealers: dict[str, zmq.asyncio.Socket] = {}
-        # sync twins of the asyncio sockets, for sends that must fail now, not in a future
-        self._now: dict[zmq.asyncio.Socket, zmq.Socket[Any]] = {outer: sync_twin(outer)}
         self.pending: dict[tuple[tuple[bytes, ...], str], Pending] = {}
         self._log_limit = RateLimiter(10.0)
         #: requests waiting for their node to connect (see ``_send_when_connected``)
@@ -189,7 +182,6 @@ class RequestRouter:
                     continue
                 sock = self.ctx.socket(zmq.DEALER)
                 self.dealers[endpoint] = sock
-                self._now[sock] = sync_twin(sock)
                 INNER_OPTIONS.apply(sock)
                 sock.setsockopt(zmq.IMMEDIATE, 1)
                 if endpoint in secure and self.inner_setup is not None:
@@ -387,7 +379,7 @@ class RequestRouter:
         else:
             out = [*stack, node_frame, channel_frame, DELIMITER, *body]
         sock = self.dealers[target.endpoint(channel)]
-        if not self._try_send(sock, out):
+        if not send_now(sock, out):
             # not connected (yet, or any more): wait for it within the timeout, off this loop
             task = asyncio.create_task(
                 self._send_when_connected(sock, out, request, codec, target, channel)
@@ -399,13 +391,6 @@ class RequestRouter:
 
     def _done_waiting(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
-
-    def _try_send(self, sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
-        try:
-            self._now[sock].send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            return False
-        return True
 
     async def _send_when_connected(
         self,
@@ -422,7 +407,7 @@ class RequestRouter:
             await asyncio.sleep(0.05)
             if sock.closed:
                 return
-            if self._try_send(sock, out):
+            if send_now(sock, out):
                 self._sent(request, codec, request.identities, target, channel)
                 return
         self.stats.unreachable += 1
@@ -509,9 +494,7 @@ class RequestRouter:
     # -- answers of our own ---------------------------------------------------------------
 
     def _send_out(self, frames: list[bytes]) -> None:
-        try:
-            self._now[self.outer].send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:  # the client's pipe is full: it is not reading
+        if not send_now(self.outer, frames):  # the client's pipe is full: it is not reading
             self._reject("a reply was dropped: the client does not read")
 
     def _send_error_now(self, request: Message, codec: Codec, exc: BaseException) -> None:

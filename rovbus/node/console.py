@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rovbus.errors import RovbusError
+from rovbus.errors import CommandError, RovbusError
 from rovbus.node.requests import origin_of, tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
@@ -24,10 +24,6 @@ from rovbus.wire.origin import Origin
 
 #: Asks the operator a question through the stdin channel; returns the answer.
 Ask = Callable[[str], Awaitable[str]]
-
-
-class CommandError(RovbusError):
-    """A console command failed; the message is shown to the operator."""
 
 
 class ConsoleTarget(Protocol):

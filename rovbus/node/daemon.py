@@ -239,7 +239,7 @@ class NodeDaemon:
         try:
             await port.open()
         except CanError as exc:
-            raise CanError(f"node {self.name}: bus {name}: {exc}") from None
+            raise type(exc)(f"node {self.name}: bus {name}: {exc}") from None
 
     def add_handler(self, msg_type: str, handler: Handler, *, channel: str = "shell") -> None:
         """Answer ``msg_type`` (e.g. ``"sim_fault_request"``) on ``channel`` with ``handler``.

@@ -13,8 +13,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from rovbus.errors import ShuttingDown
-from rovbus.node.console import CommandError, ConsoleTarget, run_command
+from rovbus.errors import CommandError, ShuttingDown
+from rovbus.node.console import ConsoleTarget, run_command
 from rovbus.transport import Channel, Publisher
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content

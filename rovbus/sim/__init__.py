@@ -19,6 +19,7 @@ own: it needs the client layer, which a node does not.
 Imports the layers below it (wire, config, can, transport, node, client) and nothing above.
 """
 
+from rovbus.errors import SupervisorError
 from rovbus.sim.dbc import DEMO_DBC, MessageCodec, demo_database, load_database
 from rovbus.sim.devices import (
     Battery,
@@ -29,17 +30,15 @@ from rovbus.sim.devices import (
     Pdu,
     PeriodicDevice,
     Thrusters,
-    make_device,
 )
 from rovbus.sim.faults import Faults, FaultyBus, apply_fault, faulty_factory
-from rovbus.sim.harness import DeviceBus
+from rovbus.sim.harness import DeviceBus, make_device
 from rovbus.sim.replay import Replay, read_log
 from rovbus.sim.simnode import DeviceProcess, SimNode
 from rovbus.sim.supervisor import (
     Child,
     ControlServer,
     Supervisor,
-    SupervisorError,
     control_request,
     default_run_dir,
 )

@@ -27,15 +27,15 @@ from cantools.database.can import Database
 from rovbus.config.models import (
     BatteryDevice,
     DepthDevice,
-    DeviceConfig,
     ImuDevice,
     LeakDevice,
     PduDevice,
     ThrustersDevice,
 )
-from rovbus.sim.dbc import MessageCodec, demo_database
+from rovbus.sim.dbc import MessageCodec
 
 __all__ = [
+    "PERIODIC",
     "Battery",
     "DepthSensor",
     "Device",
@@ -45,7 +45,6 @@ __all__ = [
     "Pdu",
     "PeriodicDevice",
     "Thrusters",
-    "make_device",
 ]
 
 #: hand frames to the bus (non-blocking: the harness queues them for its send thread)
@@ -361,7 +360,8 @@ class Pdu(PeriodicDevice):
         return [_frame(self.config.base_id, self.codec.encode(values))]
 
 
-_PERIODIC: dict[str, Callable[..., PeriodicDevice]] = {
+#: the periodic device of each ``devices`` kind (``replay`` is :class:`rovbus.sim.replay.Replay`)
+PERIODIC: dict[str, Callable[..., PeriodicDevice]] = {
     "thrusters": Thrusters,
     "depth": DepthSensor,
     "imu": Imu,
@@ -369,12 +369,3 @@ _PERIODIC: dict[str, Callable[..., PeriodicDevice]] = {
     "leak": LeakSensor,
     "pdu": Pdu,
 }
-
-
-def make_device(config: DeviceConfig, db: Database | None = None, seed: int = 0) -> Device:
-    """The device a ``devices`` entry describes (``db``: default the demo DBC)."""
-    if config.kind == "replay":
-        from rovbus.sim.replay import Replay
-
-        return Replay(config)
-    return _PERIODIC[config.kind](config, db or demo_database(), seed)

@@ -28,17 +28,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import can
+from cantools.database.can import Database
 
-from rovbus.config.models import BusConfig
-from rovbus.errors import CanError
-from rovbus.sim.devices import Device, make_device
+from rovbus.config.models import BusConfig, DeviceConfig
+from rovbus.errors import CanFailed
+from rovbus.sim.dbc import demo_database
+from rovbus.sim.devices import PERIODIC, Device
+from rovbus.sim.replay import Replay
 
-__all__ = ["DeviceBus"]
+__all__ = ["DeviceBus", "make_device"]
 
 log = logging.getLogger(__name__)
 
 TX_QUEUE = 1024
 _STOP = object()
+
+
+def make_device(config: DeviceConfig, db: Database | None = None, seed: int = 0) -> Device:
+    """The device a ``devices`` entry describes (``db``: default the demo DBC)."""
+    if config.kind == "replay":
+        return Replay(config)
+    return PERIODIC[config.kind](config, db or demo_database(), seed)
 
 
 class DeviceBus:
@@ -81,12 +91,12 @@ class DeviceBus:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the bus and start every device; CanError if the bus cannot be opened."""
+        """Open the bus and start every device; CanFailed if the bus cannot be opened."""
         self._loop = asyncio.get_running_loop()
         try:
             self._bus = await asyncio.to_thread(self._factory)
         except Exception as exc:
-            raise CanError(
+            raise CanFailed(
                 f"devices of {self.node}/{self.name}: cannot open {self.config.interface} "
                 f"channel {self.config.channel!r}: {exc}"
             ) from exc

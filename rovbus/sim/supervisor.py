@@ -34,22 +34,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rovbus.config import SystemConfig
-from rovbus.errors import RovbusError
+from rovbus.errors import RovbusError, SupervisorError
 
 __all__ = [
     "Child",
     "ControlServer",
     "Supervisor",
-    "SupervisorError",
     "control_request",
     "default_run_dir",
 ]
 
 Role = Literal["node", "forwarder", "devices"]
-
-
-class SupervisorError(RovbusError):
-    """A child could not be started or did not become ready."""
 
 
 def default_run_dir(system: SystemConfig) -> Path:
@@ -78,7 +73,6 @@ class Child:
     expect_exit: bool = False  # the supervisor stopped or killed it
     paused: bool = False
     _notify: socket.socket | None = None
-    _ready_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def running(self) -> bool:
@@ -210,7 +204,6 @@ class Supervisor:
         child.ready = False
         child.status = "starting"
         child.expect_exit = False
-        child._ready_event = asyncio.Event()
         env = dict(os.environ, NOTIFY_SOCKET=str(child.notify_path), PYTHONUNBUFFERED="1")
         env.pop("WATCHDOG_USEC", None)
         env.pop("LISTEN_FDS", None)

@@ -16,7 +16,8 @@ import zmq
 import zmq.asyncio
 
 from rovbus.errors import SignatureError, WireError
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.sendnow import send_now
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.wire.codec import Codec, split_envelope
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer, detect, unpack
@@ -78,7 +79,7 @@ class Channel:
     def decode(self, frames: list[bytes]) -> Message | Rejected:
         stats = self.stats
         stats.messages_in += 1
-        stats.bytes_in += sum(len(f) for f in frames)
+        stats.bytes_in += frames_size(frames)
         try:
             return self.codec.decode(frames, self.replay_guard)
         except WireError as exc:
@@ -94,13 +95,11 @@ class Channel:
 
     async def send(self, message: Message) -> None:
         frames = self.codec.encode(message)
-        try:
-            await self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
+        if not send_now(self.socket, frames):
             self.stats.dropped += 1
             return
         self.stats.messages_out += 1
-        self.stats.bytes_out += sum(len(f) for f in frames)
+        self.stats.bytes_out += frames_size(frames)
 
     def close(self, linger_ms: int | None = None) -> None:
         if not self.socket.closed:

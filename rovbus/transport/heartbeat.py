@@ -21,6 +21,7 @@ import zmq
 import zmq.asyncio
 
 from rovbus.transport.intake import Intake
+from rovbus.transport.sendnow import send_now
 from rovbus.transport.stats import SocketStats, frames_size
 
 __all__ = ["echo_forever", "is_ping"]
@@ -47,9 +48,7 @@ async def echo_forever(
         if not is_ping(frames):
             intake.dropped(stats, "hb", "a ping without the empty delimiter frame")
             continue
-        try:
-            await socket.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
+        if not send_now(socket, frames):
             stats.dropped += 1
             continue
         stats.messages_out += 1

@@ -1,4 +1,6 @@
-"""How every daemon takes messages off a socket: ``Intake.next``, and nothing else.
+"""How every daemon takes messages off a socket: ``Intake.next``, and nothing else; and
+``wait_readable``, the one way rovbus waits for a message on one socket or several (the
+intake's wait, a client's subscription across its pub sources).
 
 Every receive loop of the daemons that bind ZeroMQ sockets (the node: shell, control,
 stdin, hb; the forwarder: request, control, the replies from inside, the last-value
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import zmq
@@ -35,7 +37,7 @@ import zmq.asyncio
 
 from rovbus.ratelimit import RateLimiter
 
-__all__ = ["Counters", "Intake", "read_now", "read_now_with_user_id"]
+__all__ = ["Counters", "Intake", "read_now", "read_now_with_user_id", "wait_readable"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +73,28 @@ async def read_now_with_user_id(sock: zmq.asyncio.Socket) -> tuple[list[bytes], 
     except zmq.ZMQError:  # the property does not exist on this connection
         user_id = ""
     return [frame.bytes for frame in frames], str(user_id)
+
+
+async def wait_readable(
+    socks: Sequence[zmq.asyncio.Socket], stop: asyncio.Future[None] | None = None
+) -> list[zmq.asyncio.Socket]:
+    """Wait until a message can be read from one of ``socks``, or ``stop`` is done; return
+    those readable (none: stopped). A poll (``zmq.asyncio.Poller``), which takes nothing
+    off a queue: cancelling the wait loses no message, as cancelling an awaited receive
+    can. Read them with :func:`read_now`."""
+    poller = zmq.asyncio.Poller()
+    for sock in socks:
+        poller.register(sock, zmq.POLLIN)
+    polling = asyncio.ensure_future(poller.poll())
+    try:
+        await asyncio.wait(
+            (polling,) if stop is None else (polling, stop), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        polling.cancel()
+    if polling.cancelled() or not polling.done():
+        return []
+    return [sock for sock, events in polling.result() if events & zmq.POLLIN]
 
 
 class Intake:
@@ -125,12 +149,7 @@ class Intake:
                 return got
             if readable:  # it said a message was there, then discarded it
                 self.dropped(counters, what, "a malformed message, discarded by the socket")
-            ready = asyncio.ensure_future(sock.poll())  # POLLIN
-            try:
-                await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-            readable = ready.done() and not ready.cancelled() and bool(ready.result())
+            readable = bool(await wait_readable((sock,), stop))
         return None
 
     def dropped(self, counters: Counters, what: str, why: str) -> None:

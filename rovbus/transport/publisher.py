@@ -1,7 +1,7 @@
 """Publishing envelopes on a PUB socket from the event loop thread.
 
 A PUB socket never blocks: past the high-water mark ZeroMQ drops for that subscriber,
-silently. Sends therefore go through a plain (non-asyncio) socket with ``NOBLOCK``, which
+silently. Sends therefore go through ``send_now`` on a plain (non-asyncio) socket, which
 costs a fraction of an awaited send; this is the per-frame hot path of a node.
 
 Every message ``publish`` sends carries ``seq`` in its header: 1 for the first message on
@@ -13,19 +13,15 @@ a PUB socket's drops can be counted. The table of counters holds at most
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.sendnow import send_now
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
-
-#: the compiled ``send`` of pyzmq's socket class, under the Python-level ``zmq.Socket.send``
-_send: Callable[..., Any] = zmq.backend.Socket.send
-_MORE = zmq.SNDMORE | zmq.NOBLOCK
 
 #: topics whose sequence number a publisher keeps; one more clears them all (restart at 1)
 MAX_SEQ_TOPICS = 65_536
@@ -76,14 +72,11 @@ class Publisher:
         self.serializer = serializer
         self.stats = SocketStats()
         self.seqs = TopicSequence()
-        self._fast = False
-        self.use_socket(socket)
+        self.socket = socket
 
     def use_socket(self, socket: zmq.Socket[Any]) -> None:
         """Publish on ``socket`` from now on (a guarded publisher's after a reset)."""
         self.socket = socket
-        # a plain zmq.Socket (not one whose send is overridden, as zmq.asyncio's is)
-        self._fast = type(socket).send is zmq.Socket.send
 
     def publish(
         self,
@@ -119,22 +112,11 @@ class Publisher:
     def send_frames(self, frames: list[bytes]) -> None:
         """Send already-encoded frames (a forwarder's cache, a replayed log) as they are:
         no ``seq`` of this publisher is added or counted."""
-        # send_multipart, less its per-frame Python layers (type checks, the sugar
-        # Socket.send): a third of the cost of sending a 7-frame envelope.
-        sock = self.socket
-        try:
-            if self._fast:
-                send = _send
-                for frame in frames[:-1]:
-                    send(sock, frame, _MORE)
-                send(sock, frames[-1], zmq.NOBLOCK)
-            else:
-                sock.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
+        if not send_now(self.socket, frames):
             self.stats.dropped += 1
             return
         self.stats.messages_out += 1
-        self.stats.bytes_out += sum(map(len, frames))
+        self.stats.bytes_out += frames_size(frames)
 
     def close(self, linger_ms: int | None = None) -> None:
         if not self.socket.closed:

@@ -23,7 +23,7 @@ import zmq.asyncio
 
 from rovbus.errors import RequestTimeout, WireError
 from rovbus.transport.sockets import DEFAULT_OPTIONS, SocketOptions, connect
-from rovbus.transport.stats import SocketStats
+from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, format_date
 
@@ -92,7 +92,7 @@ class Requester:
                 frames = signing.encode(attempt)
                 await sock.send_multipart(frames)
                 self.stats.messages_out += 1
-                self.stats.bytes_out += sum(len(f) for f in frames)
+                self.stats.bytes_out += frames_size(frames)
                 try:
                     reply = self._reply_to(sock, message.msg_id, signing)
                     return await asyncio.wait_for(reply, timeout)
@@ -107,7 +107,7 @@ class Requester:
         while True:
             frames: list[bytes] = await sock.recv_multipart()
             self.stats.messages_in += 1
-            self.stats.bytes_in += sum(len(f) for f in frames)
+            self.stats.bytes_in += frames_size(frames)
             try:
                 reply = codec.decode(frames, self.replay_guard)
             except WireError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,8 +35,9 @@ class SocketStats:
         self.missed += other.missed
 
 
-def frames_size(frames: list[bytes]) -> int:
-    return sum(len(f) for f in frames)
+def frames_size(frames: Sequence[bytes]) -> int:
+    """Bytes of a multipart message on the wire: every frame, identities included."""
+    return sum(map(len, frames))
 
 
 @dataclass(slots=True)

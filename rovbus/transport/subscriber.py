@@ -65,7 +65,6 @@ class Subscriber:
             sock.close(linger=0)
             raise
         self.channel = Channel("sub", sock, codec)
-        self.last_rejected: Rejected | None = None
         #: (header session, topic) -> the last seq seen
         self.last_seq: dict[tuple[str, bytes], int] = {}
         #: topic -> messages missed on it (the gaps that make up ``stats.missed``)
@@ -75,21 +74,6 @@ class Subscriber:
     def stats(self) -> SocketStats:
         return self.channel.stats
 
-    def subscribe(self, prefix: str) -> None:
-        self._forget(prefix.encode())
-        self.channel.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-
-    def unsubscribe(self, prefix: str) -> None:
-        self.channel.socket.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
-        self._forget(prefix.encode())
-
-    def _forget(self, prefix: bytes) -> None:
-        """Drop the baselines of topics under ``prefix``: what was published while they
-        were not subscribed is not a loss."""
-        stale = [key for key in self.last_seq if key[1].startswith(prefix)]
-        for key in stale:
-            del self.last_seq[key]
-
     async def recv(self) -> Message:
         """The next message that decodes and verifies."""
         while True:
@@ -97,7 +81,6 @@ class Subscriber:
             got = self.decode(frames)
             if isinstance(got, Message):
                 return got
-            self.last_rejected = got
 
     def decode(self, frames: list[bytes]) -> Message | Rejected:
         """Decode received ``frames`` (counted) and count any sequence gap they reveal."""

@@ -150,14 +150,10 @@ def unpack(frame: bytes, serializer: Serializer, what: str) -> dict[str, Any]:
     return unpack_json(frame, what)
 
 
-#: The pack and unpack functions of each serializer, for callers that pick once.
+#: The pack function of each serializer, for callers that pick once.
 PACKERS: dict[Serializer, Callable[[dict[str, Any]], bytes]] = {
     Serializer.MSGPACK: pack_msgpack,
     Serializer.JSON: pack_json,
-}
-UNPACKERS: dict[Serializer, Callable[[bytes, str], dict[str, Any]]] = {
-    Serializer.MSGPACK: unpack_msgpack,
-    Serializer.JSON: unpack_json,
 }
 
 

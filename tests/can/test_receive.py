@@ -15,7 +15,7 @@ from can.interfaces import virtual
 from can_helpers import WAIT_S, Collector, bus_config
 
 from rovbus.can import CanPort
-from rovbus.errors import CanError
+from rovbus.errors import CanFailed
 
 FRAMES = [
     can.Message(arbitration_id=0x123, data=b"\x01\x02\x03", is_extended_id=False),
@@ -161,7 +161,7 @@ async def test_open_failure_raises_and_leaves_port_closed(
         raise can.CanInterfaceNotImplementedError("no such adapter")
 
     port = make_port(bus_config(channel), Collector(), bus_factory=broken)
-    with pytest.raises(CanError, match="no such adapter"):
+    with pytest.raises(CanFailed, match="no such adapter"):
         await port.open()
     assert port.state == "closed"
     await port.aclose()

@@ -19,7 +19,7 @@ from can_helpers import (
 )
 
 from rovbus.can import CanPort
-from rovbus.errors import CanError
+from rovbus.errors import CanFailed, CanRefused
 from rovbus.wire.canframe import CanFrame
 
 
@@ -74,7 +74,7 @@ async def test_receive_failure_reopens_and_receives_again(
     await states.wait_for("failed")
     assert port.last_error is not None
     assert "adapter unplugged" in port.last_error
-    with pytest.raises(CanError, match="failed"):
+    with pytest.raises(CanFailed, match="failed"):
         await port.send([CanFrame("main", 0x100)])
 
     await states.wait_for("ok", count=2)
@@ -103,9 +103,9 @@ async def test_send_failure_fails_the_call_drops_the_queue_and_reopens(
     await asyncio.sleep(0)  # one loop step: `two` queues its frame
     first.fail_send.set()
     first.gate.set()
-    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
+    with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
         await one
-    with pytest.raises(CanError, match="bus failed"):
+    with pytest.raises(CanFailed, match="bus failed"):
         await two
     await states.wait_for("ok", count=2)
     assert await port.send([CanFrame("main", 0x103)]) == 1
@@ -155,7 +155,7 @@ async def test_transmit_stays_off_across_a_reopen(
     assert port.stats().reopen_count == 1
     assert not port.tx_enabled
     assert not port.stats().tx_enabled
-    with pytest.raises(CanError, match="transmit disabled"):
+    with pytest.raises(CanRefused, match="transmit disabled"):
         await port.send([CanFrame("main", 0x100)])
     port.enable_tx()  # only the operator turns it on again
     assert await port.send([CanFrame("main", 0x101)]) == 1
@@ -178,7 +178,7 @@ async def test_every_failure_is_counted_named_and_logged_once_per_interval(
     assert port.last_error == "receive: CanOperationError: adapter unplugged (test)"
     for reopened in (3, 4):  # twice: a send fails; its second frame is dropped
         factory.buses[-1].fail_send.set()
-        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent"):
+        with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent"):
             await port.send([CanFrame("main", 0x100), CanFrame("main", 0x101)])
         await states.wait_for("ok", count=reopened)
     assert port.last_error == "transmit: CanOperationError: bus-off (test)"
@@ -216,7 +216,7 @@ async def test_a_frame_inside_bus_send_when_receiving_fails_ends_before_the_bus_
         assert msg.arbitration_id == 0x100
         await got.wait_for(lambda: len(got.tx()) == 1)
     else:
-        with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
+        with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent.*bus-off"):
             await sending
     await states.wait_for("ok", count=2)
     stats = port.stats()
@@ -264,7 +264,7 @@ async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
         await port.aclose()  # gives up on the thread after 1 s
     else:
         stuck.fail_send.set()
-        with pytest.raises(CanError, match="bus-off"):
+        with pytest.raises(CanFailed, match="bus-off"):
             await port.send([CanFrame("main", 0x100)])
         if released == "after the reopen":
             await states.wait_for("ok", count=2)
@@ -293,7 +293,7 @@ async def test_a_bus_failing_while_the_port_closes_is_released(
     await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
     first.fail_send.set()
     first.gate.set()
-    with pytest.raises(CanError, match="bus-off"):
+    with pytest.raises(CanFailed, match="bus-off"):
         await sending
     await closing
     assert port.state == "closed"
@@ -344,7 +344,7 @@ async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
         backoff_initial_s=0.01,
     )
     await port.open()
-    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
+    with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
         await port.send([CanFrame("main", 0x100)])
     await states.wait_for("ok", count=2)
     assert port.last_error == "transmit: Panic: driver gave up (test)"

@@ -15,7 +15,7 @@ from can_helpers import WAIT_S, Collector, GatedBus, SteppedBus, bus_config
 from rovbus.can import CanPort
 from rovbus.can.stats import PortCounters
 from rovbus.can.transmit import Transmitter
-from rovbus.errors import CanError
+from rovbus.errors import CanRefused
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.origin import Origin
 
@@ -87,11 +87,11 @@ async def test_allow_list_refusal_sends_nothing_and_names_the_frame(
     got = Collector()
     port = make_port(bus_config(channel, tx_allow=["0x100-0x10F"]), got)
     await port.open()
-    with pytest.raises(CanError, match=r"frame 2 refused.*ID 0x200 is not in the tx_allow"):
+    with pytest.raises(CanRefused, match=r"frame 2 refused.*ID 0x200 is not in the tx_allow"):
         await port.send([frame(0x100), frame(0x10F), frame(0x200), frame(0x101)])
-    with pytest.raises(CanError, match=r"frame 0 refused.*for bus 'other'"):
+    with pytest.raises(CanRefused, match=r"frame 0 refused.*for bus 'other'"):
         await port.send([CanFrame("other", 0x100)])
-    with pytest.raises(CanError, match=r"frame 1 refused.*: error frames cannot be transmitted$"):
+    with pytest.raises(CanRefused, match=r"frame 1 refused.*: error frames cannot be transmitted$"):
         await port.send([frame(0x100), CanFrame("main", 0x100, is_error_frame=True)])
     # nothing went out: the next frame on the wire is the one sent now
     await port.send([frame(0x105, b"ok")])
@@ -108,13 +108,13 @@ async def test_allow_list_checks_the_frame_format(
     await port.open()
     # 00000201 is another identifier than 201: on a real bus, another device
     with pytest.raises(
-        CanError,
+        CanRefused,
         match=r"frame 1 refused, nothing sent: 29-bit \(extended\) ID 0x00000201 is not in "
         r"the tx_allow list of 'main' \(11-bit 0x200-0x20F; 29-bit 0x18FF5000\); "
         r"the 11-bit ID 0x201 is allowed",
     ):
         await port.send([frame(0x200), frame(0x201, is_extended_id=True)])
-    with pytest.raises(CanError, match=r"frame 0 refused.*11-bit \(standard\) ID 0x500"):
+    with pytest.raises(CanRefused, match=r"frame 0 refused.*11-bit \(standard\) ID 0x500"):
         await port.send([frame(0x500)])
     assert await port.send([frame(0x20F), frame(0x18FF5000, is_extended_id=True)]) == 2
     on_wire = [await recv(peer), await recv(peer)]  # and nothing before them
@@ -132,7 +132,7 @@ async def test_a_refusal_names_the_allowed_id_of_the_other_format(
     port = make_port(bus_config(channel, tx_allow=["ext:0x201"]), Collector())
     await port.open()
     with pytest.raises(
-        CanError,
+        CanRefused,
         match=r"11-bit \(standard\) ID 0x201 is not in the tx_allow list of 'main' \(11-bit none; "
         r"29-bit 0x00000201\); the 29-bit ID 0x00000201 is allowed, a different identifier on "
         r"the wire$",
@@ -149,7 +149,7 @@ async def test_a_long_tx_allow_list_is_cut_short_in_a_refusal(
     port = make_port(bus_config(channel, tx_allow=allow), Collector())
     await port.open()
     shown = "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E, 0x110, 0x112, ..."
-    with pytest.raises(CanError, match=re.escape(f"tx_allow list of 'main' ({shown})")):
+    with pytest.raises(CanRefused, match=re.escape(f"tx_allow list of 'main' ({shown})")):
         await port.send([frame(0x101)])
     await port.aclose()
 
@@ -165,9 +165,11 @@ async def test_a_bus_without_tx_allow_sends_nothing(
     port = make_port(bus_config(channel, tx_allow=tx_allow), got)
     await port.open()
     for refused in (frame(0x000), frame(0x7FF), frame(0x0, is_extended_id=True)):
-        with pytest.raises(CanError, match=r"frame 0 refused.*tx_allow list of 'main' \(nothing\)"):
+        with pytest.raises(
+            CanRefused, match=r"frame 0 refused.*tx_allow list of 'main' \(nothing\)"
+        ):
             await port.send([refused])
-    with pytest.raises(CanError, match="frame 0 refused"):
+    with pytest.raises(CanRefused, match="frame 0 refused"):
         await port.send([frame(0x1FFFFFFF, is_extended_id=True)])
     stats = port.stats()
     assert (stats.tx, stats.tx_queued, stats.tx_errors) == (0, 0, 0)
@@ -181,7 +183,7 @@ async def test_fd_frame_refused_on_a_classic_bus(
 ) -> None:
     port = make_port(bus_config(channel, fd=False), Collector())
     await port.open()
-    with pytest.raises(CanError, match=r"frame 1 refused.*CAN FD frame"):
+    with pytest.raises(CanRefused, match=r"frame 1 refused.*CAN FD frame"):
         await port.send([frame(0x100), frame(0x101, bytes(12), is_fd=True)])
     assert port.stats().tx == 0
     await port.aclose()
@@ -197,7 +199,7 @@ async def test_queue_full_refuses_the_whole_call(
     await gated.arrived()  # frame 0 is inside bus.send, frames 1-3 wait
     assert port.stats().tx_queued == 3
     full = r"^bus 'main': transmit queue full \(3 of 4 frames queued, 2 more refused\)$"
-    with pytest.raises(CanError, match=full):
+    with pytest.raises(CanRefused, match=full):
         await port.send([frame(0x200), frame(0x201)])
     second = asyncio.create_task(port.send([frame(0x202)]))  # exactly fits
     await asyncio.sleep(0)  # one loop step: `second` queues its frame
@@ -222,9 +224,9 @@ async def test_disable_tx_drops_queued_and_refuses_new(
     await gated.arrived()
     assert port.disable_tx() == 4
     assert port.stats().tx_enabled is False
-    with pytest.raises(CanError, match=r"^bus 'main': transmit disabled$"):
+    with pytest.raises(CanRefused, match=r"^bus 'main': transmit disabled$"):
         await pending
-    with pytest.raises(CanError, match="transmit disabled"):
+    with pytest.raises(CanRefused, match="transmit disabled"):
         await port.send([frame(0x300)])
     gated.gate.set()  # the frame that was already inside bus.send goes out
     assert (await recv(peer)).arbitration_id == 0x100
@@ -250,7 +252,7 @@ async def test_drop_queued_interrupts_without_disabling(
     assert port.stats().tx_queued == 2
     assert port.drop_queued() == 2
     for task in (one, two):
-        with pytest.raises(CanError, match=r"^bus 'main': transmit queue dropped \(interrupt\)$"):
+        with pytest.raises(CanRefused, match=r"^bus 'main': transmit queue dropped \(interrupt\)$"):
             await task
     assert port.tx_enabled
     gated.gate.set()
@@ -301,7 +303,7 @@ async def test_aclose_lets_queued_frames_finish_within_the_deadline(
     assert await second == 2
     assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
     assert peer.recv(timeout=0.2) is None
-    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
+    with pytest.raises(CanRefused, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x100)])
 
 
@@ -314,7 +316,7 @@ async def test_aclose_drops_what_misses_the_deadline(
     task = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
     await gated.arrived()
     closing = asyncio.create_task(port.aclose(deadline=0.05))
-    with pytest.raises(CanError, match=r"^bus 'main': port closed$"):
+    with pytest.raises(CanRefused, match=r"^bus 'main': port closed$"):
         await task
     gated.gate.set()
     await closing
@@ -326,11 +328,11 @@ async def test_send_of_nothing_sends_nothing_and_a_non_frame_is_refused(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     port = make_port(bus_config(channel), Collector())
-    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):  # not opened yet
+    with pytest.raises(CanRefused, match=r"^bus 'main': port is closed$"):  # not opened yet
         await port.send([frame(0x100)])
     await port.open()
     assert await port.send([]) == 0
-    with pytest.raises(CanError, match=r"frame 1 refused.*: expected a CanFrame, got str$"):
+    with pytest.raises(CanRefused, match=r"frame 1 refused.*: expected a CanFrame, got str$"):
         await port.send([frame(0x100), "100#01"])  # type: ignore[list-item]
     assert port.stats().tx == 0
     assert peer.recv(timeout=0.2) is None
@@ -344,7 +346,7 @@ async def test_a_send_while_the_port_closes_is_refused(
     port, first = await first_in_flight(make_port, channel, gated)
     closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
     await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
-    with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
+    with pytest.raises(CanRefused, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x101)])
     gated.gate.set()
     await closing

@@ -10,9 +10,9 @@ import zmq
 import zmq.asyncio
 
 from rovbus.client import BlockingClient, Client, RequestFailed, read_native_log
-from rovbus.client.rbl import MAGIC, NativeLogError, NativeLogWriter
+from rovbus.client.rbl import MAGIC, NativeLogWriter
 from rovbus.config import SystemConfig
-from rovbus.errors import ConfigError, RequestTimeout
+from rovbus.errors import ConfigError, NativeLogError, RequestTimeout
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import DELIMITER, Codec
 from tests.conftest import free_ports
@@ -123,3 +123,20 @@ def test_native_log_round_trip_and_cut_short(tmp_path: Path) -> None:
     (tmp_path / "no.rbl").write_bytes(b"not a log")
     with pytest.raises(NativeLogError):
         read_native_log(tmp_path / "no.rbl")
+
+
+async def test_closing_a_subscription_ends_an_iteration_that_waits() -> None:
+    """Another task closing it ends ``async for``, instead of cancelling the iterating task."""
+    ports = free_ports(2)
+    pubs = [f"tcp://127.0.0.1:{port}" for port in ports]
+    async with Client.from_endpoints(pub=pubs) as client:
+        sub = client.subscribe([""])
+
+        async def collect() -> list[object]:
+            return [msg async for msg in sub]
+
+        iterating = asyncio.create_task(collect())
+        await asyncio.sleep(0)  # it runs until it waits for a message
+        assert not iterating.done()
+        sub.close()
+        assert await asyncio.wait_for(iterating, 5) == []

@@ -14,8 +14,9 @@ import zmq
 import zmq.asyncio
 from can.interfaces.virtual import VirtualBus
 
+from rovbus.client import Client
 from rovbus.config import load_system
-from rovbus.errors import RequestTimeout
+from rovbus.errors import CanFailed, CanRefused, RequestFailed, RequestTimeout
 from rovbus.node.daemon import NodeDaemon
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
@@ -142,6 +143,41 @@ async def test_tx_off_survives_a_bus_that_fails_and_reopens(unpluggable: NodeDae
         sub.close()
         shell.close()
         control.close()
+        ctx.term()
+
+
+async def test_a_refused_and_a_failed_transmit_reach_the_client_as_their_classes(
+    unpluggable: NodeDaemon,
+) -> None:
+    """The ``ename`` tells the operator's fault (refused) from the bus's (failed)."""
+    ctx = zmq.asyncio.Context()
+    sub = Subscriber(ctx, [str(unpluggable.config.endpoints.pub)], Codec(), ["alpha/"])
+    try:
+        async with Client.from_system(unpluggable.system, "vehicle") as client:
+            with pytest.raises(RequestFailed) as refused:
+                await client.send_frames("alpha", "can0", ["050#01"])  # not in tx_allow
+            assert refused.value.ename == CanRefused.__name__
+            assert "tx_allow" in refused.value.evalue
+            await client.request("alpha", "tx_off", channel="control")
+            with pytest.raises(RequestFailed) as off:
+                await client.send_frames("alpha", "can0", ["123#01"])
+            assert (off.value.ename, off.value.evalue) == (
+                "CanRefused",
+                "bus 'can0': transmit disabled",
+            )
+            await client.request("alpha", "tx_on", {"reason": "test"}, channel="control")
+
+            await wait_for(sub, lambda m: m.msg_type == "heartbeat")
+            UnpluggableBus.unplugged.set()
+            await wait_for(
+                sub, lambda m: m.msg_type == "bus_status" and m.content["state"] == "failed"
+            )
+            with pytest.raises(RequestFailed) as failed:
+                await client.send_frames("alpha", "can0", ["123#01"])
+            assert failed.value.ename == CanFailed.__name__
+            assert "bus 'can0': bus is failed" in failed.value.evalue
+    finally:
+        sub.close()
         ctx.term()
 
 
