@@ -14,6 +14,9 @@ print them. ``ValueError`` stays for bad arguments to a function.
     │   └── RequestTimeout     (also a TimeoutError)
     ├── ConfigError            names the file, the key path and what was expected
     ├── CanError
+    ├── HelmError              the helm of a bus (rovbus.node.helm, docs/operations.md)
+    │   ├── HelmRefused        a frame or request that needs the helm, from one without it
+    │   └── HelmLost           the caller held the helm and lost it (taken over, lease out)
     └── ShuttingDown           a daemon that is stopping refuses a request (error replies)
 """
 
@@ -60,6 +63,21 @@ class ConfigError(RovbusError):
 
 class CanError(RovbusError):
     """A CAN bus could not be opened, read or written, or a frame is invalid."""
+
+
+class HelmError(RovbusError):
+    """Something the helm of a bus does not allow (the ``ename`` of an error reply)."""
+
+
+class HelmRefused(HelmError):
+    """Frames to helm IDs, or a renewal, from a client that does not hold the helm; or a
+    take that another holder refuses. The message names the holder (or says no one holds
+    it) and how to take the helm."""
+
+
+class HelmLost(HelmError):
+    """The caller held the helm and no longer does: taken over (the message names who and
+    why), its lease ran out, a stop, or transmit turned off. Take it again to go on."""
 
 
 class ShuttingDown(RovbusError):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rovbus.config.endpoints import BoundEndpoints
+from rovbus.config.helm import check_helms
 from rovbus.config.hosts import Table, binds, host_of, placement_problem, reached_at
 from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
@@ -356,6 +357,7 @@ CHECKS: tuple[Check, ...] = (
     check_hosts,
     check_forwarder_tree,
     check_buses,
+    check_helms,
     check_subscription_caps,
 )
 

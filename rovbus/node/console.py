@@ -37,8 +37,8 @@ class ConsoleTarget(Protocol):
     def stats(self) -> dict[str, Any]: ...
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
-    async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int: ...
-    def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
+    async def transmit(self, bus: str, frames: Sequence[CanFrame], request: Message) -> int: ...
+    async def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ async def run_command(
     if command == "buses":
         return Outcome(stdout="".join(line + "\n" for line in target.bus_lines()))
     if command == "send":
-        return await _send(target, args)
+        return await _send(target, args, request)
     if command == "dump":
         return _dump(target, args)
     if command == "tx":
@@ -88,13 +88,13 @@ async def run_command(
     raise CommandError(f"unknown command {command!r}; type 'help' for the list")
 
 
-async def _send(target: ConsoleTarget, args: list[str]) -> Outcome:
+async def _send(target: ConsoleTarget, args: list[str], request: Message) -> Outcome:
     if len(args) < 2:
         raise CommandError("usage: send BUS FRAME [FRAME ...]  (e.g. send can0 123#DEADBEEF)")
     bus, texts = args[0], args[1:]
     try:
         frames = [parse_cansend(text, bus) for text in texts]
-        sent = await target.transmit(bus, frames)
+        sent = await target.transmit(bus, frames, request)
     except (RovbusError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     return Outcome(stdout=f"sent {sent} frame(s) on {bus}\n")
@@ -119,7 +119,7 @@ async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None, request: 
         raise CommandError("usage: tx off [REASON] | tx on [REASON]")
     given = " ".join(args[1:])
     if args[0] == "off":
-        target.set_tx(False, tx_off_reason(given), request)
+        await target.set_tx(False, tx_off_reason(given), request)
         return Outcome(stdout=f"transmission stopped on every bus of {target.name}\n")
     if not given:
         if ask is None:
@@ -137,5 +137,5 @@ async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None, request: 
         reason = tx_reason(given, required=True)
     except ValueError as exc:
         raise CommandError(f"tx on: {exc}") from None
-    target.set_tx(True, reason, request)
+    await target.set_tx(True, reason, request)
     return Outcome(stdout=f"transmission enabled on every bus of {target.name}: {reason}\n")

@@ -48,6 +48,7 @@ from rovbus.node.connection_file import (
 )
 from rovbus.node.console import CommandError, run_command
 from rovbus.node.heartbeat import tick_forever
+from rovbus.node.helm import NodeHelm
 from rovbus.node.requests import (
     CONTROL_REQUESTS,
     SHELL_REQUESTS,
@@ -134,6 +135,7 @@ class NodeDaemon:
         self._requests = RequestLoop(log)
         self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
         self._handlers: dict[str, dict[str, Handler]] = {"shell": {}, "control": {}}
+        self.helm = NodeHelm(self.config, {}, self._publish_pub)  # rovbus.node.helm
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -151,6 +153,10 @@ class NodeDaemon:
         except BaseException:
             await self.aclose()
             raise
+        self.helm = NodeHelm(self.config, self.ports, self._publish_pub)
+        for msg_type, handler in self.helm.handlers().items():
+            self.add_handler(msg_type, handler, channel="control")
+        self.helm.start()  # no holder: the failsafe frames go out
         self.state = "ok"
         self._publish_status("starting", None)
 
@@ -372,7 +378,7 @@ class NodeDaemon:
             return {"status": "ok", **self.stats()}
         if kind == "can_send_request":
             bus, frames = frames_to_send(request.content)
-            sent = await self.transmit(bus, frames)
+            sent = await self.transmit(bus, frames, request)
             return {"status": "ok", "bus": bus, "sent": sent}
         if kind == "execute_request":
             return await self._execute(request)
@@ -383,10 +389,12 @@ class NodeDaemon:
             dropped = sum(port.drop_queued() for port in self.ports.values())
             return {"status": "ok", "dropped": dropped}
         if kind == "tx_off_request":
-            self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
+            await self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
             return {"status": "ok", "tx_enabled": False}
         if kind == "tx_on_request":
-            self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
+            await self.set_tx(
+                True, tx_reason(request.content.get("reason"), required=True), request
+            )
             return {"status": "ok", "tx_enabled": True}
         raise UnknownRequest(f"no handler for {kind!r}")  # the tables and this list agree
 
@@ -480,6 +488,9 @@ class NodeDaemon:
         for publisher in self.publishers.values():
             publisher.publish(topic, "status", content, parent=parent)
 
+    def _publish_pub(self, topic: str, msg_type: str, content: dict[str, Any]) -> None:
+        self.publishers["pub"].publish(topic, msg_type, content)
+
     def _on_bus_state(self, port: CanPort) -> None:
         """A bus changed state (failed, reopened): say so on ``<node>/status`` at once."""
         pub = self.publishers.get("pub")
@@ -522,6 +533,7 @@ class NodeDaemon:
                     "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
                     "refused": self.gate.refused,
                 },
+                **({"helm": self.helm.status()["buses"]} if self.helm else {}),
             },
         )
 
@@ -604,18 +616,24 @@ class NodeDaemon:
             raise ValueError(f"node {self.name} has no bus {bus!r}; it has {', '.join(self.rings)}")
         return self.rings[bus].last(count)
 
-    async def transmit(self, bus: str, frames: Sequence[CanFrame]) -> int:
+    async def transmit(self, bus: str, frames: Sequence[CanFrame], request: Message) -> int:
+        """Send ``frames`` on ``bus`` for ``request``'s client (the helm decides who may
+        send to helm IDs)."""
         port = self.ports.get(bus)
         if port is None:
             raise ValueError(
                 f"node {self.name} has no bus {bus!r}; it has {', '.join(self.ports) or 'none'}"
             )
+        self.helm.admit(bus, frames, request)  # then queued with no await between
         return await port.send(frames)
 
-    def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
+    async def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
         """Turn transmission on or off on every bus, and say so: a log line, and
         ``tx_status`` on ``<node>/status`` parented to ``request``, with the reason and who
-        asked (the request's username and session)."""
+        asked (the request's username and session). Off: the helms' failsafe frames go out
+        first (rovbus.node.helm); on: again where no one holds the helm."""
+        if not enabled:
+            await self.helm.before_tx_off(request)
         for port in self.ports.values():
             if enabled:
                 port.enable_tx()
@@ -640,6 +658,8 @@ class NodeDaemon:
             {"tx_enabled": enabled, "reason": reason, "by": by, "session": session},
             parent=request,
         )
+        if enabled:
+            self.helm.after_tx_on()
 
     # -- shutdown -----------------------------------------------------------------------
 
@@ -647,6 +667,7 @@ class NodeDaemon:
         """Finish pending transmissions within the deadline, answer the requests still
         queued (``ShuttingDown``), then release everything."""
         self.state = "stopping"
+        self.helm.close()
         for question in self._inputs.values():
             question.answer.cancel()
         for batcher in self.batchers.values():
