@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import zmq
+
+from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helm.conftest import Rig
 from tests.reliability.conftest import Peer
@@ -192,3 +195,36 @@ def test_the_failsafe_repeats_while_no_one_holds_the_helm_and_stops_when_taken(
     ok(send(op, "202#E803"))
     last = rig.wire.wait(lambda s: s.id == 0x202 and s.data == b"\xe8\x03", command)
     assert not any(s.failsafe for s in rig.wire.frames()[command:last])
+
+
+def test_a_replayed_or_forged_renewal_is_refused_with_signing_on(
+    helm_rig: Callable[..., Rig],
+) -> None:
+    rig = helm_rig(lease_ms=300, signed=True)
+    holder = rig.peer("pilot")
+    ok(control(holder, "helm_take_request"))
+    ok(send(holder, "201#E803"))
+    command = rig.wire.wait(lambda s: s.id == 0x201 and s.data == b"\xe8\x03")
+    sock = holder.dealer("control")
+    renewal = holder.codec.message("helm_renew_request", {})
+    captured = holder.codec.encode(renewal)
+    sock.send_multipart(captured)
+    assert sock.poll(5000), "the holder's own renewal got no reply"
+    assert holder.codec.decode(sock.recv_multipart()).content["status"] == "ok"
+    # an attacker on the tether replays it, and forges one as the holder's session
+    attacker = Codec(b"not-the-key", username="pilot", session=holder.codec.session)
+    forged = attacker.encode(attacker.message("helm_renew_request", {}))
+    raw = holder.ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(rig.node.endpoint("control"))
+    try:
+        until_failsafe = time.monotonic() + 5
+        while not any(s.failsafe for s in rig.wire.frames()[command:]):
+            assert time.monotonic() < until_failsafe, "the lease held on replays and forgeries"
+            raw.send_multipart(captured)
+            raw.send_multipart(forged)
+            time.sleep(0.02)  # the attacker's pace, not a wait
+        assert not raw.poll(200), "the node answered a replayed or forged renewal"
+    finally:
+        raw.close()
+    refused(control(holder, "helm_renew_request"), "HelmLost", "lease ran out")
