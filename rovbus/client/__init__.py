@@ -46,9 +46,10 @@ Endpoints by hand, without a system file::
     Client.from_endpoints(pub=["tcp://10.0.0.2:5550"], request="tcp://10.0.0.2:5551")
 """
 
-from rovbus.client.blocking import BlockingClient, BlockingSubscription
+from rovbus.client.blocking import BlockingClient, BlockingHelm, BlockingSubscription
 from rovbus.client.client import Client, curve_setup_for, request_type
 from rovbus.client.errors import RequestFailed
+from rovbus.client.helm import Helm
 from rovbus.client.nodetable import UNHEARD, BusRow, NodeRow, NodeTable
 from rovbus.client.rbl import NativeLogError, NativeLogWriter, is_native_log, read_native_log
 from rovbus.client.routes import (
@@ -64,9 +65,11 @@ from rovbus.client.subscription import Received, Subscription
 __all__ = [
     "UNHEARD",
     "BlockingClient",
+    "BlockingHelm",
     "BlockingSubscription",
     "BusRow",
     "Client",
+    "Helm",
     "NativeLogError",
     "NativeLogWriter",
     "NodeRoute",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq.asyncio
 
 from rovbus.client.errors import RequestFailed
+from rovbus.client.helm import Helm
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
@@ -254,6 +255,14 @@ class Client:
         )
         sent = reply.content.get("sent", 0)
         return sent if isinstance(sent, int) else 0
+
+    def helm(
+        self, node: str, bus: str | None = None, *, force: bool = False, reason: str = ""
+    ) -> Helm:
+        """The helm of ``node`` (its every helm bus, or ``bus``), for ``async with``:
+        taken on entering, released on leaving (rovbus.client.helm)."""
+        self._check_open()
+        return Helm(self, node, bus, force=force, reason=reason)
 
     async def codec_for(self, node: str, timeout: float) -> Codec:
         """The codec for requests to ``node``: signing with the key of its current start,
