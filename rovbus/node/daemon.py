@@ -533,7 +533,7 @@ class NodeDaemon:
                     "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
                     "refused": self.gate.refused,
                 },
-                **({"helm": self.helm.status()["buses"]} if self.helm else {}),
+                **({"helm": self.helm.heartbeat()} if self.helm else {}),
             },
         )
 

@@ -443,6 +443,14 @@ class NodeHelm:
         """Every helm bus's state (``helm_status`` content, the heartbeat's ``helm``)."""
         return {"node": self.node, "buses": {name: h.status() for name, h in self.buses.items()}}
 
+    def heartbeat(self) -> dict[str, Any]:
+        """At each heartbeat: ``helm_status`` again (so a forwarder's cache holds it for
+        late joiners, whatever it missed), and the heartbeat's ``helm``."""
+        status = self.status()
+        self._publish(helm_topic(self.node), "helm_status", status)
+        buses: dict[str, Any] = status["buses"]
+        return buses
+
     def _changed(self) -> None:
         self._publish(helm_topic(self.node), "helm_status", self.status())
 

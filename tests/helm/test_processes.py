@@ -151,3 +151,26 @@ def test_a_node_restarted_writes_the_failsafe_at_start_and_no_one_holds_the_helm
         assert "prop/can0: no holder, failsafe active (node started)" in status.stdout
         refused = run(config, "send", "prop", "can0", "201#E803")
         assert "no one holds it" in refused.stderr
+
+
+def test_a_late_joiner_behind_the_forwarder_sees_the_helm_state_at_once(
+    tmp_path: Path,
+) -> None:
+    from rovbus.client import BlockingClient
+    from tests.conftest import forwarder_toml
+
+    port = unique_port()
+    path = tmp_path / "system.toml"
+    path.write_text(
+        system_toml(helm_node_toml("prop", lease_ms=300, multicast_port=port))
+        + forwarder_toml("tether", "vehicle", "topside")
+    )
+    with running(path, tmp_path, nodes=["prop"], forwarders=["tether"]):
+        client = BlockingClient.from_system(path, "topside")
+        try:
+            with client.subscribe(["prop/helm"]) as sub:
+                message = sub.recv(timeout=15)  # the cache's, not a change: none happens
+            assert message.msg_type == "helm_status"
+            assert message.content["buses"]["can0"]["reason"] == "node started"
+        finally:
+            client.close()
