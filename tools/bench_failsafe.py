@@ -245,7 +245,8 @@ def main() -> int:
     print(f"{'mode':10} {'trials':>6} {'p50 ms':>8} {'p99 ms':>8} {'worst ms':>9} {'bound ms':>9}")
     for r in results:
         print(
-            f"{r['mode']:10} {r['trials']:6} {r['p50_ms']:8} {r['p99_ms']:8} {r['worst_ms']:9} {r['bound_ms']:9}"
+            f"{r['mode']:10} {r['trials']:6} {r['p50_ms']:8} {r['p99_ms']:8} "
+            f"{r['worst_ms']:9} {r['bound_ms']:9}"
         )
     return 0
 

@@ -117,7 +117,7 @@ class Wire:
 
     def all_failsafe_seen(self, after: int = 0, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while not FAILSAFE <= {(s.id, s.data) for s in self.frames()[after:]}:
+        while not {(s.id, s.data) for s in self.frames()[after:]} >= FAILSAFE:
             assert time.monotonic() < deadline, f"not every failsafe frame: {self.frames()[after:]}"
             time.sleep(0.01)
 

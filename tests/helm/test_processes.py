@@ -119,7 +119,8 @@ def test_stop_and_stop_frames_work_without_the_helm_and_send_says_how_to_take_it
         try:
             refused = run(config, "send", "prop", "can0", "202#E803")
             assert refused.returncode == 1
-            assert "HelmRefused" in refused.stderr and "held by" in refused.stderr
+            assert "HelmRefused" in refused.stderr
+            assert "held by" in refused.stderr
             assert "rovbus helm prop can0 --force" in refused.stderr
             assert run(config, "send", "prop", "can0", "210#01").returncode == 0
             wire.wait(lambda s: s.id == 0x210, command)
@@ -141,7 +142,7 @@ def test_a_node_restarted_writes_the_failsafe_at_start_and_no_one_holds_the_helm
 ) -> None:
     config, wire = vehicle
     with running(config, tmp_path, nodes=["prop"]):
-        holder, command = holding(config, wire)
+        holder, _command = holding(config, wire)
     holder.kill()
     holder.communicate(timeout=30)
     restart = len(wire.frames())
