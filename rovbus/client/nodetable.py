@@ -35,6 +35,19 @@ class BusRow:
     tx_enabled: bool
     rx_rate: float | None = None
     tx_rate: float | None = None
+    #: the helm (None: the bus has none): its holder's name, else "failsafe" or "free"
+    helm: str | None = None
+
+
+def helm_text(state: object) -> str | None:
+    """A heartbeat's ``helm`` entry of one bus in a word: who holds it, or "failsafe"
+    (no one; the failsafe frames written), or "free"."""
+    if not isinstance(state, dict):
+        return None
+    holder = state.get("holder")
+    if isinstance(holder, str) and holder:
+        return holder
+    return "failsafe" if state.get("failsafe_active") else "free"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,7 @@ class NodeRow:
                     "tx_enabled": b.tx_enabled,
                     "rx_rate": b.rx_rate,
                     "tx_rate": b.tx_rate,
+                    "helm": b.helm,
                 }
                 for b in self.buses
             },
@@ -176,6 +190,8 @@ class NodeTable:
         if seen is None or life is None or state is None:
             return NodeRow(name, self.expected.get(name, ""), UNHEARD)
         buses = []
+        helms = seen.content.get("helm")
+        helms = helms if isinstance(helms, dict) else {}
         for bus, stats in (seen.content.get("buses") or {}).items():
             if not isinstance(stats, dict):
                 continue
@@ -190,6 +206,7 @@ class NodeTable:
                     bool(stats.get("tx_enabled", True)),
                     rx_rate,
                     tx_rate,
+                    helm_text(helms.get(bus)),
                 )
             )
         node_state = seen.content.get("state")

@@ -150,6 +150,7 @@ def test_a_node_restarted_writes_the_failsafe_at_start_and_no_one_holds_the_helm
         wire.all_failsafe_seen(restart)
         status = run(config, "helm", "prop", "--status")
         assert "prop/can0: no holder, failsafe active (node started)" in status.stdout
+        assert "can0[helm failsafe]" in run(config, "nodes").stdout
         refused = run(config, "send", "prop", "can0", "201#E803")
         assert "no one holds it" in refused.stderr
 
