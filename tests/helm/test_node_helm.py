@@ -66,7 +66,7 @@ def test_without_the_helm_helm_ids_are_refused_and_other_ids_and_stop_frames_pas
 def test_one_holder_a_second_is_refused_naming_it_and_takes_over_with_force_and_a_reason(
     helm_rig: Callable[..., Rig],
 ) -> None:
-    rig = helm_rig(lease_ms=5000)
+    rig = helm_rig(lease_ms=60_000)
     alice, bob = rig.peer("alice"), rig.peer("bob")
     ok(control(alice, "helm_take_request", bus="can0"))
     ok(send(alice, "202#E803"))
@@ -116,7 +116,7 @@ def test_explicit_renewals_keep_the_helm_and_stopping_them_lets_the_lease_run_ou
 
 
 def test_release_writes_the_failsafe(helm_rig: Callable[..., Rig]) -> None:
-    rig = helm_rig(lease_ms=5000)
+    rig = helm_rig(lease_ms=60_000)
     op = rig.peer("op")
     ok(control(op, "helm_take_request"))
     ok(send(op, "200#E803"))
@@ -133,7 +133,7 @@ def test_after_the_first_failsafe_frame_no_queued_helm_frame_reaches_the_bus(
 ) -> None:
     # a busy bus (2 ms a frame) and 400 setpoints queued: the release comes while most
     # of them wait in the node's transmit queue
-    rig = helm_rig(lease_ms=5000, slow=0.002)
+    rig = helm_rig(lease_ms=60_000, slow=0.002)
     op = rig.peer("op")
     rig.wire.all_failsafe_seen()
     ok(control(op, "helm_take_request"))
@@ -154,7 +154,7 @@ def test_after_the_first_failsafe_frame_no_queued_helm_frame_reaches_the_bus(
 def test_stop_from_anyone_writes_the_failsafe_and_the_holder_loses_the_helm(
     helm_rig: Callable[..., Rig],
 ) -> None:
-    rig = helm_rig(lease_ms=5000)
+    rig = helm_rig(lease_ms=60_000)
     holder, other = rig.peer("pilot"), rig.peer("deckhand")
     ok(control(holder, "helm_take_request"))
     ok(send(holder, "201#E803"))
@@ -167,7 +167,7 @@ def test_stop_from_anyone_writes_the_failsafe_and_the_holder_loses_the_helm(
 def test_tx_off_writes_the_failsafe_before_the_bus_goes_quiet_and_tx_on_writes_it_again(
     helm_rig: Callable[..., Rig],
 ) -> None:
-    rig = helm_rig(lease_ms=5000)
+    rig = helm_rig(lease_ms=60_000)
     op = rig.peer("op")
     ok(control(op, "helm_take_request"))
     ok(send(op, "201#E803"))
@@ -183,7 +183,7 @@ def test_tx_off_writes_the_failsafe_before_the_bus_goes_quiet_and_tx_on_writes_i
 def test_the_failsafe_repeats_while_no_one_holds_the_helm_and_stops_when_taken(
     helm_rig: Callable[..., Rig],
 ) -> None:
-    rig = helm_rig(lease_ms=5000, repeat_ms=50)
+    rig = helm_rig(lease_ms=60_000, repeat_ms=50)
     op = rig.peer("op")
     first = rig.wire.wait_failsafe()
     rig.wire.wait(lambda s: s.id == 0x210, rig.wire.wait(lambda s: s.id == 0x210, first) + 1)
