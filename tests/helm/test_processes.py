@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import can
@@ -20,15 +20,27 @@ from tests.processes import running
 
 
 @pytest.fixture
-def vehicle(tmp_path: Path) -> Iterator[tuple[Path, Wire]]:
-    """A system file whose node ``prop`` has a helm (lease 300 ms) on a multicast bus, and
-    the wire of that bus; the node is started by each test."""
-    port = unique_port()
-    path = tmp_path / "system.toml"
-    path.write_text(system_toml(helm_node_toml("prop", lease_ms=300, multicast_port=port)))
-    wire = Wire(can.Bus(interface="udp_multicast", channel=MULTICAST_GROUP, port=port))
-    yield path, wire
-    wire.close()
+def vehicle_with(tmp_path: Path) -> Iterator[Callable[[int], tuple[Path, Wire]]]:
+    """``vehicle_with(lease_ms)``: a system file whose node ``prop`` has a helm on a
+    multicast bus, and the wire of that bus; the node is started by each test."""
+    wires: list[Wire] = []
+
+    def make(lease_ms: int) -> tuple[Path, Wire]:
+        port = unique_port()
+        path = tmp_path / "system.toml"
+        path.write_text(system_toml(helm_node_toml("prop", lease_ms=lease_ms, multicast_port=port)))
+        wires.append(Wire(can.Bus(interface="udp_multicast", channel=MULTICAST_GROUP, port=port)))
+        return path, wires[-1]
+
+    yield make
+    for wire in wires:
+        wire.close()
+
+
+@pytest.fixture
+def vehicle(vehicle_with: Callable[[int], tuple[Path, Wire]]) -> tuple[Path, Wire]:
+    """``vehicle_with`` a lease of 300 ms."""
+    return vehicle_with(300)
 
 
 def rovbus(config: Path, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:
@@ -75,13 +87,19 @@ def test_the_holder_killed_or_hung_brings_the_failsafe_onto_the_bus(
             holder.communicate(timeout=30)
 
 
-def test_eof_releases_and_the_failsafe_follows(vehicle: tuple[Path, Wire], tmp_path: Path) -> None:
-    config, wire = vehicle
+@pytest.mark.parametrize("how", ["eof", "ctrl-c"])
+def test_eof_or_ctrl_c_releases_and_the_failsafe_follows(
+    vehicle_with: Callable[[int], tuple[Path, Wire]], tmp_path: Path, how: str
+) -> None:
+    config, wire = vehicle_with(60_000)  # the release, never the lease
     with running(config, tmp_path, nodes=["prop"]):
         holder, command = holding(config, wire)
         assert holder.stdin is not None
-        holder.stdin.close()
-        assert holder.wait(timeout=30) == 0, holder.communicate()
+        if how == "eof":
+            holder.stdin.close()
+        else:
+            holder.send_signal(signal.SIGINT)
+        assert holder.wait(timeout=30) == (0 if how == "eof" else 130), holder.communicate()
         wire.all_failsafe_seen(command)
         assert "released by" in run(config, "helm", "prop", "--status").stdout
 
@@ -110,9 +128,9 @@ class Joystick:
 
 
 def test_stop_and_stop_frames_work_without_the_helm_and_send_says_how_to_take_it(
-    vehicle: tuple[Path, Wire], tmp_path: Path
+    vehicle_with: Callable[[int], tuple[Path, Wire]], tmp_path: Path
 ) -> None:
-    config, wire = vehicle
+    config, wire = vehicle_with(3000)  # fed every 50 ms: it holds unless stopped
     with running(config, tmp_path, nodes=["prop"]):
         holder, command = holding(config, wire)
         joystick = Joystick(holder)
