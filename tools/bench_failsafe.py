@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import can
+from canwire import Wire
 from loopback import free_ports
 
 GROUP = "239.74.163.3"
@@ -77,40 +78,6 @@ control = "tcp://127.0.0.1:{p[7]}"
     path = folder / "bench.toml"
     path.write_text(text)
     return path
-
-
-class Wire:
-    """The bus as this process hears it: (monotonic time, ID, data) of every frame."""
-
-    def __init__(self, port: int) -> None:
-        self.bus = can.Bus(interface="udp_multicast", channel=GROUP, port=port)
-        self.seen: list[tuple[float, int, bytes]] = []
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.read, daemon=True)
-        self.thread.start()
-
-    def read(self) -> None:
-        while not self.stopped.is_set():
-            msg = self.bus.recv(0.05)
-            if msg is not None:
-                with self.lock:
-                    self.seen.append((time.monotonic(), msg.arbitration_id, bytes(msg.data)))
-
-    def first(self, arbitration_id: int, after: float, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for at, got, _ in self.seen:
-                    if at >= after and got == arbitration_id:
-                        return at
-            time.sleep(0.001)
-        raise TimeoutError(f"no frame 0x{arbitration_id:X} on the bus within {timeout} s")
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.bus.shutdown()
 
 
 @contextlib.contextmanager
@@ -184,16 +151,18 @@ def trial(config: Path, group: str, wire: Wire) -> float:
         started = time.monotonic()
         while True:  # until it holds the helm and sends (the first may find no route yet)
             try:
-                wire.first(0x201, started, 1.0)
+                wire.wait(lambda s: s.id == 0x201 and s.at >= started, timeout=1.0)
                 break
             except TimeoutError:
                 if holder.poll() is None:
                     continue
                 return trial(config, group, wire)
-        wire.first(0x201, time.monotonic(), 5)  # and a fresh setpoint just now
+        now = time.monotonic()
+        wire.wait(lambda s: s.id == 0x201 and s.at >= now, timeout=5)  # a fresh setpoint
         killed = time.monotonic()
         os.kill(holder.pid, signal.SIGKILL)
-        return wire.first(0x210, killed, 30) - killed
+        first = wire.wait(lambda s: s.id == 0x210 and s.at >= killed, timeout=30)
+        return wire.frames()[first].at - killed
     finally:
         stop.set()
         holder.kill()
@@ -205,10 +174,10 @@ def measure(mode: str, trials: int, lease_ms: int) -> dict[str, Any]:
     port = 20000 + uuid.uuid4().int % 20000
     with tempfile.TemporaryDirectory() as folder:
         config = system_file(Path(folder), lease_ms, port)
-        wire = Wire(port)
+        wire = Wire(can.Bus(interface="udp_multicast", channel=GROUP, port=port))
         try:
             with daemons(config, forwarder=mode == "forwarder"):
-                wire.first(0x210, 0.0, 60)  # the node started: its failsafe
+                wire.wait(lambda s: s.id == 0x210, timeout=60)  # the node started: its failsafe
                 group = "topside" if mode == "forwarder" else "vehicle"
                 times = [trial(config, group, wire) * 1000 for _ in range(trials)]
         finally:

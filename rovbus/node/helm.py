@@ -256,31 +256,23 @@ class BusHelm:
         try:
             future = self.port.submit(self._failsafe)
         except CanError as exc:
-            self.failsafe_failed += 1
-            held = self._log.allow("failed")
-            if held is not None:
-                log.warning(
-                    "%s: failsafe frames not written: %s (%d more not logged)",
-                    self.where,
-                    exc,
-                    held,
-                )
+            self._failed("written", exc)
             return None
         self.failsafe_written += 1
         future.add_done_callback(self._written)
         return future
 
     def _written(self, future: asyncio.Future[int]) -> None:
-        if future.cancelled() or future.exception() is None:
-            return
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            self._failed("sent", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """The failsafe frames could not be queued or sent (bus down, transmit off)."""
         self.failsafe_failed += 1
-        held = self._log.allow("failed")
+        held = self._log.allow(what)
         if held is not None:
             log.warning(
-                "%s: failsafe frames not sent: %s (%d more not logged)",
-                self.where,
-                future.exception(),
-                held,
+                "%s: failsafe frames not %s: %s (%d more not logged)", self.where, what, exc, held
             )
 
     def _schedule_repeat(self) -> None:
@@ -318,6 +310,8 @@ class BusHelm:
             "lease_left_ms": round(self.lease_left() * 1000),
             "failsafe_active": self.failsafe_active,
             "reason": self.reason,
+            "failsafe_writes": self.failsafe_written,
+            "failsafe_failures": self.failsafe_failed,
         }
 
 

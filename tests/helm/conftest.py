@@ -9,7 +9,6 @@ a client of its own (its own session). For daemons as subprocesses the bus is py
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +24,8 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from tests.conftest import node_toml
 from tests.reliability.conftest import DaemonThread, Peer, signed_extra
+from tools import canwire
+from tools.canwire import Seen
 
 #: the thrusters of the tests: setpoints 0x200-0x207 need the helm; 0x210 is all-stop
 HELM = (
@@ -64,67 +65,30 @@ def helm_node_toml(
 MULTICAST_GROUP = "239.74.163.2"
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    at: float  # monotonic, when the wire saw it
-    id: int
-    data: bytes
-
-    @property
-    def failsafe(self) -> bool:
-        return (self.id, self.data) in FAILSAFE
-
-    @property
-    def helm(self) -> bool:
-        """A frame to a helm ID that is not a failsafe frame."""
-        return 0x200 <= self.id <= 0x20F and not self.failsafe
+def failsafe(seen: Seen) -> bool:
+    return (seen.id, seen.data) in FAILSAFE
 
 
-class Wire:
-    """Another device on the bus: every frame it receives, with the time it came."""
+def helm_frame(seen: Seen) -> bool:
+    """A frame to a helm ID that is not a failsafe frame."""
+    return 0x200 <= seen.id <= 0x20F and not failsafe(seen)
 
-    def __init__(self, bus: can.BusABC) -> None:
-        self.bus = bus
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
 
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            msg = self.bus.recv(0.05)
-            if msg is not None:
-                with self._lock:
-                    self.seen.append(Seen(time.monotonic(), msg.arbitration_id, bytes(msg.data)))
-
-    def frames(self) -> list[Seen]:
-        with self._lock:
-            return list(self.seen)
-
-    def wait(self, predicate: Callable[[Seen], bool], after: int = 0, timeout: float = 10.0) -> int:
-        """The index of the first frame from ``after`` on that matches."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for index, seen in enumerate(self.frames()[after:], after):
-                if predicate(seen):
-                    return index
-            assert time.monotonic() < deadline, f"no such frame on the bus: {self.frames()[-5:]}"
-            time.sleep(0.01)
+class Wire(canwire.Wire):
+    """The bus of the tests' helm, as another device on it sees it."""
 
     def wait_failsafe(self, after: int = 0, timeout: float = 10.0) -> int:
-        return self.wait(lambda s: s.failsafe, after, timeout)
+        return self.wait(failsafe, after, timeout)
 
     def all_failsafe_seen(self, after: int = 0, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not {(s.id, s.data) for s in self.frames()[after:]} >= FAILSAFE:
-            assert time.monotonic() < deadline, f"not every failsafe frame: {self.frames()[after:]}"
-            time.sleep(0.01)
+        """Until every failsafe frame has come, from index ``after`` on."""
+        missing = set(FAILSAFE)
 
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.bus.shutdown()
+        def seen_all(seen: Seen) -> bool:
+            missing.discard((seen.id, seen.data))
+            return not missing
+
+        self.wait(seen_all, after, timeout)
 
 
 class SlowBus(can.BusABC):

@@ -13,7 +13,7 @@ import zmq
 
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.helm.conftest import Rig
+from tests.helm.conftest import Rig, failsafe, helm_frame
 from tests.reliability.conftest import Peer
 
 
@@ -92,7 +92,7 @@ def test_the_lease_runs_out_without_helm_frames_the_failsafe_reaches_the_bus_and
     ok(send(op, "201#E803"))
     command = rig.wire.wait(lambda s: s.id == 0x201 and s.data == b"\xe8\x03", start)
     first = rig.wire.wait_failsafe(command)  # nothing renews it: the lease runs out
-    assert not any(s.helm for s in rig.wire.frames()[first:])
+    assert not any(helm_frame(s) for s in rig.wire.frames()[first:])
     refused(send(op, "201#E803"), "HelmLost", "lease ran out", "200 ms")
     status = ok(control(op, "helm_status_request")).content["buses"]["can0"]
     assert (status["holder"], status["failsafe_active"]) == (None, True)
@@ -110,7 +110,7 @@ def test_explicit_renewals_keep_the_helm_and_stopping_them_lets_the_lease_run_ou
     renewed_until = time.monotonic() + 0.8  # four leases, each renewal a round trip
     while time.monotonic() < renewed_until:
         ok(control(op, "helm_renew_request"))
-    assert not any(s.failsafe for s in rig.wire.frames()[command:]), "renewals did not hold"
+    assert not any(failsafe(s) for s in rig.wire.frames()[command:]), "renewals did not hold"
     assert ok(control(op, "helm_status_request")).content["buses"]["can0"]["holder"] == "op"
     rig.wire.wait_failsafe(command)
 
@@ -142,13 +142,13 @@ def test_after_the_first_failsafe_frame_no_queued_helm_frame_reaches_the_bus(
         "can_send_request", {"bus": "can0", "frames": [f"20{i % 8}#E803" for i in range(400)]}
     )
     sock.send_multipart(op.codec.encode(burst))
-    rig.wire.wait(lambda s: s.helm)  # the queue is draining
+    rig.wire.wait(helm_frame)  # the queue is draining
     ok(control(op, "helm_release_request"))
-    first = rig.wire.wait_failsafe(rig.wire.wait(lambda s: s.helm))
+    first = rig.wire.wait_failsafe(rig.wire.wait(helm_frame))
     rig.wire.all_failsafe_seen(first)
     frames = rig.wire.frames()
-    assert sum(s.helm for s in frames) < 400, "the queue was not full when released"
-    assert not [s for s in frames[first:] if s.helm], "a helm frame after the failsafe"
+    assert sum(helm_frame(s) for s in frames) < 400, "the queue was not full when released"
+    assert not [s for s in frames[first:] if helm_frame(s)], "a helm frame after the failsafe"
 
 
 def test_stop_from_anyone_writes_the_failsafe_and_the_holder_loses_the_helm(
@@ -194,7 +194,7 @@ def test_the_failsafe_repeats_while_no_one_holds_the_helm_and_stops_when_taken(
         ok(control(op, "helm_renew_request"))
     ok(send(op, "202#E803"))
     last = rig.wire.wait(lambda s: s.id == 0x202 and s.data == b"\xe8\x03", command)
-    assert not any(s.failsafe for s in rig.wire.frames()[command:last])
+    assert not any(failsafe(s) for s in rig.wire.frames()[command:last])
 
 
 def test_a_replayed_or_forged_renewal_is_refused_with_signing_on(
@@ -219,7 +219,7 @@ def test_a_replayed_or_forged_renewal_is_refused_with_signing_on(
     raw.connect(rig.node.endpoint("control"))
     try:
         until_failsafe = time.monotonic() + 5
-        while not any(s.failsafe for s in rig.wire.frames()[command:]):
+        while not any(failsafe(s) for s in rig.wire.frames()[command:]):
             assert time.monotonic() < until_failsafe, "the lease held on replays and forgeries"
             raw.send_multipart(captured)
             raw.send_multipart(forged)

@@ -15,7 +15,7 @@ import can
 import pytest
 
 from tests.conftest import system_toml
-from tests.helm.conftest import MULTICAST_GROUP, Wire, helm_node_toml, unique_port
+from tests.helm.conftest import MULTICAST_GROUP, Wire, helm_frame, helm_node_toml, unique_port
 from tests.processes import running
 
 
@@ -79,7 +79,7 @@ def test_the_holder_killed_or_hung_brings_the_failsafe_onto_the_bus(
             os.kill(holder.pid, fault)
             first = wire.wait_failsafe(command)
             wire.all_failsafe_seen(first)
-            assert not [s for s in wire.frames()[first:] if s.helm]
+            assert not [s for s in wire.frames()[first:] if helm_frame(s)]
             status = run(config, "helm", "prop", "--status")
             assert "prop/can0: no holder, failsafe active (lease of" in status.stdout, status
         finally:
