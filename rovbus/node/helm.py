@@ -37,30 +37,18 @@ from rovbus.node.requests import tx_off_reason, tx_reason
 from rovbus.ratelimit import RateLimiter
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
+from rovbus.wire.topics import helm_topic
 
-__all__ = ["HELM_REQUESTS", "BusHelm", "NodeHelm", "helm_topic"]
+__all__ = ["BusHelm", "NodeHelm"]
 
 log = logging.getLogger(__name__)
 
-#: the control requests the helm answers
-HELM_REQUESTS = (
-    "helm_take_request",
-    "helm_renew_request",
-    "helm_release_request",
-    "helm_status_request",
-    "stop_request",
-)
 #: former holders told ``HelmLost`` on their next frame or renewal, per bus
 LOST_MEMORY = 16
 #: how long turning transmit off waits for the failsafe frames to reach the bus
 TX_OFF_FAILSAFE_WAIT_S = 0.25
 
 Publish = Callable[[str, str, dict[str, Any]], None]
-
-
-def helm_topic(node: str) -> str:
-    """``<node>/helm``: the helm state of every helm bus of ``node``."""
-    return f"{node}/helm"
 
 
 @dataclass(frozen=True, slots=True)

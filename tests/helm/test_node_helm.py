@@ -228,3 +228,14 @@ def test_a_replayed_or_forged_renewal_is_refused_with_signing_on(
     finally:
         raw.close()
     refused(control(holder, "helm_renew_request"), "HelmLost", "lease ran out")
+
+
+def test_the_consoles_send_is_gated_like_can_send(helm_rig: Callable[..., Rig]) -> None:
+    rig = helm_rig(lease_ms=60_000)
+    op = rig.peer("op")
+    rig.wire.all_failsafe_seen()
+    reply = op.request("execute_request", {"code": "send can0 203#E803"})
+    refused(reply, "CommandError", "needs the helm of prop/can0 and no one holds it")
+    ok(control(op, "helm_take_request"))
+    ok(op.request("execute_request", {"code": "send can0 203#E803"}))
+    rig.wire.wait(lambda s: s.id == 0x203)
