@@ -11,7 +11,7 @@ print them. ``ValueError`` stays for bad arguments to a function.
     │   ├── SignatureError     unsigned, forged, replayed or stale message
     │   └── FrameSyntaxError   bad cansend/candump text (also a ValueError)
     ├── TransportError
-    │   └── RequestTimeout     (also a TimeoutError)
+    │   ├── RequestTimeout     (also a TimeoutError)
     │   └── NodeUnreachable    a forwarder's node: not connected, or no reply in time
     ├── ConfigError            names the file, the key path and what was expected
     ├── CanError               a CAN bus or a frame for it (python-can's CanError, ours)
@@ -23,6 +23,9 @@ print them. ``ValueError`` stays for bad arguments to a function.
     ├── CommandError           a console command failed (execute_request)
     ├── RouteError             a forwarder cannot route a request (frames, channel)
     │   └── UnknownNode        the request names a node not behind the forwarder
+    ├── HelmError              the helm of a bus (rovbus.node.helm, docs/operations.md)
+    │   ├── HelmRefused        a frame or request that needs the helm, from one without it
+    │   └── HelmLost           the caller held the helm and lost it (taken over, lease out)
     ├── ShuttingDown           a daemon that is stopping refuses a request (error replies)
     ├── NativeLogError         not a .rbl file, or one of an unknown version
     └── SupervisorError        a demo child could not start or did not become ready
@@ -143,6 +146,21 @@ class RouteError(RovbusError):
 
 class UnknownNode(RouteError):
     """The request names a node that is not behind this forwarder."""
+
+
+class HelmError(RovbusError):
+    """Something the helm of a bus does not allow (the ``ename`` of an error reply)."""
+
+
+class HelmRefused(HelmError):
+    """Frames to helm IDs, or a renewal, from a client that does not hold the helm; or a
+    take that another holder refuses. The message names the holder (or says no one holds
+    it) and how to take the helm."""
+
+
+class HelmLost(HelmError):
+    """The caller held the helm and no longer does: taken over (the message names who and
+    why), its lease ran out, a stop, or transmit turned off. Take it again to go on."""
 
 
 class ShuttingDown(RovbusError):

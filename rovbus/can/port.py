@@ -294,6 +294,19 @@ class CanPort:
         :meth:`disable_tx` or :meth:`drop_queued`; CanFailed when the bus is not ``ok`` or
         fails before the frames reach the wire.
         """
+        future = self.submit(frames, origin)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._tx.withdraw(future)
+            raise
+
+    def submit(
+        self, frames: Sequence[CanFrame], origin: Origin | None = None
+    ) -> asyncio.Future[int]:
+        """Queue ``frames`` now, after the checks :meth:`send` makes (CanError as there);
+        the future resolves as :meth:`send` returns. For a caller that must know the
+        frames are queued before anything else runs on the loop (the helm's failsafe)."""
         frames = tuple(frames)
         fd = self._config.fd
         allow = self._config.tx_allow
@@ -303,7 +316,9 @@ class CanPort:
             if why is not None:
                 raise CanRefused(f"bus {name!r}: frame {index} refused, nothing sent: {why}")
         if not frames:
-            return 0
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            future.set_result(0)
+            return future
         if self._closing or self._state == "closed":
             raise CanRefused(f"bus {name!r}: port is closed")
         if self._state != "ok":
@@ -315,12 +330,7 @@ class CanPort:
             msg = frame.to_can_message()
             msg.channel = None  # the bus's own channel; socketcan would route by this name
             msgs.append(msg)
-        future = self._tx.enqueue(frames, msgs, origin)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._tx.withdraw(future)
-            raise
+        return self._tx.enqueue(frames, msgs, origin)
 
     def disable_tx(self) -> int:
         """Stop transmitting now and drop what is queued (their ``send`` raise CanRefused
@@ -336,9 +346,25 @@ class CanPort:
         if self._bus is not None and self._state == "ok":
             self._tx.attach(self._bus)
 
-    def drop_queued(self) -> int:
-        """Interrupt: drop every queued frame not yet on the wire; return how many."""
-        return self._tx.drop_all(CanRefused, "transmit queue dropped (interrupt)")
+    def drop_queued(self, reason: str = "transmit queue dropped (interrupt)") -> int:
+        """Drop every queued frame not yet on the wire (their ``send`` raise CanRefused
+        ``reason``); return how many."""
+        return self._tx.drop_all(CanRefused, reason)
+
+    def flush_device_queue(self) -> bool:
+        """Ask the interface to discard what its driver or device holds for transmission
+        (python-can's ``flush_tx_buffer``); False where it cannot (socketcan, virtual)."""
+        bus = self._bus
+        if bus is None:
+            return False
+        try:
+            bus.flush_tx_buffer()
+        except NotImplementedError:
+            return False
+        except Exception:
+            self._counters.tx_errors += 1
+            return False
+        return True
 
     # -- failure and recovery -----------------------------------------------------------
 

@@ -82,6 +82,12 @@ def _bus_line(bus: BusConfig) -> str:
         extras.append(f"batch {bus.batch.max_frames} frames/{bus.batch.max_delay_ms:g} ms")
     if bus.filters:
         extras.append(f"{len(bus.filters)} filter(s)")
+    if bus.helm is not None:
+        repeat = f", repeated every {bus.helm.repeat_ms} ms" if bus.helm.repeat_ms else ""
+        extras.append(
+            f"helm {bus.helm.ids} (lease {bus.helm.lease_ms} ms; failsafe "
+            f"{' '.join(map(str, bus.helm.failsafe))}{repeat})"
+        )
     about = f"{bus.name} ({bus.interface}:{bus.channel}, {rate})"
     return "; ".join([about, *extras])
 

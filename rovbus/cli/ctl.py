@@ -17,6 +17,8 @@ examples:
   rovbus ctl propulsion shutdown        # stop the daemon (systemd may restart it)
 
 Control requests travel on the node's control channel, which a busy shell never delays.
+tx-off first writes the failsafe frames of every bus with a helm (thrusters to 0) and ends
+whoever held it; then the node goes quiet. tx-on writes them again.
 tx-on needs --reason: the node logs it and publishes it (tx_status on NODE/status) with
 who asked, your user name and session; tx-off takes one too, and never fails for it.
 Exit status: 0 ok, 1 no reply or an error reply, 2 bad arguments or system file.

@@ -23,7 +23,9 @@ examples:
   rovbus demo --vcan                           # socketcan vcan0/vcan1 (tools/vcan-up.sh)
 
 While it runs, from another terminal (ROVBUS_CONFIG=config/demo.toml):
-  rovbus send propulsion can0 201#E803         # thruster 1 to 1000 rpm: the view follows
+  rovbus helm propulsion can0                  # then type 201#E803: thruster 1 to 1000 rpm;
+                                               # kill it and every thruster goes to 0 rpm
+  rovbus stop                                  # every node writes its failsafe frames
   rovbus sim fault navigation can0 drop 0.3    # lose 30 % of received frames
   rovbus sim fault power bms bus-off           # ... and: rovbus sim fault power bms recover
   rovbus sim kill navigation                   # a crashed computer; rovbus sim restart navigation

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "req": "req",
     "ctl": "ctl",
     "send": "send",
+    "helm": "helm",
+    "stop": "stop",
     "dump": "dump",
     "txlog": "txlog",
     "nodes": "nodes",
@@ -45,7 +47,9 @@ examples:
   rovbus nodes                                 # who is alive
   rovbus sub propulsion/hb --once              # one heartbeat
   rovbus dump propulsion/can0 123:7FF          # candump, with its filters
-  rovbus send propulsion can0 123#DEADBEEF     # cansend
+  rovbus send navigation can0 380#01           # cansend
+  rovbus helm propulsion can0                  # take the helm, setpoints on stdin
+  rovbus stop                                  # every node writes its failsafe frames
   rovbus req propulsion node_info              # a request, the reply as JSON
   rovbus record run1.log && rovbus play run1.log --node propulsion --bus can0
   rovbus hz propulsion/can/                    # rates per topic, like ros2 topic hz

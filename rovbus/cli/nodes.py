@@ -20,6 +20,8 @@ examples:
 state: alive, late (1.5 intervals without a heartbeat), dead (dead_after intervals),
 restarted (a new session within dead_after intervals), unheard (never heard from).
 rx/s and tx/s are frames per second over all buses, from successive heartbeats.
+buses: "!tx" transmit off; "[helm NAME]" NAME holds the bus's helm, "[helm failsafe]" no
+one does and the failsafe frames were written, "[helm free]" no one does (rovbus helm).
 subs: subscriptions in force at its publishers; "!N": N times a subscriber went over
 the caps and was refused for a while (see `rovbus req NODE stats`, "subscriptions").
 Exit status: 0 every reachable node is alive (or restarted), 1 otherwise, 2 bad system file.
@@ -61,7 +63,10 @@ def table(rows: list[NodeRow]) -> str:
     lines = [head]
     for r in rows:
         buses = ",".join(
-            b.name + ("" if b.state == "ok" else f"({b.state})") + ("" if b.tx_enabled else "!tx")
+            b.name
+            + ("" if b.state == "ok" else f"({b.state})")
+            + ("" if b.tx_enabled else "!tx")
+            + ("" if b.helm is None else f"[helm {b.helm}]")
             for b in r.buses
         )
         lines.append(

@@ -21,6 +21,8 @@ Frames use cansend's syntax: 3 hex digits for an 11-bit ID, 8 for 29-bit; '.' ma
 bytes; R for a remote frame (optionally its length); '##' and a flags nibble for CAN FD.
 The node checks each frame's ID, in its format, against the bus's tx_allow list (an
 8-digit ID is 29-bit: 00000201 is allowed only by an ext: entry); all are sent or none.
+Frames to a bus's helm IDs (thruster setpoints) need the helm: rovbus helm NODE BUS;
+its failsafe frames (an all-stop) never do.
 Exit status: 0 sent, 1 refused or no reply, 2 bad frame text or system file.
 """
 

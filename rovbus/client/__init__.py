@@ -48,8 +48,9 @@ Endpoints by hand, without a system file::
     Client.from_endpoints(pub=["tcp://10.0.0.2:5550"], request="tcp://10.0.0.2:5551")
 """
 
-from rovbus.client.blocking import BlockingClient, BlockingSubscription
+from rovbus.client.blocking import BlockingClient, BlockingHelm, BlockingSubscription
 from rovbus.client.client import Client, curve_setup_for, request_type
+from rovbus.client.helm import Helm
 from rovbus.client.nodetable import UNHEARD, BusRow, NodeRow, NodeTable
 from rovbus.client.rbl import NativeLogWriter, is_native_log, read_native_log
 from rovbus.client.routes import (
@@ -66,9 +67,11 @@ from rovbus.errors import NativeLogError, RequestFailed
 __all__ = [
     "UNHEARD",
     "BlockingClient",
+    "BlockingHelm",
     "BlockingSubscription",
     "BusRow",
     "Client",
+    "Helm",
     "NativeLogError",
     "NativeLogWriter",
     "NodeRoute",

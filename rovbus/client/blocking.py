@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rovbus.client.client import Client
+from rovbus.client.helm import Helm
 from rovbus.client.nodetable import NodeRow
 from rovbus.client.subscription import Subscription
 from rovbus.transport.stats import SocketStats
@@ -106,6 +107,38 @@ class BlockingSubscription:
         self.close()
 
 
+class BlockingHelm:
+    """The blocking form of :class:`~rovbus.client.helm.Helm`."""
+
+    def __init__(self, owner: BlockingClient, helm: Helm) -> None:
+        self._owner = owner
+        self.helm = helm
+
+    def take(self) -> BlockingHelm:
+        self._owner._run(self.helm.take())
+        return self
+
+    def send(self, bus: str, frames: Sequence[CanFrame | str | dict[str, Any]]) -> int:
+        return self._owner._run(self.helm.send(bus, frames))
+
+    def renew(self) -> None:
+        self._owner._run(self.helm.renew())
+
+    def release(self) -> None:
+        self._owner._run(self.helm.release())
+
+    def __enter__(self) -> BlockingHelm:
+        return self.take()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._owner._run(self.helm.__aexit__(exc_type, exc, tb))
+
+
 class BlockingClient:
     """The blocking form of :class:`Client`; same arguments, same methods, no ``await``."""
 
@@ -164,6 +197,12 @@ class BlockingClient:
 
     def tx_log(self, node: str, bus: str | None = None, **kwargs: Any) -> list[CanFrame]:
         return self._run(self.client.tx_log(node, bus, **kwargs))
+
+    def helm(
+        self, node: str, bus: str | None = None, *, force: bool = False, reason: str = ""
+    ) -> BlockingHelm:
+        """``with client.helm("propulsion") as helm: helm.send("can0", [...])``."""
+        return BlockingHelm(self, self.client.helm(node, bus, force=force, reason=reason))
 
     def node_table(self, wait: float | None = None) -> list[NodeRow]:
         return self._run(self.client.node_table(wait))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq.asyncio
 
+from rovbus.client.helm import Helm
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
@@ -282,6 +283,14 @@ class Client:
         if not isinstance(frames, list):
             raise EnvelopeError(f"tx_log_reply of node {node}: 'frames' is not a list")
         return [CanFrame.from_content(frame) for frame in frames]
+
+    def helm(
+        self, node: str, bus: str | None = None, *, force: bool = False, reason: str = ""
+    ) -> Helm:
+        """The helm of ``node`` (its every helm bus, or ``bus``), for ``async with``:
+        taken on entering, released on leaving (rovbus.client.helm)."""
+        self._check_open()
+        return Helm(self, node, bus, force=force, reason=reason)
 
     async def codec_for(self, node: str, timeout: float) -> Codec:
         """The codec for requests to ``node``: signing with the key of its current start,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rovbus.transport.liveness import LivenessTracker
-from rovbus.wire.contents import Heartbeat, read_heartbeat
+from rovbus.wire.contents import Heartbeat, HelmBeat, read_heartbeat
 from rovbus.wire.message import Message
 
 __all__ = ["UNHEARD", "BusRow", "NodeRow", "NodeTable"]
@@ -36,6 +36,18 @@ class BusRow:
     tx_enabled: bool
     rx_rate: float | None = None
     tx_rate: float | None = None
+    #: the helm (None: the bus has none): its holder's name, else "failsafe" or "free"
+    helm: str | None = None
+
+
+def helm_text(state: HelmBeat | None) -> str | None:
+    """A heartbeat's ``helm`` entry of one bus in a word: who holds it, or "failsafe"
+    (no one; the failsafe frames written), or "free"; ``None``: the bus has no helm."""
+    if state is None:
+        return None
+    if state["holder"]:
+        return state["holder"]
+    return "failsafe" if state["failsafe_active"] else "free"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,7 @@ class NodeRow:
                     "tx_enabled": b.tx_enabled,
                     "rx_rate": b.rx_rate,
                     "tx_rate": b.tx_rate,
+                    "helm": b.helm,
                 }
                 for b in self.buses
             },
@@ -163,6 +176,7 @@ class NodeTable:
         if seen is None or life is None or state is None:
             return NodeRow(name, self.expected.get(name, ""), UNHEARD)
         beat = seen.beat
+        helms = beat.get("helm", {})
         buses = tuple(
             BusRow(
                 bus,
@@ -172,6 +186,7 @@ class NodeTable:
                 stats["errors"],
                 stats["tx_enabled"],
                 *seen.rates.get(bus, (None, None)),
+                helm_text(helms.get(bus)),
             )
             for bus, stats in beat["buses"].items()
         )

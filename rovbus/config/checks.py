@@ -23,7 +23,7 @@ from rovbus.config.models import ForwarderConfig, NodeConfig
 from rovbus.config.problems import format_key_path, problem
 from rovbus.config.subscriptions import SubscriptionPlan
 from rovbus.config.system import SystemConfig
-from rovbus.config.txallow import MAX_EXTENDED_ID, MAX_STANDARD_ID
+from rovbus.config.txallow import MAX_EXTENDED_ID, MAX_STANDARD_ID, format_id
 from rovbus.errors import ConfigError
 
 __all__ = [
@@ -250,6 +250,28 @@ def check_buses(config: SystemConfig) -> Iterator[str]:
                         )
 
 
+def check_helms(config: SystemConfig) -> Iterator[str]:
+    """Every failsafe frame is inside its bus's ``tx_allow``, and a helm names some IDs."""
+    for node_name, node in config.nodes.items():
+        for index, bus in enumerate(node.buses):
+            helm = bus.helm
+            if helm is None:
+                continue
+            loc: list[str | int] = ["nodes", node_name, "buses", index, "helm"]
+            if not helm.ids:
+                yield problem([*loc, "ids"], "names no IDs; a helm gates at least one ID")
+            for f_index, frame in enumerate(helm.failsafe):
+                if not bus.tx_allow.allows(frame.arbitration_id, extended=frame.extended):
+                    kind = "29-bit" if frame.extended else "11-bit"
+                    yield problem(
+                        [*loc, "failsafe", f_index],
+                        f'"{frame.text}": {kind} ID '
+                        f"{format_id(frame.arbitration_id, frame.extended)} is not in the "
+                        f"tx_allow list of bus {bus.name!r} ({bus.tx_allow}); the node could "
+                        "not write it",
+                    )
+
+
 def check_subscription_caps(config: SystemConfig) -> Iterator[str]:
     """A publisher's cap holds what the forwarder out of its group may pass to it, and
     ``max_prefix`` holds the longest topic a node publishes."""
@@ -356,6 +378,7 @@ CHECKS: tuple[Check, ...] = (
     check_hosts,
     check_forwarder_tree,
     check_buses,
+    check_helms,
     check_subscription_caps,
 )
 

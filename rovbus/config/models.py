@@ -19,18 +19,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetPydanticSchema,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import core_schema
 
 from rovbus.config.endpoints import Endpoint, parse_address, parse_endpoint
+from rovbus.config.helm import HelmConfig
 from rovbus.config.problems import describe
-from rovbus.config.txallow import AllowEntry, TxAllowList, parse_entry
+from rovbus.config.txallow import TxAllowField, TxAllowList
 from rovbus.errors import ConfigError
 
 __all__ = [
@@ -117,23 +116,6 @@ def _validate_path(value: object, info: ValidationInfo) -> Path:
 
 #: a file path; relative paths resolve against the folder of the system file
 FilePath = Annotated[Path, PlainValidator(_validate_path), PlainSerializer(str, return_type=str)]
-
-
-AllowEntryField = Annotated[AllowEntry, PlainValidator(parse_entry)]
-
-
-def _tx_allow_schema(source: Any, handler: Any) -> core_schema.CoreSchema:
-    # validate as a list of entries (so an error names its index), then build the lookup
-    return core_schema.no_info_after_validator_function(
-        lambda entries: TxAllowList(tuple(entries)),
-        handler.generate_schema(list[AllowEntryField]),
-        serialization=core_schema.plain_serializer_function_ser_schema(
-            lambda allow: [entry.text for entry in allow.entries]
-        ),
-    )
-
-
-TxAllowField = Annotated[TxAllowList, GetPydanticSchema(_tx_allow_schema)]
 
 
 def _validate_channel(value: object) -> str | int:
@@ -438,6 +420,8 @@ class BusConfig(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
     filters: list[CanFilter] = Field(default_factory=list)
     tx_allow: TxAllowField = TxAllowList()
+    #: the actuator frames that need the helm, and their safe state (rovbus.config.helm)
+    helm: HelmConfig | None = None
     batch: BatchConfig | None = None
     queue_size: int = Field(default=1024, ge=1)
     #: simulated devices on this bus (``rovbus node`` runs them in the node process)

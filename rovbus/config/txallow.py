@@ -23,6 +23,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import GetPydanticSchema, PlainValidator
+from pydantic_core import core_schema
 
 from rovbus.config.problems import describe
 
@@ -31,6 +35,7 @@ __all__ = [
     "MAX_EXTENDED_ID",
     "MAX_STANDARD_ID",
     "AllowEntry",
+    "TxAllowField",
     "TxAllowList",
     "format_id",
     "parse_entry",
@@ -190,3 +195,21 @@ class TxAllowList:
             f"11-bit {_format_spans(self.standard, False)}; "
             f"29-bit {_format_spans(self.extended, True)}"
         )
+
+
+AllowEntryField = Annotated[AllowEntry, PlainValidator(parse_entry)]
+
+
+def _tx_allow_schema(source: Any, handler: Any) -> core_schema.CoreSchema:
+    # validate as a list of entries (so an error names its index), then build the lookup
+    return core_schema.no_info_after_validator_function(
+        lambda entries: TxAllowList(tuple(entries)),
+        handler.generate_schema(list[AllowEntryField]),
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            lambda allow: [entry.text for entry in allow.entries]
+        ),
+    )
+
+
+#: a pydantic field holding a ``tx_allow``-style list (``tx_allow``, a helm's ``ids``)
+TxAllowField = Annotated[TxAllowList, GetPydanticSchema(_tx_allow_schema)]

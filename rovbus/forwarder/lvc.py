@@ -67,7 +67,7 @@ __all__ = ["LastValueCache"]
 
 log = logging.getLogger(__name__)
 
-CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status"})
+CACHED_TYPES = frozenset({"heartbeat", "status", "bus_status", "helm_status"})
 LVC_OPTIONS = SocketOptions(linger_ms=0, sndhwm=10_000, rcvhwm=10_000)
 MAX_ENTRIES = 4096
 #: subscription events read in one go before the loop gets a turn

@@ -41,10 +41,11 @@ class Topology:
         return list(self.targets)
 
     def cached_topics(self) -> list[str]:
-        """Topics of the last-value cache: every node's hb and status, every forwarder's hb."""
+        """Topics of the last-value cache: every node's hb, status and helm, every
+        forwarder's hb."""
         topics: list[str] = []
         for node in self.targets:
-            topics += [f"{node}/hb", f"{node}/status"]
+            topics += [f"{node}/hb", f"{node}/status", f"{node}/helm"]
         topics += [f"{fwd}/hb" for fwd in self.inner_forwarders]
         return topics
 

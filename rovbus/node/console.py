@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rovbus.errors import CommandError, RovbusError
-from rovbus.node.requests import origin_of, tx_off_reason, tx_reason
+from rovbus.node.requests import tx_off_reason, tx_reason
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, parse_cansend
 from rovbus.wire.contents import NodeStats
 from rovbus.wire.message import Message
-from rovbus.wire.origin import Origin
 
 #: Asks the operator a question through the stdin channel; returns the answer.
 Ask = Callable[[str], Awaitable[str]]
@@ -35,10 +34,8 @@ class ConsoleTarget(Protocol):
     def stats(self) -> NodeStats: ...
     def bus_lines(self) -> list[str]: ...
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]: ...
-    async def transmit(
-        self, bus: str, frames: Sequence[CanFrame], origin: Origin | None = None
-    ) -> int: ...
-    def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
+    async def transmit(self, bus: str, frames: Sequence[CanFrame], request: Message) -> int: ...
+    async def set_tx(self, enabled: bool, reason: str, request: Message) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +91,7 @@ async def _send(target: ConsoleTarget, args: list[str], request: Message) -> Out
     bus, texts = args[0], args[1:]
     try:
         frames = [parse_cansend(text, bus) for text in texts]
-        sent = await target.transmit(bus, frames, origin_of(request))
+        sent = await target.transmit(bus, frames, request)
     except (RovbusError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     return Outcome(stdout=f"sent {sent} frame(s) on {bus}\n")
@@ -119,7 +116,7 @@ async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None, request: 
         raise CommandError("usage: tx off [REASON] | tx on [REASON]")
     given = " ".join(args[1:])
     if args[0] == "off":
-        target.set_tx(False, tx_off_reason(given), request)
+        await target.set_tx(False, tx_off_reason(given), request)
         return Outcome(stdout=f"transmission stopped on every bus of {target.name}\n")
     if not given:
         if ask is None:
@@ -137,5 +134,5 @@ async def _tx(target: ConsoleTarget, args: list[str], ask: Ask | None, request: 
         reason = tx_reason(given, required=True)
     except ValueError as exc:
         raise CommandError(f"tx on: {exc}") from None
-    target.set_tx(True, reason, request)
+    await target.set_tx(True, reason, request)
     return Outcome(stdout=f"transmission enabled on every bus of {target.name}: {reason}\n")

@@ -11,7 +11,15 @@ from rovbus import __version__
 from rovbus.can import CanPort
 from rovbus.can.stats import PortStats
 from rovbus.config.models import BusConfig
-from rovbus.wire.contents import BusBeat, BusInfo, Heartbeat, NodeInfo, NodeStats, SubscriptionsBeat
+from rovbus.wire.contents import (
+    BusBeat,
+    BusInfo,
+    Heartbeat,
+    HelmBeat,
+    NodeInfo,
+    NodeStats,
+    SubscriptionsBeat,
+)
 
 __all__ = ["bus_beats", "heartbeat", "node_info", "node_stats"]
 
@@ -41,10 +49,12 @@ def heartbeat(
     buses: Mapping[str, PortStats],
     rejected: int,
     subscriptions: SubscriptionsBeat,
+    helm: dict[str, HelmBeat],
 ) -> Heartbeat:
-    """A node's heartbeat; ``state`` ``ok`` reads ``degraded`` while a bus is not ok."""
+    """A node's heartbeat; ``state`` ``ok`` reads ``degraded`` while a bus is not ok;
+    ``helm`` for the buses that have one (none: left out)."""
     degraded = any(s.state != "ok" for s in buses.values())
-    return {
+    beat: Heartbeat = {
         "seq": seq,
         "node": node,
         "group": group,
@@ -56,6 +66,9 @@ def heartbeat(
         "rejected": rejected,
         "subscriptions": subscriptions,
     }
+    if helm:
+        beat["helm"] = helm
+    return beat
 
 
 def node_info(

@@ -48,6 +48,7 @@ from rovbus.node.connection_file import (
     write_connection_file,
 )
 from rovbus.node.execute import Executor, SideEffects
+from rovbus.node.helm import NodeHelm
 from rovbus.node.requests import frames_to_send, origin_of, tx_off_reason, tx_reason
 from rovbus.node.txlog import TxLog
 from rovbus.ratelimit import RateLimiter
@@ -61,7 +62,6 @@ from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.contents import NodeInfo, NodeStats
 from rovbus.wire.message import Message, kernel_info_content
-from rovbus.wire.origin import Origin
 from rovbus.wire.serializers import Serializer
 from rovbus.wire.topics import heartbeat_topic, status_topic
 
@@ -114,6 +114,7 @@ class NodeDaemon:
         self.seq = 0
         self._requests = RequestLoop(log)
         self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
+        self.helm = NodeHelm(self.config, {}, self._publish_pub)  # rovbus.node.helm
         #: shell and control: request type -> handler, a worker per client
         self.dispatchers = self._dispatchers()
 
@@ -161,6 +162,10 @@ class NodeDaemon:
         except BaseException:
             await self.aclose()
             raise
+        self.helm = NodeHelm(self.config, self.ports, self._publish_pub)
+        for msg_type, handler in self.helm.handlers().items():
+            self.add_handler(msg_type, handler, channel="control")
+        self.helm.start()  # no holder: the failsafe frames go out
         self.state = "ok"
         self.effects.status("starting")
 
@@ -318,7 +323,7 @@ class NodeDaemon:
 
     async def _can_send(self, request: Message) -> dict[str, Any]:
         bus, frames = frames_to_send(request.content)
-        sent = await self.transmit(bus, frames, origin_of(request))
+        sent = await self.transmit(bus, frames, request)
         return {"status": "ok", "bus": bus, "sent": sent}
 
     async def _tx_log_request(self, request: Message) -> dict[str, Any]:
@@ -333,14 +338,17 @@ class NodeDaemon:
         return {"status": "ok", "dropped": dropped}
 
     async def _tx_off(self, request: Message) -> dict[str, Any]:
-        self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
+        await self.set_tx(False, tx_off_reason(request.content.get("reason")), request)
         return {"status": "ok", "tx_enabled": False}
 
     async def _tx_on(self, request: Message) -> dict[str, Any]:
-        self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
+        await self.set_tx(True, tx_reason(request.content.get("reason"), required=True), request)
         return {"status": "ok", "tx_enabled": True}
 
     # -- heartbeats ---------------------------------------------------------------------
+
+    def _publish_pub(self, topic: str, msg_type: str, content: dict[str, Any]) -> None:
+        self.publishers["pub"].publish(topic, msg_type, content)
 
     def _heartbeat(self, seq: int) -> None:
         self.seq = seq
@@ -359,6 +367,7 @@ class NodeDaemon:
                 "over_cap": sum(g.stats.over_cap for g in self.guards.values()),
                 "refused": self.gate.refused,
             },
+            helm=self.helm.heartbeat(),
         )
         self.publishers["pub"].publish(heartbeat_topic(self.name), "heartbeat", dict(beat))
 
@@ -427,22 +436,25 @@ class NodeDaemon:
     def recent_frames(self, bus: str, count: int) -> list[CanFrame]:
         return self.can.recent(bus, count)
 
-    async def transmit(
-        self, bus: str, frames: Sequence[CanFrame], origin: Origin | None = None
-    ) -> int:
-        """Put ``frames`` on ``bus``; ``origin``: the request that asked, or the node
-        itself and why (``Origin.own``). Returns their count once all are on the wire."""
+    async def transmit(self, bus: str, frames: Sequence[CanFrame], request: Message) -> int:
+        """Put ``frames`` on ``bus`` for ``request``'s client: the helm decides who may send
+        to helm IDs, and each frame carries the request as its origin (who, which request,
+        when). Returns their count once all are on the wire."""
         port = self.ports.get(bus)
         if port is None:
             raise ValueError(
                 f"node {self.name} has no bus {bus!r}; it has {', '.join(self.ports) or 'none'}"
             )
-        return await port.send(frames, origin)
+        self.helm.admit(bus, frames, request)  # then queued with no await between
+        return await port.send(frames, origin_of(request))
 
-    def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
+    async def set_tx(self, enabled: bool, reason: str, request: Message) -> None:
         """Turn transmission on or off on every bus, and say so: a log line, and
         ``tx_status`` on ``<node>/status`` parented to ``request``, with the reason and who
-        asked (the request's username and session)."""
+        asked (the request's username and session). Off: the helms' failsafe frames go out
+        first (rovbus.node.helm); on: again where no one holds the helm."""
+        if not enabled:
+            await self.helm.before_tx_off(request)
         for port in self.ports.values():
             if enabled:
                 port.enable_tx()
@@ -467,6 +479,8 @@ class NodeDaemon:
             {"tx_enabled": enabled, "reason": reason, "by": by, "session": session},
             parent=request,
         )
+        if enabled:
+            self.helm.after_tx_on()
 
     # -- shutdown -----------------------------------------------------------------------
 
@@ -476,6 +490,7 @@ class NodeDaemon:
         self.state = "stopping"
         self.executor.cancel()
         self.can.close()
+        self.helm.close()
         ports = list(self.ports.values())
         if ports:
             left = self.drain_deadline

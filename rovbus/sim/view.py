@@ -165,7 +165,7 @@ def render(
     lines = [f"rovbus demo: {title}   up {elapsed:,.0f} s   (Ctrl-C stops everything)", ""]
     lines.append(
         f"{'NODE':<12} {'STATE':<9} {'UPTIME':>7}  {'BUS':<6} {'BUS STATE':<9} "
-        f"{'RX':>9} {'TX':>7} {'ERR':>4}"
+        f"{'RX':>9} {'TX':>7} {'ERR':>4}  HELM"
     )
     for row in rows:
         uptime = "-" if row.uptime is None else f"{row.uptime:,.0f} s"
@@ -176,7 +176,7 @@ def render(
             head = f"{row.node:<12} {state:<9} {uptime:>7}" if i == 0 else " " * 30
             lines.append(
                 f"{head}  {bus.name:<6} {bus.state:<9} {_rate(bus.rx_rate):>9} "
-                f"{_rate(bus.tx_rate):>7} {bus.errors:>4}"
+                f"{_rate(bus.tx_rate):>7} {bus.errors:>4}  {bus.helm or '-'}"
             )
     lines.append("")
     imu = telemetry.get("imu", {})

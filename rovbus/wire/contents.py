@@ -18,6 +18,7 @@ __all__ = [
     "ForwarderInfo",
     "ForwarderStats",
     "Heartbeat",
+    "HelmBeat",
     "NodeInfo",
     "NodeStats",
     "SubscriptionsBeat",
@@ -43,6 +44,23 @@ class SubscriptionsBeat(TypedDict):
     refused: int
 
 
+class HelmBeat(TypedDict):
+    """The helm of one bus (``helm_status`` content per bus, a heartbeat's ``helm``):
+    who holds it (``None``: no one), since when (node clock, seconds since the epoch), the
+    lease and what is left of it, whether the failsafe frames are what the bus last got,
+    why the helm last changed, and the failsafe writes done and failed."""
+
+    holder: str | None
+    session: str | None
+    since: float | None
+    lease_ms: int
+    lease_left_ms: int
+    failsafe_active: bool
+    reason: str
+    failsafe_writes: int
+    failsafe_failures: int
+
+
 class Heartbeat(TypedDict):
     """``heartbeat`` content: a node's, or (``kind`` ``"forwarder"``) a forwarder's, whose
     ``group`` is its outer group and ``buses`` empty. A forwarder's last heartbeat, as it
@@ -58,6 +76,7 @@ class Heartbeat(TypedDict):
     buses: dict[str, BusBeat]
     rejected: NotRequired[int]
     subscriptions: NotRequired[SubscriptionsBeat]
+    helm: NotRequired[dict[str, HelmBeat]]
     kind: NotRequired[Literal["forwarder"]]
     inner: NotRequired[str]
     nodes: NotRequired[list[str]]
@@ -206,6 +225,28 @@ def read_heartbeat(content: dict[str, Any]) -> Heartbeat | None:
             "over_cap": _count(subscriptions.get("over_cap")),
             "refused": _count(subscriptions.get("refused")),
         }
+    helm = content.get("helm")
+    if isinstance(helm, dict):
+        beat["helm"] = {str(name): h for name, value in helm.items() if (h := _helm(value))}
     if content.get("kind") == "forwarder":
         beat["kind"] = "forwarder"
     return beat
+
+
+def _helm(value: object) -> HelmBeat | None:
+    """One bus's helm as a peer sent it; ``None`` when it is not a map."""
+    if not isinstance(value, dict):
+        return None
+    holder, session, since = value.get("holder"), value.get("session"), _number(value.get("since"))
+    reason, active = value.get("reason"), value.get("failsafe_active")
+    return {
+        "holder": holder if isinstance(holder, str) and holder else None,
+        "session": session if isinstance(session, str) else None,
+        "since": since,
+        "lease_ms": _count(value.get("lease_ms")),
+        "lease_left_ms": _count(value.get("lease_left_ms")),
+        "failsafe_active": active is True,
+        "reason": reason if isinstance(reason, str) else "",
+        "failsafe_writes": _count(value.get("failsafe_writes")),
+        "failsafe_failures": _count(value.get("failsafe_failures")),
+    }

@@ -6,6 +6,7 @@ Topics are ``/``-separated and matched by byte prefix (ZeroMQ's rule)::
     <node>/can/<bus>              a batch of frames of one bus
     <node>/hb                     heartbeat
     <node>/status                 node status
+    <node>/helm                   the helm of the node's buses (helm_status)
     <node>/log                    log lines
     <node>/sig/<bus>/<message>    decoded signals of one DBC message
 
@@ -28,13 +29,14 @@ __all__ = [
     "can_topic",
     "check_name",
     "heartbeat_topic",
+    "helm_topic",
     "log_topic",
     "parse_topic",
     "signal_topic",
     "status_topic",
 ]
 
-TopicKind = Literal["can", "hb", "status", "log", "sig"]
+TopicKind = Literal["can", "hb", "status", "helm", "log", "sig"]
 
 _MAX_SFF = 0x7FF
 _MAX_EFF = 0x1FFFFFFF
@@ -103,6 +105,11 @@ def status_topic(node: str) -> str:
     return f"{check_name(node, 'node')}/status"
 
 
+def helm_topic(node: str) -> str:
+    """``<node>/helm``."""
+    return f"{check_name(node, 'node')}/helm"
+
+
 def log_topic(node: str) -> str:
     """``<node>/log``."""
     return f"{check_name(node, 'node')}/log"
@@ -142,6 +149,10 @@ class Topic:
         return f"{self.node}/{self.kind}"
 
 
+#: the kinds of topic with no level after the kind
+_SINGLE_LEVEL: dict[str, TopicKind] = {"hb": "hb", "status": "status", "helm": "helm", "log": "log"}
+
+
 def _level(topic: str, value: str, what: str) -> str:
     problem = _name_problem(value)
     if problem is not None:
@@ -167,10 +178,10 @@ def parse_topic(topic: str | bytes) -> Topic:
         raise EnvelopeError(f"topic {topic!r}: expected <node>/<kind>..., got no '/'")
     node = _level(topic, parts[0], "node")
     kind = parts[1]
-    if kind in ("hb", "status", "log"):
+    if kind in _SINGLE_LEVEL:
         if n != 2:
             raise EnvelopeError(f"topic {topic!r}: a {kind!r} topic has no level after {kind!r}")
-        return Topic(node, "hb" if kind == "hb" else "status" if kind == "status" else "log")
+        return Topic(node, _SINGLE_LEVEL[kind])
     if kind == "can":
         if n == 3:
             return Topic(node, "can", _level(topic, parts[2], "bus"))

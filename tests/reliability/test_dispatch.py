@@ -41,7 +41,7 @@ def test_a_prompt_left_open_delays_no_other_client(
         assert len(replies) == 100, f"{len(replies)} of 100 can_send requests answered"
         assert [r.parent_header["msg_id"] for r in replies] == [r.msg_id for r in sends]
         # transmit is off, so each is refused, by the node, at once
-        assert {r.content["ename"] for r in replies} == {"CanError"}
+        assert {r.content["ename"] for r in replies} == {"CanRefused"}
 
         answer = peer.codec.message("input_reply", {"value": "checked"}, parent=question)
         stdin.send_multipart(peer.codec.encode(answer))

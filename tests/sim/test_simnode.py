@@ -26,8 +26,10 @@ class Running:
         self.codec = Codec(username="tester")
         self.config = node.daemon.config
 
-    async def request(self, msg_type: str, content: dict[str, Any] | None = None) -> Message:
-        req = Requester(self.ctx, str(self.config.endpoints.shell), self.codec)
+    async def request(
+        self, msg_type: str, content: dict[str, Any] | None = None, channel: str = "shell"
+    ) -> Message:
+        req = Requester(self.ctx, str(getattr(self.config.endpoints, channel)), self.codec)
         try:
             return await req.request(self.codec.message(msg_type, content or {}), timeout=5)
         finally:
@@ -48,8 +50,9 @@ class Running:
 async def sim_node(write_system) -> AsyncIterator[Callable[..., Any]]:  # type: ignore[no-untyped-def]
     started: list[tuple[SimNode, asyncio.Task[None], zmq.asyncio.Context]] = []
 
-    async def start(buses: dict[str, str]) -> Running:
-        system = load_system(write_system(sim_node_toml("alpha", buses, iopub=False)))
+    async def start(buses: dict[str, str], helm: str = "") -> Running:
+        table = sim_node_toml("alpha", buses, iopub=False) + (f"helm = {helm}\n" if helm else "")
+        system = load_system(write_system(table))
         node = SimNode(system, "alpha")
         await node.start()
         task = asyncio.create_task(node.serve())
@@ -101,6 +104,35 @@ async def test_operator_setpoint_moves_a_thruster(sim_node) -> None:
             return abs(status.decode(m.content["data"])["Rpm"] - 1500) < 50
 
         await wait_for(sub, at_speed, timeout=5)
+    finally:
+        sub.close()
+
+
+async def test_thrusters_behind_a_helm_go_to_0_rpm_when_the_holder_stops_sending(
+    sim_node,
+) -> None:
+    running = await sim_node(
+        {"can0": '[{ kind = "thrusters", count = 2, rate_hz = 50 }]'},
+        helm='{ ids = ["0x200-0x20F"], failsafe = ["200#0000", "201#0000", "210#01"], '
+        "lease_ms = 1000 }",
+    )
+    sub = await running.subscribed()
+    status = demo_database().get_message_by_name("ThrusterStatus0")
+
+    def rpm(m: Message) -> float | None:
+        if m.msg_type != "can_frame" or m.content["id"] != 0x221:
+            return None
+        return float(status.decode(m.content["data"])["Rpm"])
+
+    try:
+        refused = await running.request("can_send_request", {"bus": "can0", "frames": ["201#DC05"]})
+        assert refused.content["ename"] == "HelmRefused"
+        await running.request("helm_take_request", {}, channel="control")
+        reply = await running.request("can_send_request", {"bus": "can0", "frames": ["201#DC05"]})
+        assert reply.content["status"] == "ok"
+        await wait_for(sub, lambda m: (rpm(m) or 0) > 500, timeout=5)  # spinning up
+        # nothing renews the lease: it runs out and the failsafe stops the thruster
+        await wait_for(sub, lambda m: rpm(m) == 0.0, timeout=5)
     finally:
         sub.close()
 

@@ -48,6 +48,7 @@ def test_builders_give_the_documented_shapes() -> None:
         ("nav/can/can1", Topic("nav", "can", "can1")),
         ("nav/hb", Topic("nav", "hb")),
         ("nav/status", Topic("nav", "status")),
+        ("nav/helm", Topic("nav", "helm")),
         ("nav/log", Topic("nav", "log")),
         ("nav/sig/can1/Heading", Topic("nav", "sig", "can1", name="Heading")),
     ],
