@@ -14,7 +14,7 @@ from rovbus.client.nodetable import NodeTable
 from rovbus.forwarder import contents as forwarder_contents
 from rovbus.node import contents as node_contents
 from rovbus.wire.codec import Codec
-from rovbus.wire.contents import read_heartbeat
+from rovbus.wire.contents import HelmBeat, read_heartbeat
 from rovbus.wire.message import Message
 
 CODEC = Codec()
@@ -41,6 +41,19 @@ def port_stats(state: PortState = "ok", rx: int = 10, tx: int = 2) -> PortStats:
     )
 
 
+HELM: HelmBeat = {
+    "holder": "pilot",
+    "session": "s9",
+    "since": 1700000000.25,
+    "lease_ms": 500,
+    "lease_left_ms": 320,
+    "failsafe_active": False,
+    "reason": "taken",
+    "failsafe_writes": 1,
+    "failsafe_failures": 0,
+}
+
+
 def node_beat(seq: int = 3, state: str = "ok", bus_state: PortState = "ok") -> dict[str, Any]:
     return dict(
         node_contents.heartbeat(
@@ -54,6 +67,7 @@ def node_beat(seq: int = 3, state: str = "ok", bus_state: PortState = "ok") -> d
             buses={"can0": port_stats(bus_state)},
             rejected=1,
             subscriptions={"in_force": 4, "over_cap": 0, "refused": 0},
+            helm={"can0": HELM},
         )
     )
 
@@ -79,8 +93,29 @@ def test_what_a_node_builds_is_what_a_reader_reads() -> None:
             "buses": {"can0": {"state": "ok", "rx": 10, "tx": 2, "errors": 0, "tx_enabled": True}},
             "rejected": 1,
             "subscriptions": {"in_force": 4, "over_cap": 0, "refused": 0},
+            "helm": {"can0": HELM},
         }
     )
+
+
+def test_a_helm_sent_wrong_reads_as_no_holder_and_a_bus_of_no_map_is_left_out() -> None:
+    beat = node_beat()
+    beat["helm"] = {"can0": {"holder": 7, "failsafe_active": "yes"}, "can1": ["pilot"]}
+    read = read_heartbeat(arrived(beat).content)
+    assert read is not None
+    assert read["helm"] == {
+        "can0": {
+            "holder": None,
+            "session": None,
+            "since": None,
+            "lease_ms": 0,
+            "lease_left_ms": 0,
+            "failsafe_active": False,
+            "reason": "",
+            "failsafe_writes": 0,
+            "failsafe_failures": 0,
+        }
+    }
 
 
 def test_a_node_with_a_bus_down_says_degraded_unless_it_says_more() -> None:
