@@ -171,6 +171,7 @@ def test_fields_of_the_wrong_type_read_as_their_defaults() -> None:
             "buses": {"can0": {"state": 1, "rx": "many", "tx_enabled": "yes"}, "can1": [1]},
             "rejected": 1.5,
             "subscriptions": [],
+            "helm": ["pilot"],
         }
     )
     assert beat == {
