@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import node_toml, system_toml
+from tests.helpers.notify import FakeSystemd
+from tests.helpers.systemfile import node_toml, system_toml
 
 ALL_IDS = '["0x0-0x7FF", "ext:0x0-0x1FFFFFFF"]'
 
@@ -120,8 +121,8 @@ def start_node(
     config = tmp / "system.toml"
     node = node_toml(name, tx_allow=ALL_IDS, batch=batch)
     config.write_text(system_toml(node, interval=interval))
-    notify = _Notify(tmp / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), XDG_RUNTIME_DIR=str(tmp))
+    systemd = FakeSystemd()
+    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp))
     proc = subprocess.Popen(
         [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
         env=env,
@@ -129,13 +130,14 @@ def start_node(
         stderr=subprocess.PIPE,
         text=True,
     )
+    systemd.proc = proc
     try:
-        notify.wait_ready()
+        systemd.wait_for("READY=1")
     except BaseException:
         proc.kill()
         raise
     finally:
-        notify.sock.close()
+        systemd.close()
     return Bus(config, name, proc)
 
 

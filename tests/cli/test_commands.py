@@ -193,7 +193,7 @@ def test_ctrl_c_exits_130_without_traceback(bus: Bus) -> None:
 
 
 def test_pub_to_sub_connect(bus: Bus, tmp_path: Path) -> None:
-    from tests.conftest import free_ports
+    from tests.helpers.ports import free_ports
 
     endpoint = f"tcp://127.0.0.1:{free_ports(1)[0]}"
     sub = bus.start("sub", "demo/", "--connect", endpoint, "--once", "--timeout", "10")

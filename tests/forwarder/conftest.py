@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +17,10 @@ from rovbus.transport import Requester, Subscriber
 from rovbus.transport.curve import SocketSetup
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
+from tests.helpers.daemons import running
+from tests.helpers.notify import FakeSystemd
+from tests.helpers.waiting import eventually  # noqa: F401  (old import name)
 from tests.node.conftest import wait_for
-from tests.processes import FakeSystemd, running
 
 
 @dataclass
@@ -128,19 +129,3 @@ class Outside:
         for close in self._closers:
             close()
         self.ctx.destroy(linger=0)
-
-
-async def eventually(
-    check: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
-) -> Any:
-    """Await ``check()`` (sync or async) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = check()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)

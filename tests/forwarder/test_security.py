@@ -19,8 +19,11 @@ from rovbus.cli.keygen import write_hmac_key
 from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
 from rovbus.transport.curve import client_setup, write_keypair
-from tests.conftest import REPO, forwarder_toml, free_ports, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, system_running
+from tests.forwarder.conftest import Outside, System, system_running
+from tests.helpers.data import REPO
+from tests.helpers.ports import free_ports
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
 from tests.node.conftest import wait_for
 
 

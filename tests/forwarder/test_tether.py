@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, system_running
+from tests.forwarder.conftest import Outside, System, system_running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
 from tests.node.conftest import wait_for
 
 ENVELOPE_PARTS = 7  # topic, delimiter, signature, four dict frames

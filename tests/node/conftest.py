@@ -15,12 +15,7 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import node_toml
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(no_leaked_sockets: None) -> None:
-    """Every node test fails if it leaves a zmq socket open."""
+from tests.helpers.systemfile import node_toml
 
 
 @dataclass

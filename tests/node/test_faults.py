@@ -19,7 +19,7 @@ from rovbus.errors import RequestTimeout
 from rovbus.node.daemon import NodeDaemon
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
-from tests.conftest import node_toml
+from tests.helpers.systemfile import node_toml
 from tests.node.conftest import wait_for
 
 

@@ -17,8 +17,8 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import node_toml
-from tests.processes import node_process
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import node_toml
 
 
 def test_ready_watchdog_sigterm_and_stopping(write_system, tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import node_toml
+from tests.helpers.systemfile import node_toml
+from tests.helpers.waiting import until  # noqa: F401  (old import name)
 
 NodeOrForwarder = NodeDaemon | ForwarderDaemon
 
@@ -250,16 +251,6 @@ def node_thread(write_system, tmp_path: Path) -> Iterator[Callable[..., NodeThre
     yield start
     for thread in started:
         thread.join()
-
-
-def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
-    """Call ``check`` every 20 ms until it returns something truthy, and return that;
-    fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (got := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return got
 
 
 def start_codec(ctx: zmq.Context[Any], pub: str, codec: Codec, name: str) -> Codec:

@@ -25,8 +25,8 @@ from rovbus.config import load_system
 from rovbus.errors import RequestTimeout
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import forwarder_process, node_process
+from tests.helpers.daemons import forwarder_process, node_process
+from tests.helpers.systemfile import forwarder_toml, node_toml
 from tests.reliability.conftest import frame_with, next_matching, signed_extra, start_codec
 from tests.reliability.test_hostile import mutation, random_frames
 

@@ -25,8 +25,8 @@ from zmq.utils.monitor import recv_monitor_message
 from rovbus.config import load_system
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import running
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import forwarder_toml, node_toml
 from tests.reliability.conftest import NodeThread, Peer
 
 ROUTERS = ("shell", "control", "stdin")

@@ -19,8 +19,8 @@ from rovbus.errors import RequestTimeout
 from rovbus.transport import SocketOptions, Subscriber
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import node_toml
-from tests.processes import node_process
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import node_toml
 from tests.reliability.conftest import NodeThread, Peer, frame_with, next_matching
 
 INTERVAL = 0.2  # the test systems' heartbeat interval

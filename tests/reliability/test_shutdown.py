@@ -31,8 +31,8 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, reply_type
 from rovbus.wire.serializers import Serializer
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import node_process
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import forwarder_toml, node_toml
 from tests.reliability.conftest import (
     DaemonThread,
     Hold,

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.conftest import node_toml
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(no_leaked_sockets: None) -> None:
-    """Every sim test fails if it leaves a zmq socket open."""
+from tests.helpers.systemfile import node_toml
 
 
 def with_devices(table: str, bus: str, devices: str) -> str:
@@ -21,7 +14,5 @@ def with_devices(table: str, bus: str, devices: str) -> str:
 
 def sim_node_toml(name: str, buses: dict[str, str], **kwargs: object) -> str:
     """A node whose buses (name -> devices TOML array) carry simulated devices."""
-    table = node_toml(name, buses=tuple(buses), **kwargs)  # type: ignore[arg-type]
-    for bus, devices in buses.items():
-        table = with_devices(table, bus, devices)
-    return table
+    keys = {bus: f"devices = {devices}" for bus, devices in buses.items()}
+    return node_toml(name, buses=tuple(buses), bus_keys=keys, **kwargs)  # type: ignore[arg-type]

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import can
-import pytest
 
 from rovbus.config import BusConfig
 from rovbus.sim import DEMO_DBC, DeviceBus, demo_database, read_log
-from tests.conftest import SHARED_CAN
+from tests.helpers.data import CAN_CAPTURES
 
 
 def _bus(devices: list[dict[str, object]]) -> BusConfig:
@@ -156,14 +155,8 @@ async def test_thrusters_follow_a_setpoint_and_stop_all() -> None:
     assert devices.devices[0].received == 2
 
 
-needs_shared = pytest.mark.skipif(
-    not (SHARED_CAN / "nmea2000-fast-packet.log").exists(), reason="no ../shared/data/can"
-)
-
-
-@needs_shared
 async def test_replay_keeps_order_data_and_timing() -> None:
-    path = SHARED_CAN / "nmea2000-fast-packet.log"
+    path = CAN_CAPTURES / "nmea2000-fast-packet.log"
     original = read_log(path)
     span = original[-1].timestamp - original[0].timestamp
     config = _bus([{"kind": "replay", "file": str(path), "speed": 2.0}])
@@ -183,9 +176,8 @@ async def test_replay_keeps_order_data_and_timing() -> None:
     assert 0.8 <= played / (span / 2) <= 1.25, (played, span)
 
 
-@needs_shared
 async def test_replay_loops() -> None:
-    path = SHARED_CAN / "nmea2000-fast-packet.log"
+    path = CAN_CAPTURES / "nmea2000-fast-packet.log"
     original = read_log(path)
     config = _bus([{"kind": "replay", "file": str(path), "speed": 10.0, "loop": True}])
     devices = DeviceBus("alpha", config)

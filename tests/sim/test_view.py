@@ -9,7 +9,7 @@ from rovbus.sim import demo_database
 from rovbus.sim.view import Monitor, render, summarize
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
-from tests.conftest import REPO
+from tests.helpers.data import REPO
 
 
 def test_monitor_decodes_device_frames_and_summarizes_heartbeats() -> None:

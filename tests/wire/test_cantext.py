@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +15,11 @@ from hypothesis import strategies as st
 from rovbus.errors import FrameSyntaxError, WireError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, format_cansend, parse_candump, parse_cansend
+from tests.helpers.data import CAN_CAPTURES
 
 from .test_canframe import can_frames
 
-CAPTURES = sorted(glob.glob("/work/shared/data/can/*.log"))
+CAPTURES = sorted(CAN_CAPTURES.glob("*.log"))
 
 
 def _attempt(parse: Callable[[str], CanFrame], text: str) -> CanFrame | FrameSyntaxError:
@@ -236,7 +236,7 @@ def test_the_captures_are_there() -> None:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: Path(p).name)
-def test_every_capture_line_matches_python_can_and_formats_back_identically(path: str) -> None:
+def test_every_capture_line_matches_python_can_and_formats_back_identically(path: Path) -> None:
     with open(path, newline="") as f:
         lines = [line.rstrip("\r\n") for line in f if line.strip()]
     with can.LogReader(path) as reader:
