@@ -1,6 +1,6 @@
 """Benchmark a node: CAN frames on a virtual bus, through the node, to a subscriber process.
 
-What it measures (DESIGN.md, Performance; issue 3, Benchmark):
+What it measures (docs/benchmarks.md, Node throughput and latency, has the figures):
 
 - **frames/s sustained with zero loss**: paced rates are stepped up (doubling, then
   bisecting between the last pass and the first failure), ``--seconds`` each. A step passes
