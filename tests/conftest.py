@@ -13,9 +13,9 @@ import pytest
 # Old import names (tests written before tests/helpers); import from tests.helpers instead.
 from tests.helpers.data import REPO  # noqa: F401
 from tests.helpers.leaks import no_new_sockets
+from tests.helpers.numbered import NumberedSender
 from tests.helpers.ports import free_ports  # noqa: F401
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml  # noqa: F401
-from tests.numbered import NumberedSender
 
 # A shell starts background jobs (`.ci/run &`, nohup) with SIGINT ignored, and every process
 # started from them inherits that: the tests that press Ctrl-C on a command would wait for
@@ -45,7 +45,7 @@ def write_system(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def sender() -> Iterator[NumberedSender]:
-    """A publisher that numbers its messages per topic by hand (tests/numbered.py)."""
+    """A publisher that numbers its messages per topic by hand (tests/helpers/numbered.py)."""
     s = NumberedSender()
     yield s
     s.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Background
-from tests.numbered import NumberedSender
+from tests.helpers.numbered import NumberedSender
 
 
 class Command:
