@@ -12,7 +12,7 @@ from rovbus.cli.dump import parse_filters
 from rovbus.cli.main import COMMANDS, main
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_candump, parse_cansend
-from tests.cli.conftest import Bus, G, start_node, stop_node
+from tests.cli.commands import Bus, G, start_node, stop_node
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

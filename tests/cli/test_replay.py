@@ -17,7 +17,7 @@ import can
 import pytest
 
 from rovbus.wire.canframe import CanFrame
-from tests.cli.conftest import Bus, G
+from tests.cli.commands import Bus, G
 from tests.helpers.data import CAN_CAPTURES
 
 TRC_SLICE = 2000

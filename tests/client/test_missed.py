@@ -1,7 +1,7 @@
 """A subscription's counters show what publishers sent on its topics that never arrived
 (``stats.missed``, ``missed_topics()``), asynchronously and blocking, also after close.
 
-The publisher (tests/numbered.py) numbers its messages per topic as a node does (header
+The publisher (tests/helpers/numbered.py) numbers its messages per topic as a node does (header
 ``seq``) and leaves some numbers out, as if a high-water mark on the way had dropped them.
 """
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.forwarder.conftest import Outside, System, system_running
+from tests.forwarder.systems import Outside, System, system_running
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 TIMEOUT = 1.0

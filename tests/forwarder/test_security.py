@@ -19,12 +19,12 @@ from rovbus.cli.keygen import write_hmac_key
 from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
 from rovbus.transport.curve import client_setup, write_keypair
-from tests.forwarder.conftest import Outside, System, system_running
+from tests.forwarder.systems import Outside, System, system_running
 from tests.helpers.data import REPO
 from tests.helpers.ports import free_ports
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 from tests.helpers.waiting import eventually
-from tests.node.conftest import wait_for
+from tests.node.running import wait_for
 
 
 def mode(path: Path) -> int:

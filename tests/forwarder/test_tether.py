@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from rovbus.wire.message import Message
-from tests.forwarder.conftest import Outside, System, system_running
+from tests.forwarder.systems import Outside, System, system_running
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 from tests.helpers.waiting import eventually
-from tests.node.conftest import wait_for
+from tests.node.running import wait_for
 
 ENVELOPE_PARTS = 7  # topic, delimiter, signature, four dict frames
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers.daemons import running
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
-from tests.netns.conftest import CONSOLE_ADDRESS, ROV_ADDRESS, Namespaces
+from tests.netns.namespaces import CONSOLE_ADDRESS, ROV_ADDRESS, Namespaces
 
 
 @pytest.fixture

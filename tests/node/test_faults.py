@@ -20,7 +20,7 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
 from tests.helpers.systemfile import node_toml
-from tests.node.conftest import wait_for
+from tests.node.running import wait_for
 
 
 class UnpluggableBus(VirtualBus):  # type: ignore[misc]

@@ -27,8 +27,8 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helpers.daemons import forwarder_process, node_process
 from tests.helpers.systemfile import forwarder_toml, node_toml
-from tests.reliability.conftest import frame_with, next_matching, signed_extra, start_codec
 from tests.reliability.test_hostile import mutation, random_frames
+from tests.reliability.threads import frame_with, next_matching, signed_extra, start_codec
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
 TIMEOUT = "1.0"  # the forwarder's --request-timeout

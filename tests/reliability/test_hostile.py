@@ -28,7 +28,7 @@ from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
 from tests.helpers.daemons import running
 from tests.helpers.systemfile import forwarder_toml, node_toml
-from tests.reliability.conftest import NodeThread, Peer
+from tests.reliability.threads import NodeThread, Peer
 
 ROUTERS = ("shell", "control", "stdin")
 fuzz = settings(

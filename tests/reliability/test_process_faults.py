@@ -21,7 +21,7 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helpers.daemons import node_process
 from tests.helpers.systemfile import node_toml
-from tests.reliability.conftest import NodeThread, Peer, frame_with, next_matching
+from tests.reliability.threads import NodeThread, Peer, frame_with, next_matching
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
 

@@ -36,8 +36,8 @@ from tests.helpers.daemons import node_process, running
 from tests.helpers.ports import free_ports
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 from tests.helpers.waiting import eventually
-from tests.node.conftest import wait_for
-from tests.reliability.conftest import signed_extra
+from tests.node.running import wait_for
+from tests.reliability.threads import signed_extra
 
 INTERVAL = 0.2
 

@@ -23,7 +23,7 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helpers.systemfile import forwarder_toml, node_toml
-from tests.reliability.conftest import (
+from tests.reliability.threads import (
     DaemonThread,
     Hold,
     collect,

@@ -33,7 +33,7 @@ from rovbus.wire.message import Message, reply_type
 from rovbus.wire.serializers import Serializer
 from tests.helpers.daemons import node_process
 from tests.helpers.systemfile import forwarder_toml, node_toml
-from tests.reliability.conftest import (
+from tests.reliability.threads import (
     DaemonThread,
     Hold,
     by_parent,

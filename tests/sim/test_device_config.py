@@ -11,7 +11,7 @@ from rovbus.config.models import ReplayDevice, ThrustersDevice
 from rovbus.errors import ConfigError
 from tests.helpers.data import REPO
 from tests.helpers.systemfile import node_toml
-from tests.sim.conftest import with_devices
+from tests.sim.devicefiles import with_devices
 
 
 def _problems(write_system, devices: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ from rovbus.wire.message import Message
 from tests.helpers.daemons import daemon_process
 from tests.helpers.systemfile import node_toml, system_toml
 from tests.helpers.waiting import eventually
-from tests.vcan.conftest import ip_link
+from tests.vcan.links import ip_link
 
 pytestmark = pytest.mark.vcan
 
