@@ -1,5 +1,6 @@
 """Fixtures for every test: system files on fresh ports, a numbering publisher, and the
-check that no test leaves a ZeroMQ socket open. Helpers live in tests/helpers."""
+check that no test leaves a ZeroMQ socket open. Helpers live in tests/helpers (the names
+imported here unused are old import names of tests written before it)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-# Old import names (tests written before tests/helpers); import from tests.helpers instead.
-from tests.helpers.data import REPO  # noqa: F401
+from tests.helpers.data import REPO  # noqa: F401  (old import name)
 from tests.helpers.leaks import no_new_sockets
 from tests.helpers.numbered import NumberedSender
-from tests.helpers.ports import free_ports  # noqa: F401
+from tests.helpers.ports import free_ports  # noqa: F401  (old import name)
 from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml  # noqa: F401
 
 # A shell starts background jobs (`.ci/run &`, nohup) with SIGINT ignored, and every process

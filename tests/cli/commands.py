@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers.notify import FakeSystemd
+from tests.helpers.daemons import daemon_process
 from tests.helpers.systemfile import node_toml, system_toml
 
 ALL_IDS = '["0x0-0x7FF", "ext:0x0-0x1FFFFFFF"]'
@@ -94,40 +96,23 @@ class Background:
         return self.finish()
 
 
-def start_node(
+@contextmanager
+def node_running(
     tmp: Path, name: str = "alpha", interval: float = 0.2, batch: str | None = None
-) -> Bus:
+) -> Iterator[Bus]:
+    """Node ``name`` (bus ``can0``, every ID allowed) as a process, from READY=1 until the
+    block ends; then SIGTERM."""
     config = tmp / "system.toml"
     node = node_toml(name, tx_allow=ALL_IDS, batch=batch)
     config.write_text(system_toml(node, interval=interval))
-    systemd = FakeSystemd()
-    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    systemd.proc = proc
-    try:
+    with daemon_process("node", config, name, tmp) as (proc, systemd):
         systemd.wait_for("READY=1")
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        systemd.close()
-    return Bus(config, name, proc)
-
-
-def stop_node(bus: Bus) -> None:
-    if bus.proc.poll() is None:
-        bus.proc.send_signal(signal.SIGTERM)
-    try:
-        bus.proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        bus.proc.kill()
-        bus.proc.communicate()
+        try:
+            yield Bus(config, name, proc)
+        finally:
+            proc.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
 
 
 G = ("--group", "vehicle")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.commands import ALL_IDS, Background, Bus, G, start_node, stop_node  # noqa: F401  (old import names)
+from tests.cli.commands import ALL_IDS, Background, Bus, G, node_running  # noqa: F401  (old import names)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,5 @@ def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bus]:
 
     Commands connect as members of its group (``--group vehicle``): the test system has
     no forwarder, so the default operator group would reach nothing."""
-    running = start_node(tmp_path_factory.mktemp("cli"))
-    yield running
-    stop_node(running)
+    with node_running(tmp_path_factory.mktemp("cli")) as running:
+        yield running

@@ -12,7 +12,7 @@ from rovbus.cli.dump import parse_filters
 from rovbus.cli.main import COMMANDS, main
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import parse_candump, parse_cansend
-from tests.cli.commands import Bus, G, start_node, stop_node
+from tests.cli.commands import Bus, G, node_running
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -163,14 +163,11 @@ def test_hz_and_bw(bus: Bus) -> None:
 
 def test_hz_on_a_batched_bus_adds_the_frame_rate(tmp_path: Path) -> None:
     # batches leave only full (the delay is far longer than the test): 5 frames each
-    node = start_node(tmp_path, batch="{ max_frames = 5, max_delay_ms = 60000 }")
-    try:
+    with node_running(tmp_path, batch="{ max_frames = 5, max_delay_ms = 60000 }") as node:
         hz = node.start("hz", "alpha/can/can0", "--json", "-n", "1", *G)
         frames = [f"{0x100 + i:03X}#{i:02X}" for i in range(20)]
         assert node.run("send", "alpha", "can0", *frames, *G).returncode == 0
         code, out, err = hz.finish()
-    finally:
-        stop_node(node)
     assert code == 0, err
     (row,) = map(json.loads, out.splitlines())
     assert row["topic"] == "alpha/can/can0"  # the echo of the 20 frames sent: 4 batches of 5
@@ -228,8 +225,7 @@ def test_connection_file(bus: Bus) -> None:
 
 
 def test_ctl_shutdown(tmp_path: Path) -> None:
-    node = start_node(tmp_path, "gamma")
-    try:
+    with node_running(tmp_path, "gamma") as node:
         done = node.run("ctl", "gamma", "shutdown", *G)
         assert done.returncode == 0, done.stderr
         node.proc.wait(10)
@@ -237,5 +233,3 @@ def test_ctl_shutdown(tmp_path: Path) -> None:
         done = node.run("req", "gamma", "node_info", "--timeout", "0.3", "--retries", "1", *G)
         assert done.returncode == 1
         assert "no reply" in done.stderr
-    finally:
-        stop_node(node)

@@ -21,12 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rovbus.client import BlockingClient
+from rovbus.client.nodetable import NodeRow
 from rovbus.config import load_system
 from rovbus.errors import RequestTimeout
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helpers.daemons import forwarder_process, node_process
 from tests.helpers.systemfile import forwarder_toml, node_toml
+from tests.helpers.waiting import until
 from tests.reliability.test_hostile import mutation, random_frames
 from tests.reliability.threads import frame_with, next_matching, signed_extra, start_codec
 
@@ -38,7 +40,7 @@ def _alpha_heartbeat(msg: Message) -> bool:
     return msg.msg_type == "heartbeat" and msg.content.get("node") == "alpha"
 
 
-def _row(client: BlockingClient, node: str):  # type: ignore[no-untyped-def]
+def _row(client: BlockingClient, node: str) -> NodeRow:
     return next(r for r in client.node_table(wait=0) if r.node == node)
 
 
@@ -91,12 +93,14 @@ def test_forwarder_kill_9_and_restart_clients_on_both_sides_resume(
             assert info["uptime"] > uptime
             assert topside.send_frames("alpha", "can0", ["123#02"]) == 1
             next_matching(sub, frame_with(b"\x02"), 5)
+
             # inside, nothing happened: alpha alive (a beat a little late shows it late for
             # a moment), same session, no restart
-            deadline = time.monotonic() + 5
-            while (row := _row(inside, "alpha")).state != "alive":
-                assert time.monotonic() < deadline, row
-                time.sleep(0.02)
+            def alive() -> NodeRow | None:
+                row = _row(inside, "alpha")
+                return row if row.state == "alive" else None
+
+            row = until(alive, 5, "alpha alive inside")
             assert (row.session, row.restarts) == (session, 0), row
             assert node.poll() is None
             sub.close()

@@ -21,6 +21,7 @@ from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from tests.helpers.daemons import node_process
 from tests.helpers.systemfile import node_toml
+from tests.helpers.waiting import until
 from tests.reliability.threads import NodeThread, Peer, frame_with, next_matching
 
 INTERVAL = 0.2  # the test systems' heartbeat interval
@@ -36,13 +37,12 @@ def _until(
 ) -> tuple[float, str, str | None]:
     """Poll the node table every 20 ms until the node is in one of ``states``: (monotonic
     time it was seen so, the state seen, its session)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def seen() -> tuple[float, str, str | None] | None:
         state, session = _state(client, node)
-        if state in states:
-            return time.monotonic(), state, session
-        time.sleep(0.02)
-    raise AssertionError(f"{node} not {states} within {timeout} s: {_state(client, node)}")
+        return (time.monotonic(), state, session) if state in states else None
+
+    return until(seen, timeout, f"{node} in {states}")
 
 
 def test_kill_9_late_then_dead_then_back_and_subscribers_resume(

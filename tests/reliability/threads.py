@@ -22,7 +22,7 @@ from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.helpers.waiting import until  # noqa: F401  (old import name)
+from tests.helpers.waiting import until
 
 NodeOrForwarder = NodeDaemon | ForwarderDaemon
 
@@ -82,10 +82,7 @@ class DaemonThread:
 
     def wait_stopping(self, timeout: float = 10.0) -> None:
         """Until the daemon has begun to stop (it reads no new request from then on)."""
-        deadline = time.monotonic() + timeout
-        while self.daemon.state not in ("stopping", "stopped"):
-            assert time.monotonic() < deadline, f"still {self.daemon.state}"
-            time.sleep(0.01)
+        until(lambda: self.daemon.state in ("stopping", "stopped"), timeout, "the stop")
 
     def join(self) -> None:
         """Wait for the shutdown; the test's sockets in the daemon's context must be
