@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ import zmq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tools.loopback import free_ports  # noqa: E402  (the line above makes it importable)
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import until
 
 ATTACKER = "127.0.0.2"
 NODE = "alpha"
@@ -53,38 +53,9 @@ FORWARDER = "tether"
 
 
 def system_file(directory: Path) -> Path:
-    ports = free_ports(8)
-    text = f"""
-[system]
-name = "attack"
-heartbeat_interval = 0.2
-
-[groups.vehicle]
-[groups.topside]
-
-[nodes.{NODE}]
-group = "vehicle"
-[nodes.{NODE}.endpoints]
-pub = "tcp://127.0.0.1:{ports[0]}"
-shell = "tcp://127.0.0.1:{ports[1]}"
-control = "tcp://127.0.0.1:{ports[2]}"
-stdin = "tcp://127.0.0.1:{ports[3]}"
-hb = "tcp://127.0.0.1:{ports[4]}"
-[[nodes.{NODE}.buses]]
-name = "can0"
-interface = "virtual"
-channel = "attack-{os.getpid()}"
-
-[forwarders.{FORWARDER}]
-inner = "vehicle"
-outer = "topside"
-[forwarders.{FORWARDER}.endpoints]
-pub = "tcp://127.0.0.1:{ports[5]}"
-request = "tcp://127.0.0.1:{ports[6]}"
-control = "tcp://127.0.0.1:{ports[7]}"
-"""
+    node = node_toml(NODE, iopub=False, tx_allow=None)
     path = directory / "system.toml"
-    path.write_text(text)
+    path.write_text(system_toml(node, forwarder_toml(FORWARDER), name="attack"))
     return path
 
 
@@ -111,18 +82,6 @@ def daemon(command: str, config: Path, name: str) -> Iterator[subprocess.Popen[b
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """``check()`` once it is truthy, polled until ``timeout`` s have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Heartbeats:
@@ -222,7 +181,7 @@ def main() -> int:
         legit.subscribe(f"{FORWARDER}/hb".encode())
         legit.connect(pub)
         heard = Heartbeats(legit)
-        wait_until(heard.read, 30, "the legitimate subscriber's first heartbeat")
+        until(heard.read, 30, "the legitimate subscriber's first heartbeat")
 
         def stats() -> dict[str, Any]:
             if args.target == "forwarder":
@@ -259,7 +218,7 @@ def main() -> int:
                 return "refused"
             return "disconnected" if dropped.poll(0) else None
 
-        result["attack"] = wait_until(attack_over, 3600, "the attack to be taken in or refused")
+        result["attack"] = until(attack_over, 3600, "the attack to be taken in or refused")
         result["attack_s"] = round(time.monotonic() - started, 1)
         result["rss_attacked_mb"] = memory()
         result["guard_attacked"] = guard(stats())
@@ -274,9 +233,9 @@ def main() -> int:
         result["guard_after"] = guard(stats())
         heard.read()  # what arrived so far; now a fresh one
         try:
-            wait_until(heard.read, 10, "a heartbeat after the attack")
+            until(heard.read, 10, "a heartbeat after the attack")
             result["legit_heartbeat_after"] = True
-        except TimeoutError:
+        except AssertionError:
             result["legit_heartbeat_after"] = False
         reply = client.request(NODE, "kernel_info_request", timeout=10)
         result["request_answered"] = reply.content.get("status") == "ok"

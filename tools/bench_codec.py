@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.serializers import Serializer
 
@@ -35,20 +36,8 @@ TOPIC = b"propulsion/can/can0/0F3"
 
 def can_content() -> dict[str, Any]:
     """One classic CAN frame with 8 data bytes, as a node publishes it."""
-    return {
-        "bus": "can0",
-        "id": 0x0F3,
-        "ext": False,
-        "rtr": False,
-        "err": False,
-        "fd": False,
-        "brs": False,
-        "esi": False,
-        "dlc": 8,
-        "data": bytes(range(1, 9)),
-        "ts": 1_700_000_000.123456,
-        "dir": "rx",
-    }
+    frame = CanFrame("can0", 0x0F3, bytes(range(1, 9)), timestamp=1_700_000_000.123456)
+    return frame.to_content()
 
 
 def rovbus_step(serializer: Serializer) -> Callable[[], None]:

@@ -37,8 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import can
-from canwire import Wire
-from loopback import free_ports
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.helpers, shared with the test suite
+
+from tests.helpers.canwire import Wire
+from tests.helpers.ports import free_ports
 
 GROUP = "239.74.163.3"
 FAILSAFE = "210#01"

@@ -29,11 +29,8 @@ import argparse
 import contextlib
 import json
 import multiprocessing as mp
-import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,10 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from loopback import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # tests.helpers, shared with the test suite
+
+from rovbus.config import load_system
+from tests.helpers.daemons import daemon_process
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 END = b"bench/end"
 HWM = 0  # unbounded in the sender and receiver: what is measured is the path between
@@ -136,88 +136,36 @@ def receive(endpoint: str, count: int, timeout: float = 60.0) -> dict[str, float
 
 
 def run_mode(mode: str, count: int) -> dict[str, float]:
-    inner_port, outer_port, *spare = free_ports(9)
-    inner = f"tcp://127.0.0.1:{inner_port}"
-    outer = f"tcp://127.0.0.1:{outer_port}"
-    spawn = mp.get_context("spawn")
-    ready = spawn.Event()
-    send_proc = spawn.Process(target=sender, args=(inner, count, ready), daemon=True)
-    send_proc.start()
-    ready.wait(30)
-    helper: Any = None
-    tmp: tempfile.TemporaryDirectory[str] | None = None
-    try:
-        if mode == "direct":
-            endpoint = inner
-        elif mode == "bare_proxy":
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        # the sender binds where node ``bench`` would publish, inside the forwarder ``edge``
+        path = Path(tmp) / "bench.toml"
+        node = node_toml("bench", tx_allow=None, iopub=False)
+        path.write_text(system_toml(node, forwarder_toml("edge"), interval=1.0, name="bench"))
+        system = load_system(path)
+        inner = str(system.node("bench").endpoints.pub)
+        outer = str(system.forwarder("edge").endpoints.pub)
+        spawn = mp.get_context("spawn")
+        ready = spawn.Event()
+        send_proc = spawn.Process(target=sender, args=(inner, count, ready), daemon=True)
+        send_proc.start()
+        stack.callback(stop_process, send_proc, join=30)
+        ready.wait(30)
+        if mode == "bare_proxy":
             helper = spawn.Process(target=bare_proxy, args=(inner, outer), daemon=True)
             helper.start()
-            endpoint = outer
-        else:
-            tmp = tempfile.TemporaryDirectory()
-            helper = start_forwarder(Path(tmp.name), inner, outer, spare)
-            endpoint = outer
-        result = receive(endpoint, count)
-    finally:
-        send_proc.join(30)
-        if send_proc.is_alive():
-            send_proc.kill()
-        if isinstance(helper, subprocess.Popen):
-            helper.terminate()
-            helper.wait(10)
-        elif helper is not None:
-            helper.kill()
-            helper.join(5)
-        if tmp is not None:
-            tmp.cleanup()
-    return result
+            stack.callback(stop_process, helper)
+        elif mode == "forwarder":  # the real daemon
+            _, systemd = stack.enter_context(daemon_process("forwarder", path, "edge", Path(tmp)))
+            systemd.wait_for("READY=1", timeout=30)
+        return receive(inner if mode == "direct" else outer, count)
 
 
-def start_forwarder(tmp: Path, inner: str, outer: str, spare: list[int]) -> subprocess.Popen[str]:
-    """The real daemon; the sender sits where node ``bench`` would publish."""
-    ep = [f"tcp://127.0.0.1:{p}" for p in spare]
-    path = tmp / "bench.toml"
-    path.write_text(
-        f"""[system]
-name = "bench"
-[groups.vehicle]
-[groups.topside]
-[nodes.bench]
-group = "vehicle"
-[nodes.bench.endpoints]
-pub = "{inner}"
-shell = "{ep[0]}"
-control = "{ep[1]}"
-stdin = "{ep[2]}"
-hb = "{ep[3]}"
-[forwarders.edge]
-inner = "vehicle"
-outer = "topside"
-[forwarders.edge.endpoints]
-pub = "{outer}"
-request = "{ep[4]}"
-control = "{ep[5]}"
-"""
-    )
-    notify = tmp / "notify.sock"
-    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    systemd.bind(str(notify))
-    systemd.settimeout(30)
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", "forwarder", "--config", str(path), "edge"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        while b"READY=1" not in systemd.recv(4096):
-            pass
-    finally:
-        systemd.close()
-    return proc
+def stop_process(proc: Any, join: float = 0) -> None:
+    """Let a child process end within ``join`` seconds, then kill it."""
+    proc.join(join)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Benchmark a node: CAN frames on a virtual bus, through the node, to a subscriber process.
 
-What it measures (DESIGN.md, Performance; issue 3, Benchmark):
+What it measures (docs/benchmarks.md, Node throughput and latency, has the figures):
 
 - **frames/s sustained with zero loss**: paced rates are stepped up (doubling, then
   bisecting between the last pass and the first failure), ``--seconds`` each. A step passes
@@ -64,7 +64,14 @@ from typing import Any
 
 import msgpack
 import zmq
-from loopback import free_ports
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.helpers, shared with the test suite
+
+from rovbus.config import load_system
+from tests.helpers.loadnode import frame_putter, pace, serve_node
+from tests.helpers.ports import free_ports
+from tests.helpers.systemfile import node_toml, system_toml
 
 NODE = "bench"
 BUS = "can0"
@@ -85,34 +92,6 @@ class BenchError(RuntimeError):
 
 
 # -- shared by the roles -------------------------------------------------------------------
-
-
-def pace(send: Callable[[], None], rate: float | None, seconds: float) -> tuple[int, int, int]:
-    """Call ``send`` ``rate * seconds`` times at ``rate`` a second, or (``rate`` None) as
-    often as it can for ``seconds``. Returns (calls, first send ns, last send ns)."""
-    perf = time.perf_counter
-    sleep = time.sleep
-    t0_ns = time.time_ns()
-    start = perf()
-    sent = 0
-    if rate is None:
-        end = start + seconds
-        while perf() < end:
-            for _ in range(64):
-                send()
-            sent += 64
-    else:
-        total = max(1, round(rate * seconds))
-        chunk = max(1, math.ceil(rate / 4000))  # wake up at most every 250 µs
-        while sent < total:
-            k = min(chunk, total - sent)
-            for _ in range(k):
-                send()
-            sent += k
-            ahead = start + sent / rate - perf()
-            if ahead > 0:
-                sleep(ahead)
-    return sent, t0_ns, time.time_ns()
 
 
 def stamp() -> bytes:
@@ -166,34 +145,15 @@ def can_sender(bus: Any, writer: str = "send") -> Callable[[], None]:
 
     ``send``: python-can's ``VirtualBus.send``, which deep-copies the message for each
     receiving bus (about 8 µs of the writer's 12-15 µs a frame, under the node's GIL).
-    ``queue``: what ``VirtualBus.send`` does for the other buses of the channel, with a new
-    ``can.Message`` per frame instead of the deep copy (about 3 µs a frame): the node's
-    receive path sees the same, and the harness takes less of the process's one GIL.
+    ``queue``: ``frame_putter`` (tests/helpers/loadnode.py), the same frames put straight
+    on the other buses' queues (about 3 µs a frame): the node's receive path sees the same,
+    and the harness takes less of the process's one GIL.
     """
     import can
 
-    counter = itertools.count()
     if writer == "queue":
-        queues = [q for q in bus.channel if q is not bus.queue]
-        channel = bus.channel_id
-        message = can.Message
-        clock = time.time_ns
-
-        def put_one() -> None:
-            now = clock()
-            msg = message(
-                timestamp=now / 1e9,
-                arbitration_id=0x100 + (next(counter) & 0x3F),
-                data=now.to_bytes(8, "little"),
-                is_extended_id=False,
-                channel=channel,
-                is_rx=True,
-            )
-            for q in queues:
-                q.put(msg)
-
-        return put_one
-
+        return frame_putter(bus)
+    counter = itertools.count()
     msg = can.Message(arbitration_id=0x100, data=bytes(8), is_extended_id=False)
     send = bus.send
 
@@ -206,19 +166,11 @@ def can_sender(bus: Any, writer: str = "send") -> Callable[[], None]:
 
 
 def role_node(args: argparse.Namespace) -> int:
-    import can
+    """The node and a writer thread driven by the parent over the control socket."""
 
-    from rovbus.config import load_system
-    from rovbus.daemon.process import event_loop_factory
-    from rovbus.node.daemon import NodeDaemon
-
-    async def main() -> None:
-        daemon = NodeDaemon(load_system(args.config), NODE)
+    def started(daemon: Any, buses: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
-        await daemon.start()
-        bus = can.Bus(interface="virtual", channel=args.channel)
-        send_one = can_sender(bus, args.writer)
+        send_one = can_sender(buses[BUS], args.writer)
         threads = {"loop": threading.get_native_id()}
         for thread in threading.enumerate():
             if thread.name.startswith("rovbus-can-rx") and thread.native_id is not None:
@@ -234,9 +186,6 @@ def role_node(args: argparse.Namespace) -> int:
                 "pub_dropped": pub.dropped,
             }
 
-        def stats() -> dict[str, Any]:
-            return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(10)
-
         def handle(request: dict[str, Any]) -> dict[str, Any]:
             op = request.get("op")
             if op == "ping":
@@ -246,7 +195,7 @@ def role_node(args: argparse.Namespace) -> int:
                 sent, t0, t1 = pace(send_one, rate_of(request), float(request["seconds"]))
                 return {"sent": sent, "t0": t0, "t1": t1}
             if op == "stats":
-                return stats()
+                return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(10)
             if op == "stop":
                 loop.call_soon_threadsafe(daemon.request_stop)
                 return {}
@@ -258,16 +207,9 @@ def role_node(args: argparse.Namespace) -> int:
             finally:
                 loop.call_soon_threadsafe(daemon.request_stop)
 
-        control_thread = threading.Thread(target=control, name="bench-writer", daemon=True)
-        control_thread.start()
-        try:
-            await daemon.serve()
-        finally:
-            await daemon.aclose()
-            bus.shutdown()
+        threading.Thread(target=control, name="bench-writer", daemon=True).start()
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(main())
+    serve_node(Path(args.config), NODE, started)
     return 0
 
 
@@ -582,12 +524,12 @@ class RemoteSink(Sink):
     def _get(self) -> dict[str, Any]:
         return self._child.call({"op": "count"}, timeout=10)
 
-    @property  # type: ignore[override]
-    def count(self) -> int:
+    @property
+    def count(self) -> int:  # type: ignore[override]
         return int(self._get()["count"])
 
-    @property  # type: ignore[override]
-    def last_ns(self) -> int:
+    @property
+    def last_ns(self) -> int:  # type: ignore[override]
         return int(self._get()["last_ns"])
 
 
@@ -744,30 +686,6 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def node_toml(ports: list[int], channel: str, batch: str | None) -> str:
-    lines = [
-        "[system]",
-        'name = "bench"',
-        "heartbeat_interval = 1.0",
-        "[groups.vehicle]",
-        f"[nodes.{NODE}]",
-        'group = "vehicle"',
-        f"[nodes.{NODE}.endpoints]",
-        *(
-            f'{name} = "tcp://127.0.0.1:{port}"'
-            for name, port in zip(("pub", "shell", "control", "stdin", "hb"), ports, strict=True)
-        ),
-        f"[[nodes.{NODE}.buses]]",
-        f'name = "{BUS}"',
-        'interface = "virtual"',
-        f'channel = "{channel}"',
-        "tx_allow = []",
-    ]
-    if batch is not None:
-        lines.append(f"batch = {batch}")
-    return "\n".join(lines) + "\n"
-
-
 @dataclass
 class Figures:
     label: str
@@ -811,13 +729,12 @@ class Bench:
         overload run."""
         args = self.args
         self.log(f"  {label}")
-        ports = free_ports(5)
-        channel = f"bench-{uuid.uuid4().hex[:8]}"
         config = self.tmp / f"{uuid.uuid4().hex[:8]}.toml"
-        config.write_text(node_toml(ports, channel, batch))
-        child_args = ["--config", str(config), "--channel", channel, "--writer", writer]
-        child = Child(label, "node", child_args, self.ctx)
-        sink = ZmqSink(self.ctx, f"tcp://127.0.0.1:{ports[0]}", TOPIC_PREFIX, "node")
+        node = node_toml(NODE, buses=(BUS,), tx_allow="[]", batch=batch, iopub=False)
+        config.write_text(system_toml(node, interval=1.0, name="bench"))
+        pub = str(load_system(config).node(NODE).endpoints.pub)
+        child = Child(label, "node", ["--config", str(config), "--writer", writer], self.ctx)
+        sink = ZmqSink(self.ctx, pub, TOPIC_PREFIX, "node")
         with self._pair(child, sink):
             warm_up(child, sink, label)
             figures = Figures(label, None, [])
@@ -1010,7 +927,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--role", choices=("node", "vbus", "zmq", "zenoh"), help=argparse.SUPPRESS)
     p.add_argument("--control", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
-    p.add_argument("--channel", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--writer", choices=("send", "queue"), default="send", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

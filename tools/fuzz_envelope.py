@@ -30,6 +30,7 @@ provider, so CI can check that the file imports and the target holds on known in
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import struct
 import sys
@@ -286,7 +287,8 @@ def _text(fdp: Any) -> str:
     if fdp.ConsumeBool():  # mostly characters the parsers look at
         alphabet = "0123456789abcdefABCDEF#R.()_ \t\rT\n##can0"
         return "".join(alphabet[b % len(alphabet)] for b in raw)
-    return raw.decode("utf-8", "replace")
+    text: str = raw.decode("utf-8", "replace")
+    return text
 
 
 # -- the checks --------------------------------------------------------------------------
@@ -373,7 +375,7 @@ def check(frames: Sequence[bytes], text: str) -> None:
         (KEY, Codec(KEY, clock=_clock, max_age=MAX_AGE)),
     )
     for key, codec in decoders:
-        message = _guarded("Codec.decode", lambda c=codec: c.decode(frames))
+        message = _guarded("Codec.decode", functools.partial(codec.decode, frames))
         if message is not None:
             _check_roundtrip(message, key)
             _check_content(message.content)

@@ -22,7 +22,6 @@ above 10 MB or any descriptor growth.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -32,15 +31,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from array import array
 from pathlib import Path
 from typing import Any
 
-from loopback import free_ports
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # tests.helpers, shared with the test suite
+
+from tests.helpers.loadnode import frame_putter, pace, serve_node
+from tests.helpers.systemfile import node_toml, system_toml
 
 RATE = 7_400.0  # 8-byte classic frames a second: one 1 Mbit/s bus, full
 SAMPLE_EVERY = 10.0
@@ -51,65 +50,19 @@ BATCH = "{ max_frames = 64, max_delay_ms = 2.0 }"
 # -- role: node ----------------------------------------------------------------------------
 
 
-def writer(bus: Any, rate: float, seconds: float, counts: dict[str, int], name: str) -> None:
-    """Put ``rate * seconds`` frames on the queues of the other buses of ``bus``'s channel,
-    paced in 1 ms chunks. The frames are new ``can.Message`` objects, as the virtual bus's
-    own ``send`` would deliver them (less its deep copy, which only costs this process)."""
-    import can
-
-    queues = [q for q in bus.channel if q is not bus.queue]
-    channel = bus.channel_id
-    message = can.Message
-    clock = time.time_ns
-    perf = time.perf_counter
-    total = round(rate * seconds)
-    chunk = max(1, round(rate / 1000))
-    start = perf()
-    sent = 0
-    while sent < total:
-        for _ in range(min(chunk, total - sent)):
-            now = clock()
-            msg = message(
-                timestamp=now / 1e9,
-                arbitration_id=0x100 + (sent & 0x3F),
-                data=now.to_bytes(8, "little"),
-                is_extended_id=False,
-                channel=channel,
-                is_rx=True,
-            )
-            for q in queues:
-                q.put(msg)
-            sent += 1
-        ahead = start + sent / rate - perf()
-        if ahead > 0:
-            time.sleep(ahead)
-    counts[name] = sent
-
-
 def role_node(args: argparse.Namespace) -> int:
-    import can
+    """The node and a writer thread per bus, which waits for "go" on stdin; prints READY
+    once started and, when stopped, JSON with what each bus wrote and the node counted."""
+    counts: dict[str, int] = {}
 
-    from rovbus.config import load_system
-    from rovbus.daemon.process import event_loop_factory
-    from rovbus.node.daemon import NodeDaemon
+    def write(name: str, bus: Any) -> None:
+        counts[name] = pace(frame_putter(bus), args.rate, args.duration)[0]
 
-    async def main() -> None:
-        system = load_system(args.config)
-        daemon = NodeDaemon(system, args.name)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
-        await daemon.start()
-        buses = {
-            b.name: can.Bus(interface="virtual", channel=b.channel) for b in daemon.config.buses
-        }
-        counts: dict[str, int] = {}
-
+    def started(daemon: Any, buses: dict[str, Any]) -> None:
         def drive() -> None:
             sys.stdin.readline()  # "go"
             threads = [
-                threading.Thread(
-                    target=writer, args=(bus, args.rate, args.duration, counts, name), daemon=True
-                )
+                threading.Thread(target=write, args=(name, bus), daemon=True)
                 for name, bus in buses.items()
             ]
             for t in threads:
@@ -117,29 +70,23 @@ def role_node(args: argparse.Namespace) -> int:
             for t in threads:
                 t.join()
 
+        threading.Thread(target=drive, daemon=True).start()
         print("READY", flush=True)
-        driver = threading.Thread(target=drive, daemon=True)
-        driver.start()
-        try:
-            await daemon.serve()
-        finally:
-            stats = {
-                name: {
-                    "written": counts.get(name, 0),
-                    "node_rx": port.stats().rx,
-                    "rx_dropped": port.stats().rx_dropped,
-                }
-                for name, port in daemon.ports.items()
-            }
-            pub = daemon.publishers["pub"].stats
-            await daemon.aclose()
-            for bus in buses.values():
-                bus.shutdown()
-            out = {"buses": stats, "pub_messages": pub.messages_out, "pub_dropped": pub.dropped}
-            print(json.dumps(out), flush=True)
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(main())
+    def stopping(daemon: Any) -> None:
+        stats = {
+            name: {
+                "written": counts.get(name, 0),
+                "node_rx": port.stats().rx,
+                "rx_dropped": port.stats().rx_dropped,
+            }
+            for name, port in daemon.ports.items()
+        }
+        pub = daemon.publishers["pub"].stats
+        out = {"buses": stats, "pub_messages": pub.messages_out, "pub_dropped": pub.dropped}
+        print(json.dumps(out), flush=True)
+
+    serve_node(Path(args.config), args.name, started, stopping)
     return 0
 
 
@@ -151,27 +98,15 @@ def soak_system(batch: str) -> tuple[str, dict[str, list[str]]]:
     from rovbus.config import load_system
 
     demo = load_system(REPO / "config" / "demo.toml")
-    tag = uuid.uuid4().hex[:8]
-    lines = ['[system]\nname = "soak"\nheartbeat_interval = 1.0\n', "[groups.vehicle]\n"]
+    tables: list[str] = []
     layout: dict[str, list[str]] = {}
     for name, node in demo.nodes.items():
         if node.group != "vehicle":
             continue
-        ports = free_ports(5)
-        lines.append(f'[nodes.{name}]\ngroup = "vehicle"\n[nodes.{name}.endpoints]')
-        for channel, port in zip(("pub", "shell", "control", "stdin", "hb"), ports, strict=True):
-            lines.append(f'{channel} = "tcp://127.0.0.1:{port}"')
-        layout[name] = []
+        layout[name] = [bus.name for bus in node.buses]
+        keys = {}
         for bus in node.buses:
-            layout[name].append(bus.name)
-            lines += [
-                f"[[nodes.{name}.buses]]",
-                f'name = "{bus.name}"',
-                'interface = "virtual"',
-                f'channel = "soak-{tag}-{name}-{bus.name}"',
-                "bitrate = 1000000",
-                "queue_size = 8192",
-            ]
+            keys[bus.name] = "bitrate = 1000000\nqueue_size = 8192"
             wanted = BATCH if batch == "all" else None
             if batch == "demo" and bus.batch is not None:
                 wanted = (
@@ -179,9 +114,11 @@ def soak_system(batch: str) -> tuple[str, dict[str, list[str]]]:
                     f"max_delay_ms = {bus.batch.max_delay_ms} }}"
                 )
             if wanted:
-                lines.append(f"batch = {wanted}")
-        lines.append("")
-    return "\n".join(lines), layout
+                keys[bus.name] += f"\nbatch = {wanted}"
+        tables.append(
+            node_toml(name, buses=tuple(layout[name]), tx_allow=None, iopub=False, bus_keys=keys)
+        )
+    return system_toml(*tables, interval=1.0, name="soak"), layout
 
 
 class Sink:

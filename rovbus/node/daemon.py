@@ -3,7 +3,8 @@
 One ``NodeDaemon`` per process. ``start`` binds every socket and opens every bus (and
 raises, before anything is announced, if one cannot); ``serve`` answers requests, echoes
 heartbeat pings and publishes heartbeats until it is stopped; ``aclose`` finishes pending
-transmissions within a deadline and releases everything. The channels follow DESIGN.md:
+transmissions within a deadline and releases everything. The channels
+(docs/architecture.md, The node daemon):
 
     pub      XPUB    CAN frames, heartbeats, status, in the system's serializer
                      (sent as on a PUB; its subscriptions are capped, transport.subguard)

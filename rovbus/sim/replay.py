@@ -70,7 +70,8 @@ class Replay(Device):
                 delay = start + offsets[i] - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                now = loop.time() - start
+                # frame i is due now, even on a clock that rounds (or has not moved)
+                now = max(loop.time() - start, offsets[i])
                 j = i
                 while j < n and offsets[j] <= now:
                     j += 1

@@ -4,8 +4,8 @@ A bad message never stops the loop: it is counted by the channel, logged at a li
 rate, and, when its header could be read (and its signature did not fail), answered with
 an error reply in Jupyter's form. A handler that raises is logged and the loop goes on.
 
-Stopping, in the order a daemon follows (DESIGN.md: stop intake, drain with a deadline,
-close):
+Stopping, in the order a daemon follows (docs/architecture.md, Design rules: stop intake,
+drain with a deadline, close):
 
 1. ``RequestLoop.stop`` stops intake: each ``serve`` returns once the message in hand is
    handed over; none reads another. The wait for a message is a poll, which takes nothing

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,15 +34,6 @@ def bus_config(channel: str, **overrides: Any) -> BusConfig:
     }
     values.update(overrides)
     return BusConfig.model_validate({k: v for k, v in values.items() if v is not None})
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` (for what no callback tells) until it holds, for ``WAIT_S`` at most."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        await asyncio.sleep(0.01)
 
 
 class Collector:

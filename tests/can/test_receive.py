@@ -16,6 +16,7 @@ from can_helpers import WAIT_S, Collector, bus_config
 
 from rovbus.can import CanPort
 from rovbus.errors import CanFailed
+from tests.helpers.frames import assert_holds
 
 FRAMES = [
     can.Message(arbitration_id=0x123, data=b"\x01\x02\x03", is_extended_id=False),
@@ -48,15 +49,7 @@ async def test_frames_arrive_in_order_with_exact_fields(
     for msg, frame in zip(FRAMES, got.frames, strict=True):
         assert frame.bus == "main"
         assert frame.direction == "rx"
-        assert frame.arbitration_id == msg.arbitration_id
-        assert frame.is_extended_id == msg.is_extended_id
-        assert frame.is_remote_frame == msg.is_remote_frame
-        assert frame.is_error_frame == msg.is_error_frame
-        assert frame.is_fd == msg.is_fd
-        assert frame.bitrate_switch == msg.bitrate_switch
-        assert frame.error_state_indicator == msg.error_state_indicator
-        assert frame.dlc == msg.dlc
-        assert frame.data == bytes(msg.data)
+        assert_holds(frame, msg)
         assert before - 1 <= frame.timestamp <= time.time() + 1  # UTC epoch seconds
     stats = port.stats()
     assert stats.rx == len(FRAMES)

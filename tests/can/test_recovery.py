@@ -15,12 +15,12 @@ from can_helpers import (
     StateWatch,
     StuckBus,
     bus_config,
-    wait_until,
 )
 
 from rovbus.can import CanPort
 from rovbus.errors import CanFailed, CanRefused
 from rovbus.wire.canframe import CanFrame
+from tests.helpers.waiting import eventually
 
 
 class Factory:
@@ -269,7 +269,9 @@ async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
         if released == "after the reopen":
             await states.wait_for("ok", count=2)
     stuck.unstick.set()  # it reads one more frame and hands it over
-    await wait_until(lambda: port.stats().rx_dropped == 1, "the late frame counted as dropped")
+    await eventually(
+        lambda: port.stats().rx_dropped == 1, WAIT_S, "the late frame counted as dropped"
+    )
     if released != "after the close":
         await states.wait_for("ok", count=2)
         peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))

@@ -2,151 +2,15 @@
 
 Each command runs as ``python -m rovbus ...`` with ``ROVBUS_CONFIG`` pointing at the system
 file, against a node subprocess on python-can's virtual bus (in-process only, so the node's
-CAN traffic is observed through its pub stream: frames it transmitted come back as ``tx``).
-"""
+CAN traffic is observed through its pub stream: frames it transmitted come back as ``tx``)."""
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import node_toml, system_toml
-
-ALL_IDS = '["0x0-0x7FF", "ext:0x0-0x1FFFFFFF"]'
-
-
-@dataclass
-class Bus:
-    """A running node process and the system file that describes it."""
-
-    config: Path
-    node: str
-    proc: subprocess.Popen[str]
-
-    def env(self) -> dict[str, str]:
-        return dict(os.environ, ROVBUS_CONFIG=str(self.config))
-
-    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run ``rovbus ARGS`` to completion."""
-        return subprocess.run(
-            [sys.executable, "-m", "rovbus", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def start(self, *args: str) -> Background:
-        """Start ``rovbus ARGS -v`` and wait until it logs that it is listening."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rovbus", *args, "-v"],
-            env=self.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        bg = Background(proc)
-        bg.wait_stderr("listening")
-        return bg
-
-
-class Background:
-    """A command running in the background; ``stderr_seen`` holds what it logged so far."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.stderr_seen = ""
-
-    def wait_stderr(self, text: str, timeout: float = 15.0) -> None:
-        assert self.proc.stderr is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stderr, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        try:
-            while text not in self.stderr_seen:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    self.proc.kill()
-                    raise AssertionError(f"no {text!r} on stderr; got {self.stderr_seen!r}")
-                line = self.proc.stderr.readline()
-                if not line:
-                    raise AssertionError(f"exited before {text!r}: {self.stderr_seen!r}")
-                self.stderr_seen += line
-        finally:
-            sel.close()
-
-    def finish(self, timeout: float = 30.0) -> tuple[int, str, str]:
-        """Wait for the exit; (exit status, stdout, the whole stderr)."""
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(
-                f"still running after {timeout} s: {self.stderr_seen}{err}"
-            ) from None
-        return self.proc.returncode, out, self.stderr_seen + err
-
-    def interrupt(self) -> tuple[int, str, str]:
-        self.proc.send_signal(signal.SIGINT)
-        return self.finish()
-
-
-class _Notify:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-
-    def wait_ready(self, timeout: float = 15.0) -> None:
-        self.sock.settimeout(timeout)
-        while b"READY=1" not in self.sock.recv(4096).split(b"\n"):
-            pass
-
-
-def start_node(
-    tmp: Path, name: str = "alpha", interval: float = 0.2, batch: str | None = None
-) -> Bus:
-    config = tmp / "system.toml"
-    node = node_toml(name, tx_allow=ALL_IDS, batch=batch)
-    config.write_text(system_toml(node, interval=interval))
-    notify = _Notify(tmp / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), XDG_RUNTIME_DIR=str(tmp))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        notify.wait_ready()
-    except BaseException:
-        proc.kill()
-        raise
-    finally:
-        notify.sock.close()
-    return Bus(config, name, proc)
-
-
-def stop_node(bus: Bus) -> None:
-    if bus.proc.poll() is None:
-        bus.proc.send_signal(signal.SIGTERM)
-    try:
-        bus.proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        bus.proc.kill()
-        bus.proc.communicate()
+from tests.cli.commands import Bus, node_running
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +19,5 @@ def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bus]:
 
     Commands connect as members of its group (``--group vehicle``): the test system has
     no forwarder, so the default operator group would reach nothing."""
-    running = start_node(tmp_path_factory.mktemp("cli"))
-    yield running
-    stop_node(running)
-
-
-G = ("--group", "vehicle")
+    with node_running(tmp_path_factory.mktemp("cli")) as running:
+        yield running

@@ -1,6 +1,6 @@
 """What ``rovbus sub`` and ``rovbus hz`` tell the user about messages lost on the way.
 
-The publisher (tests/numbered.py) numbers its messages per topic as a node does (header
+The publisher (tests/helpers/numbered.py) numbers its messages per topic as a node does (header
 ``seq``) and leaves some numbers out, as if a high-water mark on the way had dropped them.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Background
-from tests.numbered import NumberedSender
+from tests.cli.commands import Background
+from tests.helpers.numbered import NumberedSender
 
 
 class Command:

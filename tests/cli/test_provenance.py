@@ -12,8 +12,8 @@ from pathlib import Path
 from rovbus.client.rbl import NativeLogWriter, read_native_log
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
-from tests.cli.conftest import Bus, G
-from tests.conftest import free_ports
+from tests.cli.commands import Bus, G
+from tests.helpers.ports import free_ports
 
 
 def send_as(bus: Bus, user: str, *frames: str) -> str:

@@ -24,7 +24,7 @@ import pytest
 
 from rovbus.client import read_native_log
 from rovbus.wire.codec import Codec
-from tests.cli.conftest import Bus, G
+from tests.cli.commands import Bus, G
 
 PREFIX = "alpha/can/can0/"
 #: 100 frames and the mark: about 5 KB of candump text, less than one 8 KB file buffer,

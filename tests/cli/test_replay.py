@@ -1,4 +1,4 @@
-"""Record and play with the real captures in ../shared/data/can/, and --dbc decoding.
+"""Record and play with the real captures in tests/data/can/, and --dbc decoding.
 
 Each capture is played through a node (`play --no-timing`, or at 4x its timing) while
 `record` writes a candump log of what the node transmitted; the recorded frames must equal
@@ -17,10 +17,8 @@ import can
 import pytest
 
 from rovbus.wire.canframe import CanFrame
-from tests.cli.conftest import Bus, G
-from tests.conftest import SHARED_CAN
-
-pytestmark = pytest.mark.skipif(not SHARED_CAN.is_dir(), reason="no ../shared/data/can")
+from tests.cli.commands import Bus, G
+from tests.helpers.data import CAN_CAPTURES
 
 TRC_SLICE = 2000
 
@@ -50,7 +48,7 @@ def carried(path: Path) -> list[tuple[object, ...]]:
 
 
 def trc_slice(tmp: Path) -> Path:
-    lines = (SHARED_CAN / "nmea2000-garmin-pcanview.trc").read_text().splitlines(keepends=True)
+    lines = (CAN_CAPTURES / "nmea2000-garmin-pcanview.trc").read_text().splitlines(keepends=True)
     head = [line for line in lines if line.startswith(";")]
     body = [line for line in lines if not line.startswith(";")][:TRC_SLICE]
     path = tmp / "garmin-slice.trc"
@@ -69,7 +67,7 @@ def trc_slice(tmp: Path) -> Path:
     ],
 )
 def test_play_record_round_trip(bus: Bus, tmp_path: Path, capture: str, timing: list[str]) -> None:
-    source = SHARED_CAN / capture
+    source = CAN_CAPTURES / capture
     if capture.endswith(".trc"):
         source = trc_slice(tmp_path)
     original = carried(source)
@@ -100,7 +98,7 @@ def test_play_record_round_trip(bus: Bus, tmp_path: Path, capture: str, timing: 
 def test_dbc_decodes_autopilot_heading(bus: Bus, tmp_path: Path) -> None:
     import cantools
 
-    capture = SHARED_CAN / "nmea2000-raymarine-autopilot.log"
+    capture = CAN_CAPTURES / "nmea2000-raymarine-autopilot.log"
     head = tmp_path / "autopilot-head.log"
     head.write_text("".join(capture.read_text().splitlines(keepends=True)[:300]))
     heading_frames = [
@@ -111,7 +109,7 @@ def test_dbc_decodes_autopilot_heading(bus: Bus, tmp_path: Path) -> None:
         "sub",
         "alpha/can/can0/09F112",
         "--dbc",
-        str(SHARED_CAN / "canboat-nmea2000.dbc"),
+        str(CAN_CAPTURES / "canboat-nmea2000.dbc"),
         "--format",
         "jsonl",
         "-n",
@@ -124,7 +122,7 @@ def test_dbc_decodes_autopilot_heading(bus: Bus, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     code, out, err = sub.finish()
     assert code == 0, err
-    db = cantools.database.load_file(str(SHARED_CAN / "canboat-nmea2000.dbc"), strict=False)
+    db = cantools.database.load_file(str(CAN_CAPTURES / "canboat-nmea2000.dbc"), strict=False)
     reference = db.get_message_by_name("PGN_127250_vesselHeading")
     for line, frame in zip(out.splitlines(), heading_frames, strict=False):
         record = json.loads(line)
@@ -137,7 +135,7 @@ def test_dbc_decodes_autopilot_heading(bus: Bus, tmp_path: Path) -> None:
 
 def test_record_rbl_and_replay(bus: Bus, tmp_path: Path) -> None:
     from rovbus.client import read_native_log
-    from tests.conftest import free_ports
+    from tests.helpers.ports import free_ports
 
     path = tmp_path / "hb.rbl"
     record = bus.start("record", str(path), "alpha/hb", "-n", "3", *G)

@@ -10,12 +10,7 @@ import pytest
 
 from rovbus.config import SystemConfig, load_system
 from rovbus.node.daemon import NodeDaemon
-from tests.conftest import node_toml
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(no_leaked_sockets: None) -> None:
-    """Every client test fails if it leaves a zmq socket open."""
+from tests.helpers.systemfile import node_toml
 
 
 @pytest.fixture

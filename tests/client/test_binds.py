@@ -17,8 +17,8 @@ import pytest
 
 from rovbus.client import Client
 from rovbus.config import load_system
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.processes import running
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 HOST = '[hosts.rov]\naddress = "127.0.0.1"\n'
 

@@ -15,7 +15,7 @@ from rovbus.config import SystemConfig
 from rovbus.errors import ConfigError, NativeLogError, RequestTimeout
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import DELIMITER, Codec
-from tests.conftest import free_ports
+from tests.helpers.ports import free_ports
 
 
 async def test_request_reply_error_and_timeout(node: tuple[SystemConfig, Path]) -> None:

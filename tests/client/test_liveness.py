@@ -18,8 +18,8 @@ from rovbus.client import NodeTable
 from rovbus.config import load_system
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import node_toml
-from tests.processes import node_process
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import node_toml
 
 CODEC = Codec()
 INTERVAL = 0.5  # binary-exact, so the boundaries below are exact

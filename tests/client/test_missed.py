@@ -1,7 +1,7 @@
 """A subscription's counters show what publishers sent on its topics that never arrived
 (``stats.missed``, ``missed_topics()``), asynchronously and blocking, also after close.
 
-The publisher (tests/numbered.py) numbers its messages per topic as a node does (header
+The publisher (tests/helpers/numbered.py) numbers its messages per topic as a node does (header
 ``seq``) and leaves some numbers out, as if a high-water mark on the way had dropped them.
 """
 
@@ -13,9 +13,16 @@ from pathlib import Path
 
 from rovbus.client import BlockingClient, Client
 from rovbus.config import SystemConfig
-from tests.numbered import NumberedSender
+from tests.helpers.numbered import NumberedSender
 
 GAPPY = [("demo/a", 1), ("demo/a", 2), ("demo/a", 6), ("demo/b", 3), ("demo/b", 5)]
+
+
+def send_with_gaps(sender: NumberedSender) -> None:
+    """``GAPPY`` (demo/a 3, 4, 5 and demo/b 4 left out), then ``demo/end``."""
+    for topic, seq in GAPPY:
+        sender.send(topic, seq)
+    sender.send("demo/end", 1)
 
 
 async def test_subscription_counts_what_never_arrived(sender: NumberedSender) -> None:
@@ -29,9 +36,7 @@ async def test_subscription_counts_what_never_arrived(sender: NumberedSender) ->
                     break
                 except TimeoutError:
                     pass
-            for topic, seq in GAPPY:
-                sender.send(topic, seq)
-            sender.send("demo/end", 1)
+            send_with_gaps(sender)
             while (await asyncio.wait_for(sub.recv(), 5)).topic != "demo/end":
                 pass
             assert sub.stats.missed == 4  # demo/a 3, 4, 5; demo/b 4
@@ -52,9 +57,7 @@ def test_blocking_subscription_counts_what_never_arrived(sender: NumberedSender)
                     break
                 except TimeoutError:
                     pass
-            for topic, seq in GAPPY:
-                sender.send(topic, seq)
-            sender.send("demo/end", 1)
+            send_with_gaps(sender)
             while sub.recv(timeout=5).topic != "demo/end":
                 pass
             assert sub.stats.missed == 4

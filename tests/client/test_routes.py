@@ -6,7 +6,7 @@ from rovbus.client import UNHEARD, NodeTable, PubSource, default_group, routes_f
 from rovbus.client.subscription import _socket_prefixes
 from rovbus.config import parse_system
 from rovbus.wire.codec import Codec
-from tests.conftest import node_toml
+from tests.helpers.systemfile import node_toml
 
 TETHER = """
 [forwarders.tether]

@@ -15,8 +15,8 @@ import pytest
 from rovbus.config import parse_system
 from rovbus.config.checks import NAME_MAX
 from rovbus.errors import ConfigError
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.processes import node_process
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 
 def system_with(*, group: str, node: str, forwarder: str, bus: str, system: str) -> str:

@@ -8,9 +8,10 @@ import pytest
 
 from rovbus.forwarder import topology_of
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, system_running
-from tests.node.conftest import wait_for
+from tests.forwarder.systems import Outside, System, system_running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
+from tests.node.running import wait_for
 
 
 @pytest.fixture(scope="module")

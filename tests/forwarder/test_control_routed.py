@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, system_running
+from tests.forwarder.systems import Outside, System, system_running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 
 @pytest.fixture(scope="module")

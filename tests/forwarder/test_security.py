@@ -20,9 +20,12 @@ from rovbus.cli.main import main
 from rovbus.errors import RequestTimeout
 from rovbus.transport import Requester
 from rovbus.transport.curve import client_setup, write_keypair
-from tests.conftest import REPO, forwarder_toml, free_ports, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, system_running
-from tests.node.conftest import wait_for
+from tests.forwarder.systems import Outside, System, system_running
+from tests.helpers.data import REPO
+from tests.helpers.ports import free_ports
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
+from tests.node.running import wait_for
 
 
 def mode(path: Path) -> int:

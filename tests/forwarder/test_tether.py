@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import Outside, System, eventually, system_running
-from tests.node.conftest import wait_for
+from tests.forwarder.systems import Outside, System, system_running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
+from tests.node.running import wait_for
 
 ENVELOPE_PARTS = 7  # topic, delimiter, signature, four dict frames
 
@@ -105,13 +107,14 @@ async def test_a_late_joiner_gets_every_heartbeat_at_once(outside: Outside) -> N
     await eventually(cached, what="the forwarder to cache every heartbeat")
     before = (await outside.stats())["lvc"]["replayed"]
     # one cached entry per prefix, so the replay counter below proves all three were replayed
+    joined = datetime.now(UTC)
     sub = outside.subscriber("alpha/hb", "beta/hb", "tether/hb")
     seen: dict[str, Message] = {}
-    # every heartbeat comes sooner than the 3 s interval would bring it (margin for load)
-    async with asyncio.timeout(2.9):
+    # a heartbeat made before this subscriber joined: only the cache can send it that
+    async with asyncio.timeout(15):
         while len(seen) < 3:
             msg = await sub.recv()
-            if msg.msg_type == "heartbeat":
+            if msg.msg_type == "heartbeat" and datetime.fromisoformat(msg.header["date"]) < joined:
                 seen[msg.topic] = msg
     assert set(seen) == {"alpha/hb", "beta/hb", "tether/hb"}
     assert seen["tether/hb"].content["kind"] == "forwarder"

@@ -10,7 +10,7 @@ from rovbus.client import BlockingClient, BusRow, NodeRow
 from rovbus.client.nodetable import helm_text
 from rovbus.errors import HelmLost, HelmRefused
 from rovbus.sim.view import render
-from tests.helm.conftest import Rig
+from tests.helm.rig import Rig
 
 
 def client_of(rig: Rig, username: str) -> BlockingClient:

@@ -6,7 +6,7 @@ import pytest
 
 from rovbus.config import parse_system
 from rovbus.errors import ConfigError
-from tests.conftest import node_toml, system_toml
+from tests.helpers.systemfile import node_toml, system_toml
 
 
 def helm_system(helm: str, tx_allow: str = '["0x200-0x20F", "0x210"]') -> str:

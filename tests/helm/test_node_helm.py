@@ -13,8 +13,8 @@ import zmq
 
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.helm.conftest import Rig, failsafe, helm_frame
-from tests.reliability.conftest import Peer
+from tests.helm.rig import Rig, failsafe, helm_frame
+from tests.reliability.threads import Peer
 
 
 def send(peer: Peer, *frames: str) -> Message:

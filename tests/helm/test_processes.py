@@ -14,9 +14,9 @@ from pathlib import Path
 import can
 import pytest
 
-from tests.conftest import system_toml
-from tests.helm.conftest import MULTICAST_GROUP, Wire, helm_frame, helm_node_toml, unique_port
-from tests.processes import running
+from tests.helm.rig import MULTICAST_GROUP, Wire, helm_frame, helm_node_toml, unique_port
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import system_toml
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_a_late_joiner_behind_the_forwarder_sees_the_helm_state_at_once(
     tmp_path: Path,
 ) -> None:
     from rovbus.client import BlockingClient
-    from tests.conftest import forwarder_toml
+    from tests.helpers.systemfile import forwarder_toml
 
     port = unique_port()
     path = tmp_path / "system.toml"

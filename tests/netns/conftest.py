@@ -5,8 +5,7 @@ them: 10.231.0.1 in ``rov``, 10.231.0.2 in ``console``, and each its own loopbac
 addresses exist only inside the two namespaces, so no traffic leaves them. Creating them
 needs root (``CAP_NET_ADMIN`` and ``CAP_SYS_ADMIN``) and a kernel that allows network
 namespaces; where either is missing the tests are skipped, saying why. The namespaces
-(and the veth with them) are deleted after each test, whatever its outcome.
-"""
+(and the veth with them) are deleted after each test, whatever its outcome."""
 
 from __future__ import annotations
 
@@ -14,26 +13,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-ROV_ADDRESS = "10.231.0.1"
-CONSOLE_ADDRESS = "10.231.0.2"
-
-
-@dataclass(frozen=True)
-class Namespaces:
-    """``rov`` and ``console``: namespace names; ``rov_link``: rov's end of the veth."""
-
-    rov: str
-    console: str
-    rov_link: str
-
-    @staticmethod
-    def exec(namespace: str) -> list[str]:
-        """The prefix that runs a command inside ``namespace``."""
-        return ["ip", "netns", "exec", namespace]
+from tests.netns.namespaces import CONSOLE_ADDRESS, ROV_ADDRESS, Namespaces
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:

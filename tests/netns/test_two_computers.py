@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.netns.conftest import CONSOLE_ADDRESS, ROV_ADDRESS, Namespaces
-from tests.processes import running
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.netns.namespaces import CONSOLE_ADDRESS, ROV_ADDRESS, Namespaces
 
 
 @pytest.fixture

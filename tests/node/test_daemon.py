@@ -14,7 +14,7 @@ from rovbus.wire.canframe import CanFrame, frames_from_batch
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
-from tests.node.conftest import RunningNode, subscribed, wait_for
+from tests.node.running import RunningNode, subscribed, wait_for
 
 
 def peer_bus(node: RunningNode, bus: str = "can0") -> can.BusABC:

@@ -20,8 +20,8 @@ from rovbus.errors import CanFailed, CanRefused, RequestFailed, RequestTimeout
 from rovbus.node.daemon import NodeDaemon
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
-from tests.conftest import node_toml
-from tests.node.conftest import wait_for
+from tests.helpers.systemfile import node_toml
+from tests.node.running import wait_for
 
 
 class UnpluggableBus(VirtualBus):  # type: ignore[misc]

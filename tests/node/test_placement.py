@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.processes import daemon_process
+from tests.helpers.daemons import daemon_process
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
 
 HOSTS = '[hosts.main]\naddress = "127.0.0.1"\n[hosts.nav]\naddress = "127.0.0.2"\n{hostname}\n'
 

@@ -11,7 +11,7 @@ from rovbus.transport import Requester
 from rovbus.wire.canframe import frames_from_batch
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.node.conftest import RunningNode, subscribed, wait_for
+from tests.node.running import RunningNode, subscribed, wait_for
 
 
 def peer_bus(node: RunningNode, bus: str = "can0") -> can.BusABC:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.config.test_bad_files import BAD_FILES, REPO, expectations
-from tests.conftest import node_toml, system_toml
+from tests.helpers.systemfile import node_toml, system_toml
 
 
 def _start_all(paths: list[Path], command: str = "node") -> list[subprocess.CompletedProcess[str]]:

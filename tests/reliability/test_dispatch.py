@@ -8,7 +8,8 @@ from collections.abc import Callable
 import zmq
 
 from rovbus.wire.message import Message
-from tests.reliability.conftest import Hold, NodeThread, Peer, collect, dealer, until
+from tests.helpers.waiting import until
+from tests.reliability.threads import Hold, NodeThread, Peer, collect, dealer
 
 
 def test_a_prompt_left_open_delays_no_other_client(

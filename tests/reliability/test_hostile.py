@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from zmq.utils.monitor import recv_monitor_message
 from rovbus.config import load_system
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import running
-from tests.reliability.conftest import NodeThread, Peer
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import forwarder_toml, node_toml
+from tests.reliability.threads import NodeThread, Peer
 
 ROUTERS = ("shell", "control", "stdin")
 fuzz = settings(
@@ -114,6 +115,20 @@ class FrameStream:
         assert missing == 0, f"{missing} of {self.sent} CAN frames lost"
 
 
+@contextmanager
+def valid_traffic_goes_on(node: NodeThread, peer: Peer) -> Iterator[FrameStream]:
+    """A ``FrameStream`` while the block attacks; after it, a request is still answered,
+    every CAN frame of the stream arrived and the node still serves. Closes ``peer``."""
+    try:
+        stream = FrameStream(node, peer)
+        yield stream
+        assert peer.request("kernel_info_request").content["status"] == "ok"
+        stream.finish()
+        assert node.serving
+    finally:
+        peer.close()
+
+
 def test_random_frames_on_every_socket_are_rejected_and_counted(
     node_thread: Callable[..., NodeThread],
 ) -> None:
@@ -123,8 +138,7 @@ def test_random_frames_on_every_socket_are_rejected_and_counted(
     hb = peer.ctx.socket(zmq.REQ)
     hb.setsockopt(zmq.LINGER, 0)
     hb.connect(node.endpoint("hb"))
-    stream = FrameStream(node, peer)
-    try:
+    with valid_traffic_goes_on(node, peer) as stream:
         before = wait_counted(peer, {})
 
         @fuzz
@@ -149,12 +163,7 @@ def test_random_frames_on_every_socket_are_rejected_and_counted(
             assert rejected == sent[channel], (channel, rejected, sent[channel])
             assert not peer.drain(channel), f"{channel} answered garbage"
         # valid traffic meanwhile: requests answered, CAN frames published without loss
-        assert peer.request("kernel_info_request").content["status"] == "ok"
         assert peer.request("kernel_info_request", channel="control").content["status"] == "ok"
-        stream.finish()
-        assert node.serving
-    finally:
-        peer.close()
 
 
 def _valid_request(codec: Codec, kind: int) -> list[bytes]:
@@ -211,8 +220,7 @@ def test_with_a_key_every_mutated_envelope_is_rejected_and_counted(
     key = node.system.hmac_key()
     peer = Peer(node, Codec(key, username="op"))
     sent = dict.fromkeys(ROUTERS, 0)
-    stream = FrameStream(node, peer)
-    try:
+    with valid_traffic_goes_on(node, peer) as stream:
         before = wait_counted(peer, {})
 
         @fuzz
@@ -236,11 +244,6 @@ def test_with_a_key_every_mutated_envelope_is_rejected_and_counted(
             assert rejected == sent[channel], (channel, rejected, sent[channel])
             # a message whose signature failed is never answered (that would help a forger)
             assert not peer.drain(channel), f"{channel} answered a forgery"
-        assert peer.request("kernel_info_request").content["status"] == "ok"
-        stream.finish()
-        assert node.serving
-    finally:
-        peer.close()
 
 
 def test_without_a_key_mutated_envelopes_are_answered_or_counted(
@@ -251,8 +254,7 @@ def test_without_a_key_mutated_envelopes_are_answered_or_counted(
     node = node_thread()
     peer = Peer(node, Codec(username="op"))
     sent = 0
-    stream = FrameStream(node, peer)
-    try:
+    with valid_traffic_goes_on(node, peer) as stream:
         before = wait_counted(peer, {})
 
         @fuzz
@@ -280,11 +282,6 @@ def test_without_a_key_mutated_envelopes_are_answered_or_counted(
         assert len(replies) >= accepted, (len(replies), accepted, rejected, sent)
         assert rejected > 0  # both paths were exercised
         assert accepted > 0
-        assert peer.request("kernel_info_request").content["status"] == "ok"
-        stream.finish()
-        assert node.serving
-    finally:
-        peer.close()
 
 
 def test_forged_unsigned_and_replayed_are_all_rejected_on_every_channel(

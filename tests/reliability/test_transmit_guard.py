@@ -18,7 +18,7 @@ import zmq
 
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.reliability.conftest import NodeThread, Peer, collect, dealer
+from tests.reliability.threads import NodeThread, Peer, collect, dealer
 
 
 @pytest.fixture

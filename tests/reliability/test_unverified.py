@@ -16,9 +16,9 @@ import zmq
 
 from rovbus.config import load_system
 from rovbus.wire.codec import Codec
-from tests.conftest import node_toml
-from tests.processes import node_process
-from tests.reliability.conftest import signed_extra, start_codec
+from tests.helpers.daemons import node_process
+from tests.helpers.systemfile import node_toml
+from tests.reliability.threads import signed_extra, start_codec
 
 
 def unverifiable(codec: Codec) -> dict[str, list[bytes]]:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from rovbus.sim.supervisor import control_request
-from tests.conftest import REPO, free_ports
+from tests.helpers.data import REPO
+from tests.helpers.ports import free_ports
 
 
 def _demo_copy(tmp_path: Path) -> Path:

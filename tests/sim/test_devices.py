@@ -6,15 +6,16 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import can
 import pytest
 
 from rovbus.config import BusConfig
-from rovbus.sim import DEMO_DBC, DeviceBus, demo_database, read_log
-from tests.conftest import SHARED_CAN
+from rovbus.sim import DEMO_DBC, DeviceBus, demo_database, make_device, read_log
+from tests.helpers.data import CAN_CAPTURES
+from tests.sim.virtualtime import timeline
 
 
 def _bus(devices: list[dict[str, object]]) -> BusConfig:
@@ -48,10 +49,9 @@ async def _collect(
     return await asyncio.to_thread(read)
 
 
-def _spanning(seconds: float) -> Callable[[list[can.Message]], bool]:
-    """For ``_collect``: done once a frame ``seconds`` after the first one has arrived (the
-    devices' frames go on the bus from one thread, so every earlier one has, too)."""
-    return lambda got: bool(got) and got[-1].timestamp - got[0].timestamp >= seconds
+def _carried(frames: Iterable[can.Message]) -> list[tuple[int, bool, bytes]]:
+    """What a frame carries: (ID, extended, data)."""
+    return [(m.arbitration_id, m.is_extended_id, bytes(m.data)) for m in frames]
 
 
 #: (DBC message, signal) -> plausible range
@@ -76,7 +76,7 @@ PLAUSIBLE = {
 }
 
 
-async def test_every_device_at_its_rate_with_plausible_values() -> None:
+def test_every_device_at_its_rate_with_plausible_values() -> None:
     config = _bus(
         [
             {"kind": "thrusters", "count": 2},
@@ -87,20 +87,14 @@ async def test_every_device_at_its_rate_with_plausible_values() -> None:
             {"kind": "pdu"},
         ]
     )
-    devices = DeviceBus("alpha", config)
-    with can.Bus(interface="virtual", channel=config.channel) as listener:
-        await devices.start()
-        try:
-            got = await _collect(listener, _spanning(1.0))
-        finally:
-            await devices.aclose()
-    # the frames of the first second on the bus (from the first frame's timestamp)
-    second = [msg for msg in got if msg.timestamp - got[0].timestamp < 1.0]
-    counts = Counter(msg.arbitration_id for msg in second)
-    # 1 s of a fixed timeline: rate frames (+1 for the step at t=0), some slack for load
-    expected = {0x220: 20, 0x221: 20, 0x110: 50, 0x120: 10, 0x300: 2, 0x310: 1, 0x440: 2}
-    for ident, rate in expected.items():
-        assert rate * 0.7 <= counts[ident] <= rate + 2, (hex(ident), counts[ident])
+    got = [
+        frame
+        for i, device in enumerate(config.devices)
+        for _, frame in timeline(make_device(device, seed=i), 1.0)
+    ]
+    # the first second of each device's timeline: a step at 0, 1/rate, ...
+    counts = Counter(msg.arbitration_id for msg in got)
+    assert counts == {0x220: 20, 0x221: 20, 0x110: 50, 0x120: 10, 0x300: 2, 0x310: 1, 0x440: 2}
     db = demo_database()
     names = {0x220: "ThrusterStatus0", 0x221: "ThrusterStatus0"}
     for msg in got:
@@ -110,6 +104,20 @@ async def test_every_device_at_its_rate_with_plausible_values() -> None:
             if message == name:
                 assert low <= values[signal] <= high, (name, signal, values[signal])
     assert DEMO_DBC.name == "demo.dbc"
+
+
+async def test_the_devices_frames_reach_the_bus() -> None:
+    config = _bus([{"kind": "imu"}, {"kind": "leak"}])
+    devices = DeviceBus("alpha", config)
+    with can.Bus(interface="virtual", channel=config.channel) as listener:
+        await devices.start()
+        try:
+            got = await _collect(
+                listener, lambda got: {0x110, 0x310} <= {m.arbitration_id for m in got}
+            )
+        finally:
+            await devices.aclose()
+    assert all(not m.is_extended_id for m in got)
 
 
 def _last_status(
@@ -156,16 +164,9 @@ async def test_thrusters_follow_a_setpoint_and_stop_all() -> None:
     assert devices.devices[0].received == 2
 
 
-needs_shared = pytest.mark.skipif(
-    not (SHARED_CAN / "nmea2000-fast-packet.log").exists(), reason="no ../shared/data/can"
-)
-
-
-@needs_shared
-async def test_replay_keeps_order_data_and_timing() -> None:
-    path = SHARED_CAN / "nmea2000-fast-packet.log"
+async def test_replay_keeps_order_and_data() -> None:
+    path = CAN_CAPTURES / "nmea2000-fast-packet.log"
     original = read_log(path)
-    span = original[-1].timestamp - original[0].timestamp
     config = _bus([{"kind": "replay", "file": str(path), "speed": 2.0}])
     devices = DeviceBus("alpha", config)
     with can.Bus(interface="virtual", channel=config.channel) as listener:
@@ -176,29 +177,28 @@ async def test_replay_keeps_order_data_and_timing() -> None:
             await devices.aclose()
         while (more := listener.recv(0)) is not None:  # nothing more: it played once
             got.append(more)
-    assert [(m.arbitration_id, m.is_extended_id, bytes(m.data)) for m in got] == [
-        (m.arbitration_id, m.is_extended_id, bytes(m.data)) for m in original
-    ]
-    played = got[-1].timestamp - got[0].timestamp
-    assert 0.8 <= played / (span / 2) <= 1.25, (played, span)
+    assert _carried(got) == _carried(original)
 
 
-@needs_shared
-async def test_replay_loops() -> None:
-    path = SHARED_CAN / "nmea2000-fast-packet.log"
+def test_replay_keeps_the_timing_at_its_speed() -> None:
+    path = CAN_CAPTURES / "nmea2000-fast-packet.log"
+    original = read_log(path)
+    config = _bus([{"kind": "replay", "file": str(path), "speed": 2.0}])
+    played = timeline(make_device(config.devices[0]), 60.0)
+    first = original[0].timestamp
+    assert _carried(f for _, f in played) == _carried(original)  # once, in order
+    assert [t for t, _ in played] == pytest.approx([(m.timestamp - first) / 2 for m in original])
+
+
+def test_replay_loops() -> None:
+    path = CAN_CAPTURES / "nmea2000-fast-packet.log"
     original = read_log(path)
     config = _bus([{"kind": "replay", "file": str(path), "speed": 10.0, "loop": True}])
-    devices = DeviceBus("alpha", config)
-    with can.Bus(interface="virtual", channel=config.channel) as listener:
-        await devices.start()
-        try:
-            got = await _collect(listener, _spanning(0.6))
-        finally:
-            await devices.aclose()
-    # more than two rounds in 0.6 s on the bus (a round is 0.12 s at speed 10)
-    played = [msg for msg in got if msg.timestamp - got[0].timestamp < 0.6]
-    assert len(played) > 2 * len(original)
-    data = [(m.arbitration_id, bytes(m.data)) for m in original]
-    assert [(m.arbitration_id, bytes(m.data)) for m in played] == [
-        data[i % len(data)] for i in range(len(played))
-    ]
+    played = timeline(make_device(config.devices[0]), 0.6)
+    # a round is 0.12 s at speed 10, then one median gap: more than four rounds in 0.6 s
+    assert len(played) > 4 * len(original)
+    data = _carried(original)
+    assert _carried(m for _, m in played) == [data[i % len(data)] for i in range(len(played))]
+    span = (original[-1].timestamp - original[0].timestamp) / 10
+    second_round = played[len(original)][0]
+    assert span < second_round < span + 0.1  # after the last frame and one gap

@@ -15,8 +15,8 @@ from rovbus.sim import SimNode, demo_database
 from rovbus.transport import Requester, Subscriber
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.node.conftest import wait_for
-from tests.sim.conftest import sim_node_toml
+from tests.node.running import wait_for
+from tests.sim.devicefiles import sim_node_toml
 
 
 class Running:

@@ -10,7 +10,8 @@ from rovbus.sim.view import Monitor, render, summarize
 from rovbus.wire.canframe import CanFrame, batch_content
 from rovbus.wire.codec import Codec
 from rovbus.wire.serializers import Serializer
-from tests.conftest import REPO, node_toml
+from tests.helpers.data import REPO
+from tests.helpers.systemfile import node_toml
 
 
 def test_monitor_decodes_device_frames_and_summarizes_heartbeats() -> None:

@@ -9,7 +9,7 @@ import zmq
 import zmq.asyncio
 
 from rovbus.transport import Intake, SocketStats
-from tests.forwarder.conftest import eventually
+from tests.helpers.waiting import eventually
 
 
 async def test_a_message_the_socket_discards_is_counted_and_the_wait_goes_on() -> None:

@@ -23,8 +23,8 @@ from rovbus.transport.gate import GateAuthenticator, PeerGate
 from rovbus.transport.subguard import ProxyGuard, SubscriptionBook, SubscriptionGuard
 from rovbus.wire.codec import Codec
 from rovbus.wire.serializers import Serializer
-from tests.conftest import free_ports
-from tests.forwarder.conftest import eventually
+from tests.helpers.ports import free_ports
+from tests.helpers.waiting import eventually
 
 ATTACKER = "127.0.0.2"
 TOPIC = "alpha/hb"

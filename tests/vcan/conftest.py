@@ -2,8 +2,7 @@
 
 Every test in this folder is skipped when ``vcan0`` does not exist. Create it with
 ``tools/vcan-up.sh`` (Linux with sudo), or run the folder inside a User-Mode-Linux guest that
-has vcan0 and vcan1 up: ``tools/vcan-vm.sh .venv/bin/pytest -m vcan tests/vcan``.
-"""
+has vcan0 and vcan1 up: ``tools/vcan-vm.sh .venv/bin/pytest -m vcan tests/vcan``."""
 
 from __future__ import annotations
 
@@ -12,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.vcan.links import has_interface, ip_link
+
 SKIP_REASON = (
     "vcan0 is missing: run tools/vcan-up.sh, "
     "or tools/vcan-vm.sh .venv/bin/pytest -m vcan tests/vcan"
 )
+
 HERE = Path(__file__).resolve().parent
-
-
-def has_interface(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,11 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(skip)
-
-
-def ip_link(*args: str) -> None:
-    """``ip link ARGS``; raises CalledProcessError with ip's message."""
-    subprocess.run(["ip", "link", *args], check=True, capture_output=True, text=True, timeout=10)
 
 
 @pytest.fixture

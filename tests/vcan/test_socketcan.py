@@ -8,10 +8,7 @@ on the same vcan does not disturb it.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,8 +27,10 @@ from rovbus.config.models import BusConfig
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.conftest import free_ports
-from tests.vcan.conftest import ip_link
+from tests.helpers.daemons import daemon_process
+from tests.helpers.systemfile import node_toml, system_toml
+from tests.helpers.waiting import eventually
+from tests.vcan.links import ip_link
 
 pytestmark = pytest.mark.vcan
 
@@ -46,14 +45,6 @@ def bus_config(channel: str, **fields: Any) -> BusConfig:
     return BusConfig.model_validate(
         {"name": "can0", "interface": "socketcan", "channel": channel, **fields}
     )
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or condition}")
-        await asyncio.sleep(0.01)
 
 
 # -- (a) python-can alone --------------------------------------------------------------------
@@ -104,7 +95,7 @@ async def test_port_receives_through_add_reader_and_transmits(
             assert len(watched) == 1, "the socketcan bus was not watched with loop.add_reader"
             for i in range(20):
                 peer.send(can.Message(arbitration_id=0x511, data=bytes([i]), is_extended_id=False))
-            await wait_until(lambda: len(frames) >= 20, what="20 frames received")
+            await eventually(lambda: len(frames) >= 20, what="20 frames received")
             assert [f.data[0] for f in frames] == list(range(20))
             assert {(f.bus, f.arbitration_id, f.direction) for f in frames} == {
                 ("can0", 0x511, "rx")
@@ -153,7 +144,7 @@ async def test_kernel_filters_from_the_config_drop_the_rest() -> None:
             ]
             for arbitration_id, extended in sends:
                 peer.send(can.Message(arbitration_id=arbitration_id, is_extended_id=extended))
-            await wait_until(
+            await eventually(
                 lambda: any(f.arbitration_id == 0x527 for f in frames), what="the last frame"
             )
             await asyncio.sleep(0.1)
@@ -191,7 +182,7 @@ async def test_fd_frames_when_the_interface_takes_them() -> None:
                     is_extended_id=False,
                 )
             )
-            await wait_until(lambda: len(frames) >= 1, what="an FD frame")
+            await eventually(lambda: len(frames) >= 1, what="an FD frame")
             (got,) = frames
             assert (got.arbitration_id, got.data, got.is_fd, got.bitrate_switch) == (
                 0x571,
@@ -225,7 +216,7 @@ async def test_interface_down_fails_the_port_and_it_reopens_by_itself(link_admin
         with socketcan("vcan1", (0x530, 0x7F0)) as peer:
             ip_link("set", "vcan1", "down")
             try:
-                await wait_until(lambda: port.state == "failed", what="port failed")
+                await eventually(lambda: port.state == "failed", what="port failed")
                 assert port.last_error is not None
                 assert port.stats().errors >= 1
                 with pytest.raises(Exception, match="failed"):
@@ -247,7 +238,7 @@ async def test_interface_down_fails_the_port_and_it_reopens_by_itself(link_admin
                     await asyncio.sleep(0.1)
 
             await asyncio.wait_for(received_again(), 10)
-            await wait_until(lambda: port.state == "ok", what="port ok again")
+            await eventually(lambda: port.state == "ok", what="port ok again")
             assert port.stats().reopen_count >= 1
             assert "failed" in states
             assert await port.send([CanFrame("can0", 0x530, b"\x02")]) == 1
@@ -269,90 +260,31 @@ def socketcan_node_toml(
 ) -> str:
     """One ``[nodes.NAME]`` table: fresh loopback ports, bus ``can0`` on socketcan ``channel``,
     receiving only 0x540-0x55F (so other traffic on the vcan stays out)."""
-    ports = free_ports(5)
-    return "\n".join(
-        [
-            f"[nodes.{name}]",
-            'group = "vehicle"',
-            f"[nodes.{name}.endpoints]",
-            f'pub = "tcp://127.0.0.1:{ports[0]}"',
-            f'shell = "tcp://127.0.0.1:{ports[1]}"',
-            f'control = "tcp://127.0.0.1:{ports[2]}"',
-            f'stdin = "tcp://127.0.0.1:{ports[3]}"',
-            f'hb = "tcp://127.0.0.1:{ports[4]}"',
-            f"[[nodes.{name}.buses]]",
-            'name = "can0"',
-            'interface = "socketcan"',
-            f'channel = "{channel}"',
-            f"tx_allow = {tx_allow}",
-            "filters = [{ id = 0x540, mask = 0x7E0 }]",
-            "",
-        ]
+    return node_toml(
+        name,
+        iopub=False,
+        tx_allow=tx_allow,
+        interface="socketcan",
+        channel=channel,
+        bus_keys={"can0": "filters = [{ id = 0x540, mask = 0x7E0 }]"},
     )
 
 
 def write_system(tmp_path: Path, *nodes: str) -> Path:
     path = tmp_path / f"system-{uuid.uuid4().hex[:6]}.toml"
-    path.write_text(
-        '[system]\nname = "vcan-test"\nheartbeat_interval = 0.2\n\n'
-        "[groups.vehicle]\n\n" + "\n".join(nodes)
-    )
+    path.write_text(system_toml(*nodes, name="vcan-test"))
     return path
-
-
-class FakeSystemd:
-    """systemd's side of sd_notify: the datagram socket a node reports READY=1 on."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-
-    def wait_ready(self, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if proc.poll() is not None:
-                _, err = proc.communicate()
-                raise AssertionError(f"node exited with {proc.returncode}: {err}")
-            self.sock.settimeout(min(left, 0.5))
-            try:
-                text = self.sock.recv(4096).decode()
-            except TimeoutError:
-                continue
-            if "READY=1" in text.splitlines():
-                return
-        raise AssertionError(f"no READY=1 from the node within {timeout} s")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @contextmanager
 def node_process(config: Path, name: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """``python -m rovbus node --config CONFIG NAME``, returned once it sent READY=1."""
-    run_dir = tmp_path / name
-    run_dir.mkdir()
-    systemd = FakeSystemd(run_dir / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(run_dir))
-    env.pop("RUNTIME_DIRECTORY", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rovbus", "node", "--config", str(config), name],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        systemd.wait_ready(proc)
+    """``python -m rovbus node --config CONFIG NAME``, returned once it sent READY=1; it
+    must exit 0 on SIGTERM."""
+    with daemon_process("node", config, name, tmp_path) as (proc, systemd):
+        systemd.wait_for("READY=1", timeout=30)
         yield proc
         proc.terminate()
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-        systemd.close()
 
 
 class NodeClient:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +15,12 @@ from hypothesis import strategies as st
 from rovbus.errors import FrameSyntaxError, WireError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.cantext import format_candump, format_cansend, parse_candump, parse_cansend
+from tests.helpers.data import CAN_CAPTURES
+from tests.helpers.frames import assert_holds
 
 from .test_canframe import can_frames
 
-CAPTURES = sorted(glob.glob("/work/shared/data/can/*.log"))
+CAPTURES = sorted(CAN_CAPTURES.glob("*.log"))
 
 
 def _attempt(parse: Callable[[str], CanFrame], text: str) -> CanFrame | FrameSyntaxError:
@@ -236,7 +237,7 @@ def test_the_captures_are_there() -> None:
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: Path(p).name)
-def test_every_capture_line_matches_python_can_and_formats_back_identically(path: str) -> None:
+def test_every_capture_line_matches_python_can_and_formats_back_identically(path: Path) -> None:
     with open(path, newline="") as f:
         lines = [line.rstrip("\r\n") for line in f if line.strip()]
     with can.LogReader(path) as reader:
@@ -259,14 +260,6 @@ def test_every_capture_line_matches_python_can_and_formats_back_identically(path
         assert format_candump(frame) == line
         assert frame.bus == msg.channel
         assert frame.timestamp == msg.timestamp
-        assert frame.arbitration_id == msg.arbitration_id
-        assert frame.is_extended_id == msg.is_extended_id
-        assert frame.is_remote_frame == msg.is_remote_frame
-        assert frame.is_error_frame == msg.is_error_frame
-        assert frame.is_fd == msg.is_fd
-        assert frame.bitrate_switch == msg.bitrate_switch
-        assert frame.error_state_indicator == msg.error_state_indicator
-        assert frame.dlc == msg.dlc
-        assert frame.data == bytes(msg.data)
+        assert_holds(frame, msg)
         assert frame == CanFrame.from_can_message(msg, str(msg.channel))
     assert parsed > len(lines) // 2

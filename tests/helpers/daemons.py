@@ -1,54 +1,16 @@
-"""Daemons as real processes: a fake systemd notify socket, start, READY=1, stop."""
+"""Daemons as real processes: ``rovbus node``/``rovbus forwarder`` with a fake systemd
+notify socket each; start them, wait for READY=1, stop them."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-
-class FakeSystemd:
-    """Plays systemd's side of sd_notify: a unix datagram socket the daemon writes to."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.received: list[str] = []
-        #: the daemon writing to it: a wait ends as soon as it has exited
-        self.proc: subprocess.Popen[str] | None = None
-
-    def wait_for(self, field: str, timeout: float = 15.0) -> str:
-        """The first datagram holding ``field`` (e.g. ``READY=1``)."""
-        for text in self.received:
-            if field in text.splitlines():
-                return text
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(min(left, 0.1))
-            try:
-                text = self.sock.recv(4096).decode()
-            except TimeoutError:
-                if self.proc is not None and self.proc.poll() is not None:
-                    _, err = self.proc.communicate(timeout=10)
-                    raise AssertionError(
-                        f"the daemon exited {self.proc.returncode} before {field}:\n{err}"
-                    ) from None
-                continue
-            self.received.append(text)
-            if field in text.splitlines():
-                return text
-        raise AssertionError(f"no {field} from the daemon; got {self.received}")
-
-    def close(self) -> None:
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
+from tests.helpers.notify import FakeSystemd
 
 
 @contextmanager
@@ -64,8 +26,7 @@ def daemon_process(
 ) -> Iterator[tuple[subprocess.Popen[str], FakeSystemd]]:
     """``rovbus COMMAND --config CONFIG NAME ARGS`` with its own fake systemd socket;
     ``prefix`` runs it through another command (``ip netns exec NS``, which execs it)."""
-    # AF_UNIX paths are short (108 bytes): the socket goes under /tmp, not tmp_path
-    systemd = FakeSystemd(Path("/tmp") / f"rovbus-notify-{uuid.uuid4().hex[:12]}.sock")
+    systemd = FakeSystemd()
     env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), XDG_RUNTIME_DIR=str(tmp_path))
     env.pop("RUNTIME_DIRECTORY", None)
     if watchdog_usec is not None:
