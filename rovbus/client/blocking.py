@@ -12,12 +12,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rovbus.client.client import Client
 from rovbus.client.nodetable import NodeRow
 from rovbus.client.subscription import Subscription
+from rovbus.closing import Closing
 from rovbus.transport.stats import SocketStats
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
@@ -53,7 +53,7 @@ class _LoopThread:
             self.loop.close()
 
 
-class BlockingSubscription:
+class BlockingSubscription(Closing):
     """A subscription read by blocking calls: ``for msg in sub`` or ``sub.recv(timeout)``."""
 
     def __init__(self, owner: BlockingClient, sub: Subscription) -> None:
@@ -94,19 +94,8 @@ class BlockingSubscription:
         if not self.subscription.closed and not self._owner.closed:
             self._owner._run(self.subscription.aclose())
 
-    def __enter__(self) -> BlockingSubscription:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class BlockingClient:
+class BlockingClient(Closing):
     """The blocking form of :class:`Client`; same arguments, same methods, no ``await``."""
 
     def __init__(self, make: Any) -> None:
@@ -177,14 +166,3 @@ class BlockingClient:
         finally:
             self.closed = True
             self._thread.stop()
-
-    def __enter__(self) -> BlockingClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
