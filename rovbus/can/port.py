@@ -38,7 +38,7 @@ from rovbus.ratelimit import RateLimiter
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.origin import Origin
 
-from .receive import Receiver, RxConverter, TimestampSource, start_receiver
+from .receive import Receiver, RxConverter, RxSink, TimestampSource, start_receiver
 from .stats import PortCounters, PortState, PortStats
 from .transmit import Transmitter, tx_refusal
 
@@ -227,15 +227,13 @@ class CanPort:
         session = self._session
         self._bus = bus
         self._live_since = asyncio.get_running_loop().time()
-        self._receiver = start_receiver(
-            bus,
+        sink = RxSink(
             asyncio.get_running_loop(),
             RxConverter(self._name, self._timestamps),
             lambda frames, dropped: self._on_rx(session, frames, dropped),
             lambda exc: self._on_fail(session, "receive", exc),
-            name=self._name,
-            backlog=self._rx_backlog,
         )
+        self._receiver = start_receiver(bus, sink, name=self._name, backlog=self._rx_backlog)
         if self._tx_enabled:
             self._tx.attach(bus)
         self._set_state("ok")

@@ -12,8 +12,9 @@ Two paths, chosen by :func:`start_receiver`:
   the loop is woken at most once per iteration and takes everything that piled up.
   python-can's ``Notifier`` schedules one callback per frame instead.
 
-Both convert each ``can.Message`` into a :class:`~rovbus.wire.canframe.CanFrame` (``rx``),
-then call ``deliver(frames, dropped)`` on the loop thread, in arrival order. ``dropped``
+Both put what they read into an :class:`RxSink`: they convert each ``can.Message`` into a
+:class:`~rovbus.wire.canframe.CanFrame` (``rx``), then call ``deliver(frames, dropped)`` on
+the loop thread, in arrival order. ``dropped``
 counts frames lost since the last delivery: messages that are not valid frames, and (thread
 path) frames beyond ``backlog`` waiting for a loop that has fallen behind; the newest are
 dropped, so what is delivered stays in order with no holes before the gap.
@@ -30,6 +31,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import can
@@ -42,6 +44,7 @@ __all__ = [
     "ReaderReceiver",
     "Receiver",
     "RxConverter",
+    "RxSink",
     "ThreadReceiver",
     "TimestampSource",
     "bus_fileno",
@@ -80,6 +83,17 @@ class RxConverter:
         return CanFrame.from_can_message(msg, self._bus, "rx")
 
 
+@dataclass(frozen=True, slots=True)
+class RxSink:
+    """Where a receive path puts what it reads: each message through ``convert``, then
+    ``deliver`` (or ``fail``, once) called on ``loop``'s thread."""
+
+    loop: asyncio.AbstractEventLoop
+    convert: Callable[[can.Message], CanFrame]
+    deliver: Deliver
+    fail: Fail
+
+
 class Receiver(Protocol):
     """What the port needs of either receive path."""
 
@@ -108,31 +122,25 @@ class ReaderReceiver:
         self,
         bus: can.BusABC,
         fd: int,
-        loop: asyncio.AbstractEventLoop,
-        convert: Callable[[can.Message], CanFrame],
-        deliver: Deliver,
-        fail: Fail,
+        sink: RxSink,
         *,
         burst: int = 1024,
     ) -> None:
         self._bus = bus
         self._fd = fd
-        self._loop = loop
-        self._convert = convert
-        self._deliver = deliver
-        self._fail = fail
+        self._sink = sink
         self._burst = burst
         self._active = False
 
     def start(self) -> None:
-        self._loop.add_reader(self._fd, self._on_readable)
+        self._sink.loop.add_reader(self._fd, self._on_readable)
         self._active = True
 
     def stop(self) -> None:
         if self._active:
             self._active = False
             with contextlib.suppress(Exception):  # the descriptor may already be gone
-                self._loop.remove_reader(self._fd)
+                self._sink.loop.remove_reader(self._fd)
 
     def join(self, timeout: float) -> bool:
         return True
@@ -141,7 +149,8 @@ class ReaderReceiver:
         frames: list[CanFrame] = []
         bad = 0
         recv = self._bus.recv
-        convert = self._convert
+        sink = self._sink
+        convert = sink.convert
         error: BaseException | None = None
         try:
             for _ in range(self._burst):
@@ -155,10 +164,10 @@ class ReaderReceiver:
         except Exception as exc:
             error = exc
         if frames or bad:
-            self._deliver(frames, bad)
+            sink.deliver(frames, bad)
         if error is not None and self._active:
             self.stop()
-            self._fail(error)
+            sink.fail(error)
 
 
 class ThreadReceiver:
@@ -167,10 +176,7 @@ class ThreadReceiver:
     def __init__(
         self,
         bus: can.BusABC,
-        loop: asyncio.AbstractEventLoop,
-        convert: Callable[[can.Message], CanFrame],
-        deliver: Deliver,
-        fail: Fail,
+        sink: RxSink,
         *,
         name: str,
         backlog: int = 100_000,
@@ -178,10 +184,7 @@ class ThreadReceiver:
         poll_s: float = 0.05,
     ) -> None:
         self._bus = bus
-        self._loop = loop
-        self._convert = convert
-        self._deliver = deliver
-        self._fail = fail
+        self._sink = sink
         self._backlog = backlog
         self._burst = burst
         self._poll_s = poll_s
@@ -207,7 +210,7 @@ class ThreadReceiver:
 
     def _run(self) -> None:
         recv = self._bus.recv
-        convert = self._convert
+        convert = self._sink.convert
         burst = self._burst
         poll_s = self._poll_s
         stop = self._stop
@@ -232,7 +235,7 @@ class ThreadReceiver:
             if error is not None:
                 if not stop.is_set():
                     with contextlib.suppress(RuntimeError):  # the loop is closed
-                        self._loop.call_soon_threadsafe(self._fail, error)
+                        self._sink.loop.call_soon_threadsafe(self._sink.fail, error)
                 return
 
     def _post(self, frames: list[CanFrame], bad: int) -> bool:
@@ -249,7 +252,7 @@ class ThreadReceiver:
                 return True
             self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._hand_over)
+            self._sink.loop.call_soon_threadsafe(self._hand_over)
         except RuntimeError:
             return False
         return True
@@ -264,38 +267,17 @@ class ThreadReceiver:
             self._dropped = 0
             self._scheduled = False
         if frames or dropped:
-            self._deliver(frames, dropped)
+            self._sink.deliver(frames, dropped)
 
 
-def start_receiver(
-    bus: can.BusABC,
-    loop: asyncio.AbstractEventLoop,
-    convert: Callable[[can.Message], CanFrame],
-    deliver: Deliver,
-    fail: Fail,
-    *,
-    name: str,
-    backlog: int = 100_000,
-    burst: int = 1024,
-    poll_s: float = 0.05,
-) -> Receiver:
+def start_receiver(bus: can.BusABC, sink: RxSink, *, name: str, backlog: int) -> Receiver:
     """Start the receive path that fits the bus: ``add_reader`` on its descriptor, or a
-    thread when it has none."""
+    thread (``name``, at most ``backlog`` frames waiting for the loop) when it has none."""
     receiver: Receiver
     fd = bus_fileno(bus)
     if fd >= 0:
-        receiver = ReaderReceiver(bus, fd, loop, convert, deliver, fail, burst=burst)
+        receiver = ReaderReceiver(bus, fd, sink)
     else:
-        receiver = ThreadReceiver(
-            bus,
-            loop,
-            convert,
-            deliver,
-            fail,
-            name=name,
-            backlog=backlog,
-            burst=burst,
-            poll_s=poll_s,
-        )
+        receiver = ThreadReceiver(bus, sink, name=name, backlog=backlog)
     receiver.start()
     return receiver

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rovbus.cli.options import parser_defaults
 from rovbus.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def add_parser(sub: Any) -> None:
         description="Start every node and forwarder of the system file as a process, with "
         "simulated devices on their buses, and show the vehicle live.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **parser_defaults(),
     )
     p.add_argument(
         "--config",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from rovbus.cli.options import add_placement_arg, check_placement
+from rovbus.cli.options import add_daemon_args, check_placement, parser_defaults
 from rovbus.exitcodes import EXIT_USAGE
 
 EPILOG = """\
@@ -29,11 +29,9 @@ def add_parser(sub: Any) -> None:
         "topics outside (only what is subscribed), route requests to inner nodes by name, "
         "answer its own control requests.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **parser_defaults(),
     )
-    p.add_argument("name", help="the forwarder's name in the system file")
-    p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
-    add_placement_arg(p, "forwarder")
+    add_daemon_args(p, "forwarder")
     p.add_argument(
         "--request-timeout",
         type=float,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rovbus.cli.options import parser_defaults
 from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 EPILOG = """\
@@ -33,7 +34,7 @@ def add_parser(sub: Any) -> None:
         description="Write a CURVE key pair for a forwarder (server) or a client, and "
         "optionally the system's HMAC signing key.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **parser_defaults(),
     )
     p.add_argument("name", help="the key pair's name: NAME.key and NAME.key_secret")
     p.add_argument("--dir", "-d", default=".", metavar="DIR", help="where to write (default .)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from rovbus.cli.options import add_placement_arg, check_placement
+from rovbus.cli.options import add_daemon_args, check_placement, parser_defaults
 from rovbus.exitcodes import EXIT_USAGE
 
 EPILOG = """\
@@ -34,11 +34,9 @@ def add_parser(sub: Any) -> None:
         description="Run one node of the system file: bind its sockets, open its CAN buses, "
         "publish frames and heartbeats, answer requests.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **parser_defaults(),
     )
-    p.add_argument("name", help="the node's name in the system file")
-    p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
-    add_placement_arg(p, "node")
+    add_daemon_args(p, "node")
     p.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],

@@ -83,8 +83,11 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="log only errors")
 
 
-def add_placement_arg(p: argparse.ArgumentParser, what: str) -> None:
-    """``--host`` of a daemon: the host it runs on, so it refuses to start on another."""
+def add_daemon_args(p: argparse.ArgumentParser, what: str) -> None:
+    """What every daemon command takes: the ``what``'s name, ``--config``, and ``--host``,
+    the host it runs on, so it refuses to start on another."""
+    p.add_argument("name", help=f"the {what}'s name in the system file")
+    p.add_argument("--config", "-c", required=True, metavar="FILE", help="the system file")
     p.add_argument(
         "--host",
         metavar="NAME",
@@ -122,6 +125,22 @@ def add_receive_args(p: argparse.ArgumentParser, unit: str = "messages") -> None
         "(or nothing arrived)",
     )
     g.add_argument("--once", action="store_true", help="stop after the first one (-n 1)")
+
+
+def json_object(text: str, command: str) -> dict[str, Any] | None:
+    """``text`` (a command's JSON content argument) as a dict; ``None`` when it is not a
+    JSON object, the reason printed."""
+    import json
+
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"rovbus {command}: JSON content: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(content, dict):
+        print(f"rovbus {command}: JSON content must be an object", file=sys.stderr)
+        return None
+    return content
 
 
 def parser_defaults() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import bound_pub, parser_defaults, setup_logging
+from rovbus.cli.options import bound_pub, json_object, parser_defaults, setup_logging
 from rovbus.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -85,7 +85,6 @@ def _signing(config: str | None) -> tuple[Codec, Serializer] | None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
-    import json
     import logging
     import sys
 
@@ -95,13 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args, "pub")
     log = logging.getLogger("rovbus.cli")
-    try:
-        content = json.loads(args.content)
-    except json.JSONDecodeError as exc:
-        print(f"rovbus pub: JSON content: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not isinstance(content, dict):
-        print("rovbus pub: JSON content must be an object", file=sys.stderr)
+    content = json_object(args.content, "pub")
+    if content is None:
         return EXIT_USAGE
     if args.rate is not None and args.rate <= 0:
         print("rovbus pub: --rate must be positive", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from rovbus.cli.options import add_connection_args, parser_defaults, run_client
+from rovbus.cli.options import add_connection_args, json_object, parser_defaults, run_client
 from rovbus.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -96,15 +96,7 @@ def request_and_print(
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
-    try:
-        content = json.loads(args.content)
-    except json.JSONDecodeError as exc:
-        print(f"rovbus req: JSON content: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not isinstance(content, dict):
-        print("rovbus req: JSON content must be an object", file=sys.stderr)
+    content = json_object(args.content, "req")
+    if content is None:
         return EXIT_USAGE
     return request_and_print(args, "req", args.node, args.msg_type, content, "shell")

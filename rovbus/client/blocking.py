@@ -19,6 +19,7 @@ from rovbus.client.client import Client
 from rovbus.client.helm import Helm
 from rovbus.client.nodetable import NodeRow
 from rovbus.client.subscription import Subscription
+from rovbus.closing import Closing
 from rovbus.transport.stats import SocketStats
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
@@ -54,7 +55,7 @@ class _LoopThread:
             self.loop.close()
 
 
-class BlockingSubscription:
+class BlockingSubscription(Closing):
     """A subscription read by blocking calls: ``for msg in sub`` or ``sub.recv(timeout)``."""
 
     def __init__(self, owner: BlockingClient, sub: Subscription) -> None:
@@ -95,17 +96,6 @@ class BlockingSubscription:
         if not self.subscription.closed and not self._owner.closed:
             self._owner._run(self.subscription.aclose())
 
-    def __enter__(self) -> BlockingSubscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class BlockingHelm:
     """The blocking form of :class:`~rovbus.client.helm.Helm`."""
@@ -139,7 +129,7 @@ class BlockingHelm:
         self._owner._run(self.helm.__aexit__(exc_type, exc, tb))
 
 
-class BlockingClient:
+class BlockingClient(Closing):
     """The blocking form of :class:`Client`; same arguments, same methods, no ``await``."""
 
     def __init__(self, make: Any) -> None:
@@ -216,14 +206,3 @@ class BlockingClient:
         finally:
             self.closed = True
             self._thread.stop()
-
-    def __enter__(self) -> BlockingClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -17,7 +17,6 @@ import getpass
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import zmq.asyncio
@@ -26,6 +25,7 @@ from rovbus.client.helm import Helm
 from rovbus.client.nodetable import NodeRow, NodeTable
 from rovbus.client.routes import Routes, explicit_routes, routes_for_group, routes_for_host
 from rovbus.client.subscription import Subscription
+from rovbus.closing import AsyncClosing
 from rovbus.errors import ConfigError, EnvelopeError, RequestFailed, RequestTimeout
 from rovbus.transport.curve import client_setup
 from rovbus.transport.requester import Requester, SocketSetup
@@ -63,7 +63,7 @@ def _username() -> str:
         return "operator"
 
 
-class Client:
+class Client(AsyncClosing):
     """An operator's connection to the bus. ``async with Client.from_system(...) as c:``."""
 
     def __init__(
@@ -409,14 +409,3 @@ class Client:
         await asyncio.sleep(0)
         if self._own_context:
             self.context.destroy(linger=0)
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -16,16 +16,15 @@ publisher sent on a subscribed topic that never arrived (gaps in the header's pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import zmq.asyncio
 
+from rovbus.closing import AsyncClosing
 from rovbus.errors import ConfigError
 from rovbus.transport.channel import Rejected
 from rovbus.transport.curve import SocketSetup
@@ -85,7 +84,7 @@ def _merge_missed(into: dict[str, int], sub: Subscriber) -> None:
             into[name] = into.get(name, 0) + n
 
 
-class Subscription:
+class Subscription(AsyncClosing):
     """An async iterator of the messages whose topic starts with one of ``prefixes``.
 
     Use it as ``async with client.subscribe([...]) as sub: async for msg in sub: ...``;
@@ -299,15 +298,3 @@ class Subscription:
     async def aclose(self) -> None:
         self.close()
         await asyncio.sleep(0)  # a receive waiting on its sockets ends now
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with contextlib.suppress(Exception):
-            await self.aclose()

@@ -34,13 +34,14 @@ import asyncio
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rovbus.errors import RovbusError, UnknownRequest
 from rovbus.ratelimit import RateLimiter
 from rovbus.transport.channel import Channel
 from rovbus.transport.server import Outcome, RequestLoop, refusal
+from rovbus.transport.stats import Counters
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message, error_content, reply_type
 
@@ -90,16 +91,13 @@ class ReplyCache:
 
 
 @dataclass(slots=True)
-class DispatchStats:
+class DispatchStats(Counters):
     """What a dispatcher took and dropped; ``clients`` is how many have requests in hand."""
 
     requests: int = 0
     dropped: int = 0
     retries_waited: int = 0
     clients: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(slots=True, eq=False)
@@ -203,15 +201,15 @@ class Dispatcher:
 
     def _drop(self, request: Message, why: str) -> None:
         self.stats.dropped += 1
-        held = self._log.allow("dropped")
-        if held is not None:
-            self.logger.warning(
-                "%s: dropped a %s: %s (%d more since the last report)",
-                self.where,
-                request.msg_type,
-                why,
-                held,
-            )
+        self._log.log(
+            self.logger,
+            logging.WARNING,
+            "dropped",
+            "%s: dropped a %s: %s",
+            self.where,
+            request.msg_type,
+            why,
+        )
 
     async def _work(self, key: tuple[bytes, ...], client: _Client) -> None:
         while client.queue and not self._stopping:

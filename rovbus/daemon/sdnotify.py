@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from types import TracebackType
+
+from rovbus.closing import Closing
 
 __all__ = ["SystemdNotifier", "watchdog_interval"]
 
@@ -71,7 +72,7 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
     return usec / 2 / 1_000_000
 
 
-class SystemdNotifier:
+class SystemdNotifier(Closing):
     """A datagram socket that sends ``sd_notify`` messages to one address.
 
     Build it with :meth:`from_env` in a daemon, or directly with the address (a path, or
@@ -162,17 +163,6 @@ class SystemdNotifier:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
-
-    def __enter__(self) -> SystemdNotifier:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._socket is None else "open"

@@ -362,59 +362,38 @@ class ForwarderDaemon:
         )
 
     async def node_info(self) -> ForwarderInfo:
-        return {
-            "node": self.name,
-            "forwarder": self.name,
-            "kind": "forwarder",
-            "version": __version__,
-            "session": self.codec.session,
-            "uptime": round(self.uptime, 3),
-            "state": self._health(),
-            "inner": self.config.inner,
-            "outer": self.config.outer,
-            "group": self.config.outer,
-            "nodes": [
-                {"name": t.node, "group": t.group, "via": t.via, "hops": t.hops}
-                for t in self.topology.targets.values()
-            ],
-            "forwarders": list(self.topology.inner_forwarders),
-            "endpoints": {name: str(ep) for name, ep in self.config.endpoints.items()},
-            "inner_sources": [s.endpoint for s in self.topology.sources],
-            "signed": self.codec.signer.enabled,
-            "curve": self.auth is not None,
-            "request_timeout": self.request_timeout,
-            "serializer": self.serializer.value,
-            "counters": await self.stats(),
-        }
+        return contents.forwarder_info(
+            config=self.config,
+            topology=self.topology,
+            session=self.codec.session,
+            uptime=self.uptime,
+            state=self._health(),
+            signed=self.codec.signer.enabled,
+            curve=self.auth is not None,
+            request_timeout=self.request_timeout,
+            serializer=self.serializer.value,
+            counters=await self.stats(),
+        )
 
     async def stats(self) -> ForwarderStats:
         proxy = await self._proxy_stats()
-        lvc = self.lvc.stats() if self.lvc else {}
-        result: ForwarderStats = {
-            "forwarder": self.name,
-            "uptime": round(self.uptime, 3),
-            "pub": {
-                **proxy.as_dict(),
-                "subscriptions": lvc.get("subscriptions", 0),
-                "prefixes": sorted(
-                    p.decode("utf-8", "replace") for p in (self.lvc.prefixes if self.lvc else ())
-                ),
-                "paused": bool(self.pubpath and self.pubpath.paused),
-                "running": bool(self.pubpath and self.pubpath.running),
-            },
-            "lvc": {**lvc, "topics": self.lvc.topics() if self.lvc else []},
-            "requests": self.router.stats.snapshot() if self.router else {},
-            "control": self.control.stats.snapshot() if self.control else {},
-            "subscriptions": {
-                **(self.guard.snapshot() if self.guard else {}),
-                "refused": self.gate.refused,
-                "refused_addresses": self.gate.refusing(),
-            },
-            "dispatch": {"control": self.dispatcher.stats.snapshot()},
-        }
-        if self.auth is not None:
-            result["curve"] = self.auth.stats()
-        return result
+        lvc, pubpath = self.lvc, self.pubpath
+        return contents.forwarder_stats(
+            name=self.name,
+            uptime=self.uptime,
+            proxy=proxy,
+            paused=bool(pubpath and pubpath.paused),
+            running=bool(pubpath and pubpath.running),
+            prefixes=lvc.prefixes if lvc else (),
+            lvc={**lvc.stats(), "topics": lvc.topics()} if lvc else {"topics": []},
+            requests=self.router.stats.snapshot() if self.router else {},
+            control=self.control.stats.snapshot() if self.control else {},
+            guard=self.guard.snapshot() if self.guard else {},
+            refused=self.gate.refused,
+            refused_addresses=self.gate.refusing(),
+            dispatch={"control": self.dispatcher.stats.snapshot()},
+            curve=self.auth.stats() if self.auth is not None else None,
+        )
 
     def status_line(self) -> str:
         subs = len(self.lvc.prefixes) if self.lvc else 0

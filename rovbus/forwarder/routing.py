@@ -71,6 +71,7 @@ from rovbus.transport.intake import Intake, read_now
 from rovbus.transport.sendnow import send_now
 from rovbus.transport.server import DRAIN_DEADLINE, DRAIN_LIMIT, Outcome, refusal
 from rovbus.transport.sockets import SocketOptions, connect
+from rovbus.transport.stats import Counters
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message, error_content, reply_type
 from rovbus.wire.serializers import Serializer, detect, unpack
@@ -102,7 +103,7 @@ class Pending:
 
 
 @dataclass(slots=True)
-class RouterStats:
+class RouterStats(Counters):
     requests: int = 0
     forwarded: int = 0
     replies: int = 0
@@ -113,20 +114,6 @@ class RouterStats:
     late_replies: int = 0
     rejected: int = 0  # malformed, unsigned, forged, replayed
     per_node: dict[str, int] = field(default_factory=dict)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "forwarded": self.forwarded,
-            "replies": self.replies,
-            "errors": self.errors,
-            "unknown_node": self.unknown_node,
-            "unreachable": self.unreachable,
-            "timeouts": self.timeouts,
-            "late_replies": self.late_replies,
-            "rejected": self.rejected,
-            "per_node": dict(self.per_node),
-        }
 
 
 class RequestRouter:
@@ -522,6 +509,4 @@ class RequestRouter:
 
     def _reject(self, what: str) -> None:
         self.stats.rejected += 1
-        held = self._log_limit.allow(what.split(":")[0])
-        if held is not None:
-            log.warning("%s: %s (%d more since the last report)", self.name, what, held)
+        self._log_limit.log(log, logging.WARNING, what.split(":")[0], "%s: %s", self.name, what)

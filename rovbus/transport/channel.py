@@ -16,7 +16,7 @@ import zmq
 import zmq.asyncio
 
 from rovbus.errors import SignatureError, WireError
-from rovbus.transport.sendnow import send_now
+from rovbus.transport.sendnow import send_counted
 from rovbus.transport.stats import SocketStats, frames_size
 from rovbus.wire.codec import Codec, split_envelope
 from rovbus.wire.message import Message
@@ -94,12 +94,7 @@ class Channel:
             return Rejected(exc, identities, header, serializer)
 
     async def send(self, message: Message) -> None:
-        frames = self.codec.encode(message)
-        if not send_now(self.socket, frames):
-            self.stats.dropped += 1
-            return
-        self.stats.messages_out += 1
-        self.stats.bytes_out += frames_size(frames)
+        send_counted(self.socket, self.codec.encode(message), self.stats)
 
     def close(self, linger_ms: int | None = None) -> None:
         if not self.socket.closed:

@@ -331,16 +331,15 @@ class CurveAuthenticator(GateAuthenticator):
                 return
             kind, why = _failure(event["event"], event["value"])
             self.handshake_failures[kind] += 1
-            held = self._limit.allow(kind)
-            if held is not None:
-                log.warning(
-                    "%s: a CURVE handshake on %s failed: %s (%d more since the last report; "
-                    "see curve.handshake_failures in stats)",
-                    self.what,
-                    event["endpoint"].decode("utf-8", "replace"),
-                    why,
-                    held,
-                )
+            self._limit.log(
+                log,
+                logging.WARNING,
+                kind,
+                "%s: a CURVE handshake on %s failed: %s (see curve.handshake_failures in stats)",
+                self.what,
+                event["endpoint"].decode("utf-8", "replace"),
+                why,
+            )
 
     def stop(self) -> None:
         for events, task in self._monitors:

@@ -70,16 +70,16 @@ class PeerGate:
             del self._until[address]
             return True
         self.refused += 1
-        held = self._limiter.allow(address)
-        if held is not None:
-            log.info(
-                "%s: refused a connection to its pub from %s (went over the subscription "
-                "caps; refused for %.0f s more)%s",
-                self.what,
-                address,
-                until - time.monotonic(),
-                f"; {held} more since the last line" if held else "",
-            )
+        self._limiter.log(
+            log,
+            logging.INFO,
+            address,
+            "%s: refused a connection to its pub from %s (went over the subscription caps; "
+            "refused for %.0f s more)",
+            self.what,
+            address,
+            until - time.monotonic(),
+        )
         return False
 
     def refusing(self) -> dict[str, float]:

@@ -21,7 +21,7 @@ import zmq
 import zmq.asyncio
 
 from rovbus.transport.intake import Intake
-from rovbus.transport.sendnow import send_now
+from rovbus.transport.sendnow import send_counted
 from rovbus.transport.stats import SocketStats, frames_size
 
 __all__ = ["echo_forever", "is_ping"]
@@ -42,14 +42,9 @@ async def echo_forever(
     """Echo every ping on a ROUTER socket until cancelled; count the rest as rejected."""
     intake = Intake(logger)
     while (frames := await intake.next(socket, stats, "hb")) is not None:
-        size = frames_size(frames)
         stats.messages_in += 1
-        stats.bytes_in += size
+        stats.bytes_in += frames_size(frames)
         if not is_ping(frames):
             intake.dropped(stats, "hb", "a ping without the empty delimiter frame")
             continue
-        if not send_now(socket, frames):
-            stats.dropped += 1
-            continue
-        stats.messages_out += 1
-        stats.bytes_out += size
+        send_counted(socket, frames, stats)

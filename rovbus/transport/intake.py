@@ -155,6 +155,4 @@ class Intake:
     def dropped(self, counters: Counters, what: str, why: str) -> None:
         """Count one message a peer sent that ``what`` dropped, and log it (rate-limited)."""
         counters.rejected += 1
-        held = self._limit.allow(f"{what}:{why}")
-        if held is not None:
-            self.logger.warning("%s: dropped %s (%d more since the last report)", what, why, held)
+        self._limit.log(self.logger, logging.WARNING, f"{what}:{why}", "%s: dropped %s", what, why)

@@ -17,8 +17,8 @@ from typing import Any
 
 import zmq
 
-from rovbus.transport.sendnow import send_now
-from rovbus.transport.stats import SocketStats, frames_size
+from rovbus.transport.sendnow import send_counted
+from rovbus.transport.stats import SocketStats
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
 from rovbus.wire.serializers import Serializer
@@ -112,11 +112,7 @@ class Publisher:
     def send_frames(self, frames: list[bytes]) -> None:
         """Send already-encoded frames (a forwarder's cache, a replayed log) as they are:
         no ``seq`` of this publisher is added or counted."""
-        if not send_now(self.socket, frames):
-            self.stats.dropped += 1
-            return
-        self.stats.messages_out += 1
-        self.stats.bytes_out += frames_size(frames)
+        send_counted(self.socket, frames, self.stats)
 
     def close(self, linger_ms: int | None = None) -> None:
         if not self.socket.closed:

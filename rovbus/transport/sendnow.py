@@ -27,7 +27,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-__all__ = ["send_now"]
+from rovbus.transport.stats import SocketStats, frames_size
+
+__all__ = ["send_counted", "send_now"]
 
 #: the compiled ``send`` of pyzmq's socket class, under the Python-level ``zmq.Socket.send``
 _send: Callable[..., Any] = zmq.backend.Socket.send
@@ -50,4 +52,14 @@ def send_now(sock: zmq.Socket[Any], frames: Sequence[bytes]) -> bool:
         _send(sock, frames[-1], zmq.NOBLOCK)
     except zmq.Again:
         return False
+    return True
+
+
+def send_counted(sock: zmq.Socket[Any], frames: Sequence[bytes], stats: SocketStats) -> bool:
+    """``send_now``, counted in ``stats``: a message and its bytes out, or one dropped."""
+    if not send_now(sock, frames):
+        stats.dropped += 1
+        return False
+    stats.messages_out += 1
+    stats.bytes_out += frames_size(frames)
     return True

@@ -102,14 +102,14 @@ class RequestLoop:
                 )
 
     async def reject(self, channel: Channel, rejected: Rejected) -> None:
-        held = self._limit.allow(f"{channel.name}:{type(rejected.error).__name__}")
-        if held is not None:
-            self.logger.warning(
-                "%s: dropped a bad message: %s (%d more since the last report)",
-                channel.name,
-                rejected.error,
-                held,
-            )
+        self._limit.log(
+            self.logger,
+            logging.WARNING,
+            f"{channel.name}:{type(rejected.error).__name__}",
+            "%s: dropped a bad message: %s",
+            channel.name,
+            rejected.error,
+        )
         if rejected.header is None:
             return
         request = Message(

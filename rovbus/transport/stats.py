@@ -8,7 +8,16 @@ from typing import Any
 
 
 @dataclass(slots=True)
-class SocketStats:
+class Counters:
+    """A base for a table of counters: dataclass fields bumped in place, and ``snapshot``,
+    a copy of them as a dict for a reply's content."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class SocketStats(Counters):
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
@@ -20,9 +29,6 @@ class SocketStats:
     #: or its own high-water mark dropped, which the publisher cannot see. Counted when a
     #: later message of the topic arrives; always 0 on sockets that do not subscribe.
     missed: int = 0
-
-    def snapshot(self) -> dict[str, Any]:
-        return asdict(self)
 
     def add(self, other: SocketStats) -> None:
         """Add ``other``'s counts to these (a sum over several sockets)."""
@@ -41,13 +47,10 @@ def frames_size(frames: Sequence[bytes]) -> int:
 
 
 @dataclass(slots=True)
-class SubscriptionStats:
+class SubscriptionStats(Counters):
     """What a publisher's subscription guard counted (:mod:`rovbus.transport.subguard`)."""
 
     in_force: int = 0  # subscriptions held now (an upper bound: see the guard)
     peers: int = 0  # peer addresses holding any (0 where the guard cannot tell them apart)
     over_cap: int = 0  # times a peer went over its share or the total: refused, socket reset
     resets: int = 0  # times the socket was closed and bound again to free what it held
-
-    def snapshot(self) -> dict[str, Any]:
-        return asdict(self)

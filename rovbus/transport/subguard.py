@@ -245,16 +245,16 @@ class _Guard:
         self.stats.over_cap += 1
         if address is not None:
             self.gate.refuse(address)
-        held = self._limiter.allow(address or "")
-        if held is not None:
-            who = f"refusing {address} for {self.gate.cooldown:.0f} s and" if address else ""
-            log.warning(
-                "%s: %s; %s resetting the socket to free what it holds%s",
-                self.what,
-                why,
-                who,
-                f" ({held} more since the last line)" if held else "",
-            )
+        who = f"refusing {address} for {self.gate.cooldown:.0f} s and" if address else ""
+        self._limiter.log(
+            log,
+            logging.WARNING,
+            address or "",
+            "%s: %s; %s resetting the socket to free what it holds",
+            self.what,
+            why,
+            who,
+        )
 
     def _freed(self, count: int) -> None:
         """``count`` subscriptions were given back (all of a socket's for a reset)."""
@@ -328,8 +328,9 @@ class SubscriptionGuard(_Guard):
                 await self._readable.poll(WAKE_MS)
                 await self._take_all()
             except zmq.ZMQError as exc:
-                if self._limiter.allow("error") is not None:
-                    log.warning("%s: reading subscriptions: %s", self.what, exc)
+                self._limiter.log(
+                    log, logging.WARNING, "error", "%s: reading subscriptions: %s", self.what, exc
+                )
                 await asyncio.sleep(WAKE_MS / 1000)  # an error again at once must not spin
             self.trim_if_due()
 

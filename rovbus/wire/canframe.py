@@ -10,6 +10,7 @@ These paths run for every frame, tens of thousands a second: plain checks, no py
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -233,18 +234,7 @@ class CanFrame:
         if not isinstance(content, Mapping):
             raise EnvelopeError(f"CAN frame content must be a map, got {type(content).__name__}")
         try:
-            bus = content["bus"]
-            aid = content["id"]
-            ext = content["ext"]
-            rtr = content["rtr"]
-            err = content["err"]
-            fd = content["fd"]
-            brs = content["brs"]
-            esi = content["esi"]
-            dlc = content["dlc"]
-            data = content["data"]
-            ts = content["ts"]
-            direction = content["dir"]
+            bus, aid, ext, rtr, err, fd, brs, esi, dlc, data, ts, direction = _fields_of(content)
         except KeyError as exc:
             raise EnvelopeError(f"CAN frame content: missing field {exc.args[0]!r}") from None
         if type(bus) is not str:
@@ -339,6 +329,12 @@ class CanFrame:
 #: the slot descriptors' ``__set__``, in field order (they bypass the frozen ``__setattr__``)
 _SETTERS: tuple[Callable[[CanFrame, Any], None], ...] = tuple(
     CanFrame.__dict__[f.name].__set__ for f in fields(CanFrame)
+)
+
+
+#: a frame's content fields in ``from_content``'s order (``KeyError`` names one missing)
+_fields_of = operator.itemgetter(
+    "bus", "id", "ext", "rtr", "err", "fd", "brs", "esi", "dlc", "data", "ts", "dir"
 )
 
 

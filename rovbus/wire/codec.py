@@ -83,14 +83,19 @@ def new_session_id() -> str:
     return f"{raw[:8]}-{raw[8:]}"
 
 
-def split_envelope(frames: Sequence[bytes]) -> tuple[tuple[bytes, ...], Sequence[bytes]]:
-    """Split at the delimiter: (identities, [signature, header, parent, metadata, content, ...])."""
+def _delimiter_at(frames: Sequence[bytes]) -> int:
+    """The index of the delimiter frame; ``EnvelopeError`` when there is none."""
     try:
-        index = frames.index(DELIMITER)
+        return frames.index(DELIMITER)
     except ValueError:
         raise EnvelopeError(
             f"no {DELIMITER.decode()} delimiter among {len(frames)} frames"
         ) from None
+
+
+def split_envelope(frames: Sequence[bytes]) -> tuple[tuple[bytes, ...], Sequence[bytes]]:
+    """Split at the delimiter: (identities, [signature, header, parent, metadata, content, ...])."""
+    index = _delimiter_at(frames)
     identities = tuple(frames[:index])
     for identity in identities:
         if type(identity) is not bytes:
@@ -317,12 +322,7 @@ class Codec:
         guard nothing is remembered (a file read back, a one-off check). Raises only
         ``EnvelopeError`` or ``SignatureError``."""
         # The hot path of every receiver: split_envelope, detect and unpack, inlined.
-        try:
-            index = frames.index(DELIMITER)
-        except ValueError:
-            raise EnvelopeError(
-                f"no {DELIMITER.decode()} delimiter among {len(frames)} frames"
-            ) from None
+        index = _delimiter_at(frames)
         n = len(frames) - index - 1
         if n < 5:
             raise EnvelopeError(

@@ -1,0 +1,53 @@
+"""``with`` and ``async with`` for the objects that end with ``close`` or ``aclose``.
+
+``Closing``: ``with x:`` gives ``x`` and calls ``x.close()`` at the end, however the block
+ends. ``AsyncClosing``: the same with ``async with`` and ``await x.aclose()``. Neither
+suppresses an exception of the block.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+__all__ = ["AsyncClosing", "Closing"]
+
+
+class Closing:
+    """A base for classes whose ``close()`` ends them: ``with`` closes."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """A base for classes whose ``aclose()`` ends them: ``async with`` closes."""
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
