@@ -12,11 +12,10 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rovbus.client.client import Client
-from rovbus.client.helm import Helm
+from rovbus.client.helm import Frames, Helm
 from rovbus.client.nodetable import NodeRow
 from rovbus.client.subscription import Subscription
 from rovbus.closing import Closing
@@ -97,8 +96,9 @@ class BlockingSubscription(Closing):
             self._owner._run(self.subscription.aclose())
 
 
-class BlockingHelm:
-    """The blocking form of :class:`~rovbus.client.helm.Helm`."""
+class BlockingHelm(Closing):
+    """The blocking form of :class:`~rovbus.client.helm.Helm`: ``with`` takes the helm
+    and gives it back (unless it was lost)."""
 
     def __init__(self, owner: BlockingClient, helm: Helm) -> None:
         self._owner = owner
@@ -108,7 +108,7 @@ class BlockingHelm:
         self._owner._run(self.helm.take())
         return self
 
-    def send(self, bus: str, frames: Sequence[CanFrame | str | dict[str, Any]]) -> int:
+    def send(self, bus: str, frames: Frames) -> int:
         return self._owner._run(self.helm.send(bus, frames))
 
     def renew(self) -> None:
@@ -117,16 +117,11 @@ class BlockingHelm:
     def release(self) -> None:
         self._owner._run(self.helm.release())
 
+    def close(self) -> None:
+        self._owner._run(self.helm.aclose())
+
     def __enter__(self) -> BlockingHelm:
         return self.take()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._owner._run(self.helm.__aexit__(exc_type, exc, tb))
 
 
 class BlockingClient(Closing):

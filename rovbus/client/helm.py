@@ -11,38 +11,25 @@ A refusal raises :class:`~rovbus.errors.HelmRefused`, a lost helm
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Protocol
 
+from rovbus.closing import AsyncClosing
 from rovbus.errors import HelmLost, HelmRefused, RequestFailed, RovbusError
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.message import Message
 
+Frames = Sequence[CanFrame | str | dict[str, Any]]
+
 
 class Peer(Protocol):
-    """What a helm asks of its client (``rovbus.client.Client``)."""
+    """What a helm asks of its client (``rovbus.client.Client``): a request on control,
+    frames sent, each within ``timeout``."""
 
     async def request(
-        self,
-        node: str,
-        msg_type: str,
-        content: dict[str, Any] | None = None,
-        *,
-        channel: str = "shell",
-        timeout: float = 3.0,
-        retries: int = 2,
-        check: bool = True,
+        self, node: str, msg_type: str, content: dict[str, Any], *, channel: str, timeout: float
     ) -> Message: ...
 
-    async def send_frames(
-        self,
-        node: str,
-        bus: str,
-        frames: Sequence[CanFrame | str | dict[str, Any]],
-        *,
-        timeout: float = 3.0,
-        retries: int = 2,
-    ) -> int: ...
+    async def send_frames(self, node: str, bus: str, frames: Frames, *, timeout: float) -> int: ...
 
 
 __all__ = ["Helm", "helm_error"]
@@ -56,8 +43,9 @@ def helm_error(exc: RequestFailed) -> RovbusError:
     return exc if kind is None else kind(f"{exc.node}: {exc.ename}: {exc.evalue}")
 
 
-class Helm:
-    """The helm of ``node`` (every helm bus of it, or ``bus``) for one client."""
+class Helm(AsyncClosing):
+    """The helm of ``node`` (every helm bus of it, or ``bus``) for one client:
+    ``async with`` takes it and gives it back (unless it was lost)."""
 
     def __init__(
         self,
@@ -77,6 +65,13 @@ class Helm:
         self.timeout = timeout
         #: the helm state of the node's last reply (``helm_status`` content's ``buses``)
         self.state: dict[str, Any] = {}
+        #: the node said HelmLost: taken over, or the lease ran out; nothing to give back
+        self.lost = False
+
+    def _refused(self, exc: RequestFailed) -> RovbusError:
+        error = helm_error(exc)
+        self.lost = self.lost or isinstance(error, HelmLost)
+        return error
 
     async def _control(self, msg_type: str, **content: Any) -> dict[str, Any]:
         if self.bus is not None:
@@ -86,7 +81,7 @@ class Helm:
                 self.node, msg_type, content, channel="control", timeout=self.timeout
             )
         except RequestFailed as exc:
-            raise helm_error(exc) from None
+            raise self._refused(exc) from None
         buses = reply.content.get("buses")
         self.state = buses if isinstance(buses, dict) else {}
         return reply.content
@@ -99,12 +94,12 @@ class Helm:
         await self._control("helm_take", **content)
         return self
 
-    async def send(self, bus: str, frames: Sequence[CanFrame | str | dict[str, Any]]) -> int:
+    async def send(self, bus: str, frames: Frames) -> int:
         """Transmit ``frames`` on ``bus``; frames to helm IDs renew the lease."""
         try:
             return await self.client.send_frames(self.node, bus, frames, timeout=self.timeout)
         except RequestFailed as exc:
-            raise helm_error(exc) from None
+            raise self._refused(exc) from None
 
     async def renew(self) -> None:
         """Renew the lease without new setpoints (a caller holding position)."""
@@ -114,15 +109,10 @@ class Helm:
         """Give the helm back: the node writes its failsafe frames."""
         await self._control("helm_release")
 
+    async def aclose(self) -> None:
+        """Release the helm, unless the node said it was lost."""
+        if not self.lost:
+            await self.release()
+
     async def __aenter__(self) -> Helm:
         return await self.take()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, HelmLost):
-            return  # nothing to release
-        await self.release()
