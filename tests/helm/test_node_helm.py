@@ -13,7 +13,7 @@ import zmq
 
 from rovbus.wire.codec import Codec
 from rovbus.wire.message import Message
-from tests.helm.rig import Rig, failsafe, helm_frame
+from tests.helm.rig import FAILSAFE, Rig, failsafe, helm_frame
 from tests.reliability.threads import Peer
 
 
@@ -239,3 +239,26 @@ def test_the_consoles_send_is_gated_like_can_send(helm_rig: Callable[..., Rig]) 
     ok(control(op, "helm_take_request"))
     ok(op.request("execute_request", {"code": "send can0 203#E803"}))
     rig.wire.wait(lambda s: s.id == 0x203)
+
+
+def test_failsafe_frames_say_why_in_the_transmit_log_and_the_holder_s_frames_name_it(
+    helm_rig: Callable[..., Rig],
+) -> None:
+    rig = helm_rig(lease_ms=60_000)
+    alice = rig.peer("alice")
+    ok(control(alice, "helm_take_request", bus="can0"))
+    setpoint = ok(send(alice, "202#E803"))
+    ok(control(alice, "helm_release_request", bus="can0"))
+    after = rig.wire.wait(lambda s: s.id == 0x202 and s.data == b"\xe8\x03")
+    rig.wire.wait(failsafe, after)
+    logged = ok(alice.request("tx_log_request", {"bus": "can0"})).content["frames"]
+    ours = [f for f in logged if f["origin"]["msg_id"] == setpoint.parent_header["msg_id"]]
+    assert [(f["id"], f["origin"]["by"]) for f in ours] == [(0x202, "alice")]
+    released = [f for f in logged if f["origin"].get("reason", "").startswith("failsafe: ")]
+    assert {(f["id"], f["data"]) for f in released} >= FAILSAFE
+    assert {f["origin"]["reason"] for f in released} == {
+        "failsafe: node started",
+        "failsafe: released by alice",
+    }
+    assert {f["origin"]["by"] for f in released} == {"prop"}
+    assert all(f["origin"]["msg_id"] == "" for f in released)
