@@ -111,10 +111,11 @@ GROUPS: dict[str, Group] = {
             ),
         ),
     ),
-    # requests by node name across a forwarder, and their replies back
+    # requests by node name across a forwarder, and their replies back (tests/forwarder
+    # runs forwarders as processes: these two files run them in the test process)
     "routing": Group(
         ("rovbus/forwarder/routing.py",),
-        ("tests/forwarder", "tests/reliability/test_shutdown.py"),
+        ("tests/reliability/test_routing.py", "tests/reliability/test_shutdown.py"),
     ),
 }
 
