@@ -285,20 +285,21 @@ async def test_aclose_lets_queued_frames_finish_within_the_deadline(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     bus = SteppedBus(channel=channel)
-    port, first = await first_in_flight(make_port, channel, bus)
-    second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
-    withdrawn = asyncio.create_task(port.send([frame(0x103)]))
-    await asyncio.sleep(0)  # one loop step: both queue their frames
-    withdrawn.cancel()  # its caller gave up: the rest still drains
+    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: bus)
+    await port.open()
+    first = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
+    await bus.arrived()  # 0x100 is inside bus.send, 0x101 waits behind it
+    withdrawn = asyncio.create_task(port.send([frame(0x102)]))
+    await asyncio.sleep(0)  # one loop step: it queues its frame
+    withdrawn.cancel()  # its caller gave up: 0x101 is still to go
     with pytest.raises(asyncio.CancelledError):
         await withdrawn
     closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
     await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
-    bus.allow(3)
+    bus.allow(2)
     await closing
-    assert await first == 1
-    assert await second == 2
-    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
+    assert await first == 2
+    assert [(await recv(peer)).arbitration_id for _ in range(2)] == [0x100, 0x101]
     assert peer.recv(timeout=0.2) is None
     with pytest.raises(CanError, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x100)])
@@ -447,10 +448,13 @@ async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_
         await bus.arrived()
         assert not await tx.wait_worker(0.05)  # inside bus.send, held at the gate
         assert not await tx.wait_idle(0.05)
+        worker_out = asyncio.create_task(tx.wait_worker(WAIT_S))
+        idle = asyncio.create_task(tx.wait_idle(WAIT_S))
+        await asyncio.sleep(0)  # one loop step: both are waiting
         bus.gate.set()
         assert await future == 1
-        assert await tx.wait_worker(WAIT_S)
-        assert await tx.wait_idle(WAIT_S)
+        assert await worker_out
+        assert await idle
         assert [f.arbitration_id for f in sent] == [0x100]
     finally:
         tx.detach()
