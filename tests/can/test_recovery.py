@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 
 import can
@@ -349,4 +350,38 @@ async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
     await states.wait_for("ok", count=2)
     assert port.last_error == "transmit: Panic: driver gave up (test)"
     assert await port.send([CanFrame("main", 0x101)]) == 1
+    await port.aclose()
+
+
+async def test_a_send_the_bus_cannot_take_fails_after_send_timeout_and_the_bus_reopens(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    class FullBus(GatedBus):
+        """A bus whose transmit buffer stays full: ``send`` waits for room as long as it is
+        told to, then raises as socketcan does (told nothing, it would wait for ever;
+        here WAIT_S)."""
+
+        def send(self, msg: can.Message, timeout: float | None = None) -> None:
+            threading.Event().wait(WAIT_S if timeout is None else timeout)
+            raise can.CanOperationError(f"Transmit buffer full (waited {timeout} s)")
+
+    buses = iter([FullBus, GatedBus])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses)(channel=channel),
+        on_state=states,
+        backoff_initial_s=0.01,
+        send_timeout_s=0.05,
+    )
+    await port.open()
+    with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: .* \(waited 0.05 s\)$"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "transmit: CanOperationError: Transmit buffer full (waited 0.05 s)"
+    assert await port.send([CanFrame("main", 0x101)]) == 1
+    msg = await asyncio.to_thread(peer.recv, WAIT_S)
+    assert msg is not None
+    assert msg.arbitration_id == 0x101
     await port.aclose()
