@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import can
@@ -322,6 +324,44 @@ async def test_a_bus_that_held_longer_than_the_longest_backoff_is_retried_at_the
         await states.wait_for("ok", count=reopened)
     assert port.stats().reopen_count == 2
     await port.aclose()
+
+
+async def test_a_bus_that_fails_again_right_after_each_reopen_is_retried_ever_later(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    class DownFactory(Factory):
+        """Buses that open, then fail at their first read (socketcan on an interface that
+        is down); when each was opened."""
+
+        def __init__(self, channel: str) -> None:
+            super().__init__(channel)
+            self.opened: list[float] = []
+
+        def __call__(self) -> can.BusABC:
+            bus = super().__call__()
+            assert isinstance(bus, GatedBus)
+            bus.fail_recv.set()
+            self.opened.append(time.monotonic())
+            return bus
+
+    factory = DownFactory(channel)
+    states = StateWatch()
+    port = make_port(  # no bus holds for backoff_max_s: the backoff never starts afresh
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+        backoff_max_s=5.0,
+    )
+    await port.open()
+    await states.wait_for("ok", count=8)
+    await port.aclose()
+    gaps = [b - a for a, b in itertools.pairwise(factory.opened)]
+    # each reopen waits at least twice as long as the one before (the loop may wake up
+    # a clock tick early: 1 % spare)
+    for n, gap in enumerate(gaps[:7]):
+        assert gap >= 0.99 * 0.01 * 2**n, (n, gaps)
 
 
 class Panic(BaseException):
