@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
@@ -279,6 +280,51 @@ async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
         await got.wait_for(lambda: len(got.rx()) == 1)
     published = [] if released == "after the close" else [0x101]
     assert [f.arbitration_id for f in got.rx()] == published  # not the late one
+    await port.aclose()
+
+
+async def test_a_bus_that_fails_to_send_is_shut_down_only_after_its_reads_end(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    class SlowReadBus(GatedBus):
+        """A driver whose every read takes 0.2 s whatever its timeout; whether it was shut
+        down in the middle of one (a driver freed under a reading thread may crash)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.reading = threading.Event()
+            self.shut_while_reading: bool | None = None
+
+        def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+            self.reading.set()
+            try:
+                threading.Event().wait(0.2)
+                return super()._recv_internal(0)
+            finally:
+                self.reading.clear()
+
+        def shutdown(self) -> None:
+            if self.shut_while_reading is None:
+                self.shut_while_reading = self.reading.is_set()
+            super().shutdown()
+
+    slow = SlowReadBus(channel=channel)
+    buses = iter([slow, GatedBus(channel=channel)])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    assert await asyncio.to_thread(slow.reading.wait, WAIT_S)
+    slow.fail_send.set()
+    with pytest.raises(CanError, match="bus-off"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2)
+    assert slow.shut_while_reading is False
     await port.aclose()
 
 
