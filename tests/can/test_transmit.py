@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import can
@@ -456,6 +458,38 @@ async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_
         assert await worker_out
         assert await idle
         assert [f.arbitration_id for f in sent] == [0x100]
+    finally:
+        tx.detach()
+        tx.close()
+        bus.shutdown()
+
+
+async def test_a_run_dropped_before_the_worker_begins_it_fails_whole_and_is_counted(
+    channel: str, peer: can.BusABC
+) -> None:
+    bus = GatedBus(channel=channel)
+    counters = PortCounters()
+    sent: list[CanFrame] = []
+    tx = Transmitter("main", queue_size=8, counters=counters, on_sent=sent.extend, on_error=print)
+    # The worker thread is slow to begin a run handed to it (here: held busy), and transmit
+    # goes off in between: none of the run's frames was claimed, so none may go out.
+    busy = threading.Event()
+    tx._executor = ThreadPoolExecutor(1)
+    tx._executor.submit(busy.wait, WAIT_S)
+    tx.attach(bus)
+    try:
+        frames = [frame(0x100), frame(0x101)]
+        future = tx.enqueue(frames, [f.to_can_message() for f in frames])
+        assert tx.queued == 2  # handed to the worker, not begun
+        assert tx.drop_all("transmit disabled") == 2
+        assert tx.queued == 0
+        busy.set()
+        with pytest.raises(CanError, match=r"^bus 'main': transmit disabled$"):
+            await future
+        assert await tx.wait_idle(WAIT_S)
+        assert (counters.tx, counters.tx_dropped) == (0, 2)
+        assert sent == []
+        assert peer.recv(timeout=0.2) is None
     finally:
         tx.detach()
         tx.close()
