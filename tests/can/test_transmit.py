@@ -16,7 +16,8 @@ from can_helpers import WAIT_S, Collector, GatedBus, SteppedBus, bus_config
 
 from rovbus.can import CanPort
 from rovbus.can.stats import PortCounters
-from rovbus.can.transmit import Transmitter
+from rovbus.can.transmit import Transmitter, tx_refusal
+from rovbus.config.txallow import TxAllowList
 from rovbus.errors import CanError
 from rovbus.wire.canframe import CanFrame
 
@@ -153,6 +154,29 @@ async def test_a_long_tx_allow_list_is_cut_short_in_a_refusal(
     with pytest.raises(CanError, match=re.escape(f"tx_allow list of 'main' ({shown})")):
         await port.send([frame(0x101)])
     await port.aclose()
+
+
+@pytest.mark.parametrize(
+    ("last", "shown"),
+    [
+        (
+            "0x10E-0x10F",
+            "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E-0x10F; 29-bit none",
+        ),
+        (
+            "0x10E, 0x110",
+            "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E, 0x110; 29-bit ...",
+        ),
+    ],
+    ids=["80 characters: whole", "81: cut"],
+)
+def test_a_refusal_shows_a_tx_allow_list_of_up_to_80_characters_whole(
+    last: str, shown: str
+) -> None:
+    first = ["0x100", "0x102", "0x104", "0x106", "0x108", "0x10A", "0x10C"]
+    allow = TxAllowList.parse([*first, *last.split(", ")])
+    why = tx_refusal(frame(0x101), "main", fd=False, allow=allow)
+    assert why == f"11-bit (standard) ID 0x101 is not in the tx_allow list of 'main' ({shown})"
 
 
 @pytest.mark.parametrize("tx_allow", [[], None], ids=["empty", "absent"])
