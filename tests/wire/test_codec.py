@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -490,6 +491,28 @@ def test_decode_accepts_bytes_like_frames() -> None:
     assert got.content == {"a": b"\x01"}
     assert type(got.identities[0]) is bytes
     assert type(got.buffers[0]) is bytes
+
+
+@pytest.mark.parametrize(
+    "odd", range(5), ids=["signature", "header", "parent", "metadata", "content"]
+)
+@pytest.mark.parametrize("kind", ["one bytes-like among bytes", "one bytes among bytes-like"])
+def test_decode_takes_a_mix_of_bytes_and_bytes_like_frames(odd: int, kind: str) -> None:
+    """As a socket read with ``copy=False`` gives them: zmq.Frame objects, which cannot be
+    sliced and are hashed by identity (a replay guard would not know one again)."""
+    sender, receiver = pair()
+    content = {"a": b"\x01"}
+    frames = sender.encode(sender.message("t", content, metadata={"m": 1}, identities=[b"t"]))
+    start = frames.index(DELIMITER) + 1
+    like = kind == "one bytes-like among bytes"
+    mixed: list[Any] = [
+        zmq.Frame(f) if (i == start + odd) == like and i >= start else f
+        for i, f in enumerate(frames)
+    ]
+    got = receiver.decode(mixed)
+    assert (got.msg_type, got.content, got.metadata) == ("t", content, {"m": 1})
+    with pytest.raises(SignatureError, match="replayed"):
+        receiver.decode(frames)
 
 
 # -- property tests -----------------------------------------------------------------------
