@@ -246,7 +246,10 @@ async def test_aclose_after_a_failure_that_cannot_be_repaired_releases_the_bus(
     assert factory.buses[0]._is_shutdown
 
 
-@pytest.mark.parametrize("released", ["while failed", "after the reopen", "after the close"])
+@pytest.mark.parametrize(
+    "released",
+    ["while failed", "after the reopen", "after the close", "after a close while failed"],
+)
 async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], released: str
 ) -> None:
@@ -272,19 +275,23 @@ async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
             await port.send([CanFrame("main", 0x100)])
         if released == "after the reopen":
             await states.wait_for("ok", count=2)
+        elif released == "after a close while failed":  # before the reopen: it waits 1 s
+            await port.aclose()  # for the stuck thread first
     stuck.unstick.set()  # it reads one more frame and hands it over
     await wait_until(lambda: port.stats().rx_dropped == 1, "the late frame counted as dropped")
-    if released != "after the close":
+    closed = released in ("after the close", "after a close while failed")
+    if not closed:
         await states.wait_for("ok", count=2)
         peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
         await got.wait_for(lambda: len(got.rx()) == 1)
-    published = [] if released == "after the close" else [0x101]
+    published = [] if closed else [0x101]
     assert [f.arbitration_id for f in got.rx()] == published  # not the late one
     await port.aclose()
 
 
-async def test_a_bus_that_fails_to_send_is_shut_down_only_after_its_reads_end(
-    channel: str, make_port: Callable[..., CanPort]
+@pytest.mark.parametrize("given_up", ["it fails to send", "the port closes"])
+async def test_a_bus_given_up_is_shut_down_only_after_its_reads_end(
+    channel: str, make_port: Callable[..., CanPort], given_up: str
 ) -> None:
     class SlowReadBus(GatedBus):
         """A driver whose every read takes 0.2 s whatever its timeout; whether it was shut
@@ -309,23 +316,24 @@ async def test_a_bus_that_fails_to_send_is_shut_down_only_after_its_reads_end(
             super().shutdown()
 
     slow = SlowReadBus(channel=channel)
-    buses = iter([slow, GatedBus(channel=channel)])
+    buses = iter([lambda: slow, lambda: GatedBus(channel=channel)])
     states = StateWatch()
     port = make_port(
         bus_config(channel),
         Collector(),
-        bus_factory=lambda: next(buses),
+        bus_factory=lambda: next(buses)(),
         on_state=states,
         backoff_initial_s=0.01,
     )
     await port.open()
     assert await asyncio.to_thread(slow.reading.wait, WAIT_S)
-    slow.fail_send.set()
-    with pytest.raises(CanError, match="bus-off"):
-        await port.send([CanFrame("main", 0x100)])
-    await states.wait_for("ok", count=2)
-    assert slow.shut_while_reading is False
+    if given_up == "it fails to send":
+        slow.fail_send.set()
+        with pytest.raises(CanError, match="bus-off"):
+            await port.send([CanFrame("main", 0x100)])
+        await states.wait_for("ok", count=2)
     await port.aclose()
+    assert slow.shut_while_reading is False
 
 
 async def test_a_bus_failing_while_the_port_closes_is_released(
