@@ -212,6 +212,19 @@ async def test_fd_frame_refused_on_a_classic_bus(
     await port.aclose()
 
 
+async def test_one_send_of_more_frames_than_a_worker_run_goes_out_whole_in_order(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel, queue_size=600), Collector())
+    await port.open()
+    ids = [i % 0x800 for i in range(300)]  # a worker run carries at most 256 frames
+    async with asyncio.timeout(WAIT_S):
+        assert await port.send([frame(i) for i in ids]) == 300
+    assert [(await recv(peer)).arbitration_id for _ in ids] == ids
+    assert port.stats().tx == 300
+    await port.aclose()
+
+
 async def test_queue_full_refuses_the_whole_call(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
