@@ -482,6 +482,7 @@ async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_
     )
     tx.attach(bus)
     try:
+        assert await tx.wait_worker(0.0)  # nothing sent yet: not inside bus.send
         frames = [frame(0x100)]
         future = tx.enqueue(frames, [f.to_can_message() for f in frames])
         await bus.arrived()
