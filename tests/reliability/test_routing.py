@@ -10,18 +10,21 @@ outside would.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 
 from rovbus.config import load_system
 from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
-from rovbus.wire.codec import Codec
+from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer
 from tests.conftest import forwarder_toml, node_toml
 from tests.reliability.conftest import (
     DaemonThread,
@@ -77,6 +80,7 @@ class Routed:
 
 SHELL = (b"alpha", b"shell")
 CONTROL = (b"alpha", b"control")
+JSON = Serializer.JSON
 
 
 @contextlib.contextmanager
@@ -214,3 +218,41 @@ def test_with_a_key_only_requests_signed_for_the_node_s_start_go_in(
         assert r.quiet()  # nothing it could not verify was answered
         stats = r.stats
         assert (stats.requests, stats.forwarded, stats.replies) == (4, 1, 1)
+
+
+def test_a_request_signed_but_unreadable_is_answered_and_what_cannot_be_verified_never(
+    write_system: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rovbus.forwarder.routing")
+    with routed(write_system, tmp_path, signed=True) as r:
+        request = r.codec.message("kernel_info_request", identities=SHELL, serializer=JSON)
+        frames = r.codec.encode(request)
+        at = frames.index(DELIMITER)
+        # a client's bug: content that is not JSON, signed with the right key
+        body = [*frames[at + 2 : at + 5], b"{not json"]
+        unreadable = [*frames[:at], DELIMITER, r.codec.signer.sign(body), *body]
+        router = r.fwd.daemon.router
+        assert router is not None
+        until(lambda: router.session_of("alpha"), what="the forwarder has heard alpha's start")
+        r.sock.send_multipart(unreadable)
+        (reply,) = collect(r.sock, r.codec, 1)
+        assert (reply.msg_type, reply.serializer) == ("kernel_info_reply", JSON)
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert reply.content["status"] == "error"
+        assert reply.content["ename"] == "EnvelopeError"
+        # four frames after the delimiter: no signature can be checked, so no answer
+        r.sock.send_multipart(unreadable[:-1])
+        # a readable request whose signature is not the node's start key's
+        forged = r.codec.encode(r.codec.message("kernel_info_request", identities=SHELL))
+        forged[forged.index(DELIMITER) + 1] = b"0" * 64
+        r.sock.send_multipart(forged)
+        r.sock.send_multipart(unreadable)  # a replay
+        until(lambda: r.stats.rejected == 4, what="all four counted")
+        assert r.quiet()
+        stats = r.stats
+        assert (stats.requests, stats.forwarded, stats.errors) == (4, 0, 1)
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "rovbus.forwarder.routing"]
+    assert logged == [  # one line per kind of fault and 10 s, the others counted
+        f"tether: a bad request: {reply.content['evalue']} (0 more since the last report)",
+        "tether: dropped a request: invalid signature (0 more since the last report)",
+    ]
