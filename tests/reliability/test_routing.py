@@ -85,7 +85,12 @@ JSON = Serializer.JSON
 
 @contextlib.contextmanager
 def routed(
-    write_system: Callable[..., Path], tmp_path: Path, *, signed: bool = False, node: bool = True
+    write_system: Callable[..., Path],
+    tmp_path: Path,
+    *,
+    signed: bool = False,
+    node: bool = True,
+    timeout: float = TIMEOUT,
 ) -> Iterator[Routed]:
     extra = signed_extra(tmp_path) if signed else ""
     # the node on TCP (it has a context of its own), the forwarder's outer side inproc
@@ -98,7 +103,7 @@ def routed(
         daemon = NodeDaemon(system, "alpha")
         daemon.add_handler("hold_request", hold)
         node_thread = DaemonThread(daemon, serve=True)
-    fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=TIMEOUT), serve=True)
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=timeout), serve=True)
     assert fwd.daemon.context is not None
     ep = fwd.daemon.config.endpoints
     codec = Codec(system.hmac_key(), username="op")
@@ -256,3 +261,24 @@ def test_a_request_signed_but_unreadable_is_answered_and_what_cannot_be_verified
         f"tether: a bad request: {reply.content['evalue']} (0 more since the last report)",
         "tether: dropped a request: invalid signature (0 more since the last report)",
     ]
+
+
+def test_a_request_for_a_node_that_connects_within_the_timeout_goes_in_once_it_does(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path, node=False, timeout=30.0) as r:
+        request = r.send("kernel_info_request", SHELL)
+        until(lambda: r.stats.requests == 1, what="the request read")
+        node = DaemonThread(NodeDaemon(r.fwd.daemon.system, "alpha"), serve=True)
+        try:
+            (reply,) = collect(r.sock, r.codec, 1)
+        finally:
+            node.join()
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert reply.content["status"] == "ok"
+        stats = until(lambda: r.stats.replies == 1 and r.stats, what="the reply counted")
+        assert (stats.forwarded, stats.unreachable, stats.errors) == (1, 0, 0)
+        assert stats.per_node == {"alpha": 1}
+        router = r.fwd.daemon.router
+        assert router is not None
+        assert not router._tasks  # nothing kept of the wait once it is over
