@@ -20,6 +20,7 @@ import pytest
 import zmq
 
 from rovbus.config import load_system
+from rovbus.forwarder import routing
 from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import DELIMITER, Codec
@@ -90,8 +91,10 @@ def routed(
     *,
     signed: bool = False,
     node: bool = True,
+    answers: bool = True,
     timeout: float = TIMEOUT,
 ) -> Iterator[Routed]:
+    """``node``: alpha runs (and reads and answers requests if ``answers``)."""
     extra = signed_extra(tmp_path) if signed else ""
     # the node on TCP (it has a context of its own), the forwarder's outer side inproc
     fwd_table = inproc(forwarder_toml("tether"))
@@ -102,7 +105,7 @@ def routed(
     if node:
         daemon = NodeDaemon(system, "alpha")
         daemon.add_handler("hold_request", hold)
-        node_thread = DaemonThread(daemon, serve=True)
+        node_thread = DaemonThread(daemon, serve=answers)
     fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=timeout), serve=True)
     assert fwd.daemon.context is not None
     ep = fwd.daemon.config.endpoints
@@ -282,3 +285,25 @@ def test_a_request_for_a_node_that_connects_within_the_timeout_goes_in_once_it_d
         router = r.fwd.daemon.router
         assert router is not None
         assert not router._tasks  # nothing kept of the wait once it is over
+
+
+def test_beyond_max_pending_the_oldest_request_gets_its_error_at_once(
+    write_system: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routing, "MAX_PENDING", 2)
+    with routed(write_system, tmp_path, answers=False, timeout=60.0) as r:
+        sent = []
+        for _ in range(4):  # alpha is connected and reads nothing: all wait for a reply
+            request = r.codec.message("kernel_info_request", identities=SHELL, serializer=JSON)
+            r.sock.send_multipart(r.codec.encode(request))
+            sent.append(request)
+        replies = collect(r.sock, r.codec, 2)
+        assert [reply.parent_header["msg_id"] for reply in replies] == [m.msg_id for m in sent[:2]]
+        for reply in replies:
+            assert reply.serializer is JSON
+            assert reply.content["evalue"] == (
+                "node 'alpha' did not answer kernel_info_request on shell within 60 s "
+                "(forwarder tether)"
+            )
+        stats = r.stats
+        assert (stats.forwarded, stats.timeouts, stats.errors) == (4, 2, 2)
