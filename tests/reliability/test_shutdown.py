@@ -294,6 +294,7 @@ def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -
     for request in own:
         assert_refused(answered[request.msg_id], request, "forwarder tether", "not carried out")
     assert (stats.requests, stats.rejected, stats.forwarded) == (len(by_name) + 1, 1, 0)
+    assert stats.errors == len(by_name)  # every refusal is an error reply of its own
 
 
 TO_ALPHA = (b"alpha", b"shell")  # a request's routing frames: node alpha, its shell
