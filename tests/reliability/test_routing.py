@@ -143,6 +143,26 @@ def test_shell_and_control_by_name_reach_the_node_s_shell_and_control(
         stats = until(lambda: r.stats.replies == 3 and r.stats, what="3 replies counted")
         assert (stats.requests, stats.forwarded, stats.errors) == (3, 3, 0)
         assert stats.per_node == {"alpha": 3}
+        # what `rovbus stats` shows of them: the forwarder's stats_reply
+        assert r.fwd.daemon.context is not None
+        control = dealer(r.fwd.daemon.context, r.fwd.daemon.config.endpoints.control)
+        try:
+            control.send_multipart(r.codec.encode(r.codec.message("stats_request")))
+            (reply,) = collect(control, r.codec, 1)
+        finally:
+            control.close()
+        assert reply.content["requests"] == {
+            "requests": 3,
+            "forwarded": 3,
+            "replies": 3,
+            "errors": 0,
+            "unknown_node": 0,
+            "unreachable": 0,
+            "timeouts": 0,
+            "late_replies": 0,
+            "rejected": 0,
+            "per_node": {"alpha": 3},
+        }
 
 
 def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
