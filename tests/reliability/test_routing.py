@@ -59,17 +59,25 @@ class Routed:
         return router.stats
 
     def send(
-        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+        self,
+        msg_type: str,
+        to: tuple[bytes, ...],
+        content: dict[str, Any] | None = None,
+        serializer: Serializer | None = None,
     ) -> Message:
-        request = self.codec.message(msg_type, content or {}, identities=to)
+        request = self.codec.message(msg_type, content or {}, identities=to, serializer=serializer)
         self.sock.send_multipart(self.codec.encode(request))
         return request
 
     def ask(
-        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+        self,
+        msg_type: str,
+        to: tuple[bytes, ...],
+        content: dict[str, Any] | None = None,
+        serializer: Serializer | None = None,
     ) -> Message:
         """Send a request and return its one reply."""
-        request = self.send(msg_type, to, content)
+        request = self.send(msg_type, to, content, serializer)
         (reply,) = collect(self.sock, self.codec, 1)
         assert reply.parent_header["msg_id"] == request.msg_id
         return reply
@@ -130,6 +138,7 @@ def test_shell_and_control_by_name_reach_the_node_s_shell_and_control(
 ) -> None:
     with routed(write_system, tmp_path) as r:
         info = r.ask("kernel_info_request", SHELL)
+        assert info.identities == ()  # the reply comes back as sent: no routing frame left
         assert info.content["banner"].startswith("rovbus ")
         assert "node 'alpha'" in info.content["banner"]
         # tx_off is a control request: the node's shell does not know it
@@ -172,7 +181,8 @@ def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
         stdin = r.ask("kernel_info_request", (b"alpha", b"stdin"))
         assert stdin.content["ename"] == "RouteError"
         assert stdin.content["evalue"] == "channel 'stdin' is not routed; use shell or control"
-        nobody = r.ask("kernel_info_request", (b"nobody", b"shell"))
+        nobody = r.ask("kernel_info_request", (b"nobody", b"shell"), serializer=JSON)
+        assert nobody.serializer is JSON  # answered as asked
         assert nobody.content["ename"] == "UnknownNode"
         assert nobody.content["evalue"] == (
             "no node 'nobody' behind forwarder tether (inner group 'vehicle'); known nodes: alpha"
