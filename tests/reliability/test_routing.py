@@ -193,11 +193,18 @@ def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
             "needs two routing frames before the delimiter: [node, channel]"
             in (bare.content["evalue"])
         )
-        for reply in (stdin, nobody, bare):
+        # routing frames that are not UTF-8: named as well as they can be, and answered
+        garbled = r.ask("kernel_info_request", (b"\xffalpha", b"shell"))
+        assert garbled.content["evalue"].startswith("no node '\ufffdalpha' behind forwarder")
+        odd_channel = r.ask("kernel_info_request", (b"alpha", b"sh\xffell"))
+        assert odd_channel.content["evalue"] == (
+            "channel 'sh\ufffdell' is not routed; use shell or control"
+        )
+        for reply in (stdin, nobody, bare, garbled, odd_channel):
             assert reply.msg_type == "kernel_info_reply"
             assert reply.content["status"] == "error"
         stats = r.stats
-        assert (stats.requests, stats.forwarded, stats.unknown_node, stats.errors) == (3, 0, 1, 3)
+        assert (stats.requests, stats.forwarded, stats.unknown_node, stats.errors) == (5, 0, 2, 5)
         assert r.quiet()
 
 
