@@ -53,10 +53,14 @@ class Routed:
     hold: Hold
 
     @property
-    def stats(self) -> Any:
+    def router(self) -> Any:
         router = self.fwd.daemon.router
         assert router is not None
-        return router.stats
+        return router
+
+    @property
+    def stats(self) -> Any:
+        return self.router.stats
 
     def send(
         self,
@@ -276,9 +280,7 @@ def test_a_request_signed_but_unreadable_is_answered_and_what_cannot_be_verified
         # a client's bug: content that is not JSON, signed with the right key
         body = [*frames[at + 2 : at + 5], b"{not json"]
         unreadable = [*frames[:at], DELIMITER, r.codec.signer.sign(body), *body]
-        router = r.fwd.daemon.router
-        assert router is not None
-        until(lambda: router.session_of("alpha"), what="the forwarder has heard alpha's start")
+        until(lambda: r.router.session_of("alpha"), what="the forwarder has heard alpha's start")
         r.sock.send_multipart(unreadable)
         (reply,) = collect(r.sock, r.codec, 1)
         assert (reply.msg_type, reply.serializer) == ("kernel_info_reply", JSON)
@@ -319,9 +321,7 @@ def test_a_request_for_a_node_that_connects_within_the_timeout_goes_in_once_it_d
         stats = until(lambda: r.stats.replies == 1 and r.stats, what="the reply counted")
         assert (stats.forwarded, stats.unreachable, stats.errors) == (1, 0, 0)
         assert stats.per_node == {"alpha": 1}
-        router = r.fwd.daemon.router
-        assert router is not None
-        assert not router._tasks  # nothing kept of the wait once it is over
+        assert not r.router._tasks  # nothing kept of the wait once it is over
 
 
 def test_beyond_max_pending_the_oldest_request_gets_its_error_at_once(
