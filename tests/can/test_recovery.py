@@ -63,6 +63,24 @@ def watched_port(
     return port, states
 
 
+def first_bus_then_good(
+    make_port: Callable[..., CanPort], channel: str, first: type[GatedBus], **port_args: Any
+) -> tuple[CanPort, StateWatch]:
+    """A port whose first bus is a ``first``, every reopen a GatedBus, retrying after
+    0.01 s; its states watched."""
+    buses = iter([first])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses, GatedBus)(channel=channel),
+        on_state=states,
+        backoff_initial_s=0.01,
+        **port_args,
+    )
+    return port, states
+
+
 async def test_receive_failure_reopens_and_receives_again(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
@@ -429,15 +447,7 @@ async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
         def send(self, msg: can.Message, timeout: float | None = None) -> None:
             raise Panic("driver gave up (test)")
 
-    buses = iter([PanickingBus, GatedBus])
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        Collector(),
-        bus_factory=lambda: next(buses)(channel=channel),
-        on_state=states,
-        backoff_initial_s=0.01,
-    )
+    port, states = first_bus_then_good(make_port, channel, PanickingBus)
     await port.open()
     with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
         await port.send([CanFrame("main", 0x100)])
@@ -459,16 +469,7 @@ async def test_a_send_the_bus_cannot_take_fails_after_send_timeout_and_the_bus_r
             threading.Event().wait(WAIT_S if timeout is None else timeout)
             raise can.CanOperationError(f"Transmit buffer full (waited {timeout} s)")
 
-    buses = iter([FullBus, GatedBus])
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        Collector(),
-        bus_factory=lambda: next(buses)(channel=channel),
-        on_state=states,
-        backoff_initial_s=0.01,
-        send_timeout_s=0.05,
-    )
+    port, states = first_bus_then_good(make_port, channel, FullBus, send_timeout_s=0.05)
     await port.open()
     with pytest.raises(CanError, match=r"frame 0 \(ID 0x100\) not sent: .* \(waited 0.05 s\)$"):
         await port.send([CanFrame("main", 0x100)])
