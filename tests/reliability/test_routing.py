@@ -344,3 +344,22 @@ def test_beyond_max_pending_the_oldest_request_gets_its_error_at_once(
             )
         stats = r.stats
         assert (stats.forwarded, stats.timeouts, stats.errors) == (4, 2, 2)
+
+
+def test_a_request_waiting_for_its_node_is_refused_when_the_forwarder_stops(
+    write_system: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rovbus.forwarder.daemon")
+    with routed(write_system, tmp_path, node=False, timeout=60.0) as r:
+        request = r.send("kernel_info_request", SHELL)
+        until(lambda: r.stats.requests == 1, what="the request read")
+        stats = r.stats  # the router goes with the forwarder
+        r.fwd.stop()
+        (reply,) = collect(r.sock, r.codec, 1)
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert (reply.content["ename"], reply.msg_type) == ("ShuttingDown", "kernel_info_reply")
+        assert "forwarder tether" in reply.content["evalue"]
+        assert "not carried out" in reply.content["evalue"]
+        assert (stats.forwarded, stats.errors) == (0, 1)
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "rovbus.forwarder.daemon"]
+    assert "tether: answered 1 request(s) left at shutdown" in logged
