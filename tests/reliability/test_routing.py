@@ -242,8 +242,9 @@ def test_a_node_not_connected_gets_its_request_an_error_at_the_timeout(
             f"node 'alpha' has not been connected to forwarder tether for {TIMEOUT:g} s (down or "
             "unreachable); request kernel_info_request not sent"
         )
+        assert r.ask("kernel_info_request", SHELL).content["ename"] == "NodeUnreachable"
         stats = r.stats
-        assert (stats.unreachable, stats.forwarded, stats.errors) == (1, 0, 1)
+        assert (stats.unreachable, stats.forwarded, stats.errors) == (2, 0, 2)
 
 
 def test_with_a_key_only_requests_signed_for_the_node_s_start_go_in(
