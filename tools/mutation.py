@@ -22,6 +22,7 @@ so only in-process tests can kill a mutant.
     .venv/bin/python tools/mutation.py                     # every group
     .venv/bin/python tools/mutation.py liveness transmit   # some groups
     .venv/bin/python tools/mutation.py --no-run --show     # the last results, with diffs
+    .venv/bin/python tools/mutation.py --again transmit    # its survivors again, after new tests
 
 It prints a table per group (killed, survived, timed out, no test reaches it) and names
 every mutant that was not killed.
@@ -111,10 +112,11 @@ GROUPS: dict[str, Group] = {
             ),
         ),
     ),
-    # requests by node name across a forwarder, and their replies back
+    # requests by node name across a forwarder, and their replies back (tests/forwarder
+    # runs forwarders as processes: these two files run them in the test process)
     "routing": Group(
         ("rovbus/forwarder/routing.py",),
-        ("tests/forwarder", "tests/reliability/test_shutdown.py"),
+        ("tests/reliability/test_routing.py", "tests/reliability/test_shutdown.py"),
     ),
 }
 
@@ -156,6 +158,15 @@ def results(work: Path) -> dict[str, int | None]:
     return codes
 
 
+def killed(code: int | None) -> bool:
+    return STATUS.get(code) == "killed"
+
+
+def caught(code: int | None) -> bool:
+    """Killed, or timed out: a mutant that spins is caught as surely as one that fails."""
+    return STATUS.get(code) in ("killed", "timeout")
+
+
 def members(codes: dict[str, int | None], patterns: tuple[str, ...]) -> list[str]:
     return sorted(
         (name for name in codes if any(fnmatch.fnmatchcase(name, p) for p in patterns)),
@@ -168,6 +179,12 @@ def main() -> int:
     parser.add_argument("groups", nargs="*", help=f"of {', '.join(GROUPS)} (default: all)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once")
     parser.add_argument("--no-run", action="store_true", help="report the last results")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="run again only the mutants the last run neither killed nor timed out on "
+        "(in mutmut's copy as that run left it: new tests are found and run)",
+    )
     parser.add_argument("--show", action="store_true", help="print each survivor's diff")
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
@@ -180,16 +197,24 @@ def main() -> int:
         group = GROUPS[name]
         work = WORK / name
         if not args.no_run:
-            prepare(name, group)
-            run = [*mutmut, "run", "--max-children", str(args.max_children), *group.patterns()]
-            print(f"== {name}: {' '.join(run[2:])}", file=sys.stderr)
-            if subprocess.run(run, cwd=work).returncode != 0:  # its progress: the terminal
-                return 1
+            if args.again:  # the named mutants only, in mutmut's copy as the last run left it
+                if not (work / "mutants").is_dir():
+                    parser.error(f"{name} has not been run yet: nothing to run again")
+                last = results(work)
+                chosen = [m for m in members(last, group.patterns()) if not caught(last[m])]
+            else:
+                prepare(name, group)
+                chosen = list(group.patterns())
+            if chosen:
+                run = [*mutmut, "run", "--max-children", str(args.max_children), *chosen]
+                print(f"== {name}: {' '.join(run[2:])}", file=sys.stderr)
+                if subprocess.run(run, cwd=work).returncode != 0:  # its progress: the terminal
+                    return 1
         codes = results(work)
         mutants = members(codes, group.patterns())
         counts = Counter(STATUS.get(codes[m], "other") for m in mutants)
         rows.append(f"| {name} | {len(mutants)} | {' | '.join(str(counts[c]) for c in COLUMNS)} |")
-        survivors += [(work, m, codes[m]) for m in mutants if STATUS.get(codes[m]) != "killed"]
+        survivors += [(work, m, codes[m]) for m in mutants if not killed(codes[m])]
     print(f"\n| group | mutants | {' | '.join(COLUMNS)} |")
     print(f"|---|---:|{'---:|' * len(COLUMNS)}")
     print("\n".join(rows))

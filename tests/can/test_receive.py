@@ -233,3 +233,25 @@ async def test_a_full_backlog_drops_the_newest_frames_and_counts_them(
     assert got.frames[-1].arbitration_id == 0x101
     assert port.stats().rx_dropped == sent - backlog
     await port.aclose()
+
+
+@pytest.mark.parametrize(
+    ("timestamps", "bus_time"),
+    [("bus", True), ("host", False), ("auto", False)],
+)
+async def test_a_port_stamps_frames_with_the_time_source_it_was_given(
+    channel: str, make_port: Callable[..., CanPort], timestamps: str, bus_time: bool
+) -> None:
+    got = Collector()
+    port = make_port(bus_config(channel), got, timestamps=timestamps)
+    await port.open()
+    # an adapter stamping frames with its own clock: seconds since it started
+    with can.Bus(interface="virtual", channel=channel, preserve_timestamps=True) as adapter:
+        before = time.time()
+        adapter.send(can.Message(arbitration_id=0x123, is_extended_id=False, timestamp=5.0))
+        await got.wait_for(lambda: len(got.frames) == 1)
+    if bus_time:
+        assert got.frames[0].timestamp == 5.0
+    else:  # auto: the adapter's clock is not epoch time
+        assert before <= got.frames[0].timestamp <= time.time()
+    await port.aclose()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
@@ -55,6 +59,24 @@ def watched_port(
         on_state=states,
         backoff_initial_s=0.01,
         **backoff,
+    )
+    return port, states
+
+
+def first_bus_then_good(
+    make_port: Callable[..., CanPort], channel: str, first: type[GatedBus], **port_args: Any
+) -> tuple[CanPort, StateWatch]:
+    """A port whose first bus is a ``first``, every reopen a GatedBus, retrying after
+    0.01 s; its states watched."""
+    buses = iter([first])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses, GatedBus)(channel=channel),
+        on_state=states,
+        backoff_initial_s=0.01,
+        **port_args,
     )
     return port, states
 
@@ -242,7 +264,10 @@ async def test_aclose_after_a_failure_that_cannot_be_repaired_releases_the_bus(
     assert factory.buses[0]._is_shutdown
 
 
-@pytest.mark.parametrize("released", ["while failed", "after the reopen", "after the close"])
+@pytest.mark.parametrize(
+    "released",
+    ["while failed", "after the reopen", "after the close", "after a close while failed"],
+)
 async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort], released: str
 ) -> None:
@@ -268,17 +293,67 @@ async def test_a_frame_a_released_bus_reads_late_is_dropped_not_published(
             await port.send([CanFrame("main", 0x100)])
         if released == "after the reopen":
             await states.wait_for("ok", count=2)
+        elif released == "after a close while failed":  # before the reopen: it waits 1 s
+            await port.aclose()  # for the stuck thread first
     stuck.unstick.set()  # it reads one more frame and hands it over
     await eventually(
         lambda: port.stats().rx_dropped == 1, WAIT_S, "the late frame counted as dropped"
     )
-    if released != "after the close":
+    closed = released in ("after the close", "after a close while failed")
+    if not closed:
         await states.wait_for("ok", count=2)
         peer.send(can.Message(arbitration_id=0x101, is_extended_id=False))
         await got.wait_for(lambda: len(got.rx()) == 1)
-    published = [] if released == "after the close" else [0x101]
+    published = [] if closed else [0x101]
     assert [f.arbitration_id for f in got.rx()] == published  # not the late one
     await port.aclose()
+
+
+@pytest.mark.parametrize("given_up", ["it fails to send", "the port closes"])
+async def test_a_bus_given_up_is_shut_down_only_after_its_reads_end(
+    channel: str, make_port: Callable[..., CanPort], given_up: str
+) -> None:
+    class SlowReadBus(GatedBus):
+        """A driver whose every read takes 0.2 s whatever its timeout; whether it was shut
+        down in the middle of one (a driver freed under a reading thread may crash)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.reading = threading.Event()
+            self.shut_while_reading: bool | None = None
+
+        def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+            self.reading.set()
+            try:
+                threading.Event().wait(0.2)
+                return super()._recv_internal(0)
+            finally:
+                self.reading.clear()
+
+        def shutdown(self) -> None:
+            if self.shut_while_reading is None:
+                self.shut_while_reading = self.reading.is_set()
+            super().shutdown()
+
+    slow = SlowReadBus(channel=channel)
+    buses = iter([lambda: slow, lambda: GatedBus(channel=channel)])
+    states = StateWatch()
+    port = make_port(
+        bus_config(channel),
+        Collector(),
+        bus_factory=lambda: next(buses)(),
+        on_state=states,
+        backoff_initial_s=0.01,
+    )
+    await port.open()
+    assert await asyncio.to_thread(slow.reading.wait, WAIT_S)
+    if given_up == "it fails to send":
+        slow.fail_send.set()
+        with pytest.raises(CanFailed, match="bus-off"):
+            await port.send([CanFrame("main", 0x100)])
+        await states.wait_for("ok", count=2)
+    await port.aclose()
+    assert slow.shut_while_reading is False
 
 
 async def test_a_bus_failing_while_the_port_closes_is_released(
@@ -325,6 +400,44 @@ async def test_a_bus_that_held_longer_than_the_longest_backoff_is_retried_at_the
     await port.aclose()
 
 
+async def test_a_bus_that_fails_again_right_after_each_reopen_is_retried_ever_later(
+    channel: str, make_port: Callable[..., CanPort]
+) -> None:
+    class DownFactory(Factory):
+        """Buses that open, then fail at their first read (socketcan on an interface that
+        is down); when each was opened."""
+
+        def __init__(self, channel: str) -> None:
+            super().__init__(channel)
+            self.opened: list[float] = []
+
+        def __call__(self) -> can.BusABC:
+            bus = super().__call__()
+            assert isinstance(bus, GatedBus)
+            bus.fail_recv.set()
+            self.opened.append(time.monotonic())
+            return bus
+
+    factory = DownFactory(channel)
+    states = StateWatch()
+    port = make_port(  # no bus holds for backoff_max_s: the backoff never starts afresh
+        bus_config(channel),
+        Collector(),
+        bus_factory=factory,
+        on_state=states,
+        backoff_initial_s=0.01,
+        backoff_max_s=5.0,
+    )
+    await port.open()
+    await states.wait_for("ok", count=8)
+    await port.aclose()
+    gaps = [b - a for a, b in itertools.pairwise(factory.opened)]
+    # each reopen waits at least twice as long as the one before (the loop may wake up
+    # a clock tick early: 1 % spare)
+    for n, gap in enumerate(gaps[:7]):
+        assert gap >= 0.99 * 0.01 * 2**n, (n, gaps)
+
+
 class Panic(BaseException):
     """What a driver might raise that is not an Exception."""
 
@@ -336,19 +449,36 @@ async def test_a_driver_raising_a_base_exception_fails_the_call_and_the_bus(
         def send(self, msg: can.Message, timeout: float | None = None) -> None:
             raise Panic("driver gave up (test)")
 
-    buses = iter([PanickingBus, GatedBus])
-    states = StateWatch()
-    port = make_port(
-        bus_config(channel),
-        Collector(),
-        bus_factory=lambda: next(buses)(channel=channel),
-        on_state=states,
-        backoff_initial_s=0.01,
-    )
+    port, states = first_bus_then_good(make_port, channel, PanickingBus)
     await port.open()
     with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent: Panic: driver gave up"):
         await port.send([CanFrame("main", 0x100)])
     await states.wait_for("ok", count=2)
     assert port.last_error == "transmit: Panic: driver gave up (test)"
     assert await port.send([CanFrame("main", 0x101)]) == 1
+    await port.aclose()
+
+
+async def test_a_send_the_bus_cannot_take_fails_after_send_timeout_and_the_bus_reopens(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    class FullBus(GatedBus):
+        """A bus whose transmit buffer stays full: ``send`` waits for room as long as it is
+        told to, then raises as socketcan does (told nothing, it would wait for ever;
+        here WAIT_S)."""
+
+        def send(self, msg: can.Message, timeout: float | None = None) -> None:
+            threading.Event().wait(WAIT_S if timeout is None else timeout)
+            raise can.CanOperationError(f"Transmit buffer full (waited {timeout} s)")
+
+    port, states = first_bus_then_good(make_port, channel, FullBus, send_timeout_s=0.05)
+    await port.open()
+    with pytest.raises(CanFailed, match=r"frame 0 \(ID 0x100\) not sent: .* \(waited 0.05 s\)$"):
+        await port.send([CanFrame("main", 0x100)])
+    await states.wait_for("ok", count=2)
+    assert port.last_error == "transmit: CanOperationError: Transmit buffer full (waited 0.05 s)"
+    assert await port.send([CanFrame("main", 0x101)]) == 1
+    msg = await asyncio.to_thread(peer.recv, WAIT_S)
+    assert msg is not None
+    assert msg.arbitration_id == 0x101
     await port.aclose()

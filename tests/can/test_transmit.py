@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import can
@@ -14,7 +16,8 @@ from can_helpers import WAIT_S, Collector, GatedBus, SteppedBus, bus_config
 
 from rovbus.can import CanPort
 from rovbus.can.stats import PortCounters
-from rovbus.can.transmit import Transmitter
+from rovbus.can.transmit import Transmitter, tx_refusal
+from rovbus.config.txallow import TxAllowList
 from rovbus.errors import CanRefused
 from rovbus.wire.canframe import CanFrame
 from rovbus.wire.origin import Origin
@@ -154,6 +157,29 @@ async def test_a_long_tx_allow_list_is_cut_short_in_a_refusal(
     await port.aclose()
 
 
+@pytest.mark.parametrize(
+    ("last", "shown"),
+    [
+        (
+            "0x10E-0x10F",
+            "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E-0x10F; 29-bit none",
+        ),
+        (
+            "0x10E, 0x110",
+            "11-bit 0x100, 0x102, 0x104, 0x106, 0x108, 0x10A, 0x10C, 0x10E, 0x110; 29-bit ...",
+        ),
+    ],
+    ids=["80 characters: whole", "81: cut"],
+)
+def test_a_refusal_shows_a_tx_allow_list_of_up_to_80_characters_whole(
+    last: str, shown: str
+) -> None:
+    first = ["0x100", "0x102", "0x104", "0x106", "0x108", "0x10A", "0x10C"]
+    allow = TxAllowList.parse([*first, *last.split(", ")])
+    why = tx_refusal(frame(0x101), "main", fd=False, allow=allow)
+    assert why == f"11-bit (standard) ID 0x101 is not in the tx_allow list of 'main' ({shown})"
+
+
 @pytest.mark.parametrize("tx_allow", [[], None], ids=["empty", "absent"])
 async def test_a_bus_without_tx_allow_sends_nothing(
     channel: str,
@@ -186,6 +212,19 @@ async def test_fd_frame_refused_on_a_classic_bus(
     with pytest.raises(CanRefused, match=r"frame 1 refused.*CAN FD frame"):
         await port.send([frame(0x100), frame(0x101, bytes(12), is_fd=True)])
     assert port.stats().tx == 0
+    await port.aclose()
+
+
+async def test_one_send_of_more_frames_than_a_worker_run_goes_out_whole_in_order(
+    channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
+) -> None:
+    port = make_port(bus_config(channel, queue_size=600), Collector())
+    await port.open()
+    ids = [i % 0x800 for i in range(300)]  # a worker run carries at most 256 frames
+    async with asyncio.timeout(WAIT_S):
+        assert await port.send([frame(i) for i in ids]) == 300
+    assert [(await recv(peer)).arbitration_id for _ in ids] == ids
+    assert port.stats().tx == 300
     await port.aclose()
 
 
@@ -288,20 +327,21 @@ async def test_aclose_lets_queued_frames_finish_within_the_deadline(
     channel: str, peer: can.BusABC, make_port: Callable[..., CanPort]
 ) -> None:
     bus = SteppedBus(channel=channel)
-    port, first = await first_in_flight(make_port, channel, bus)
-    second = asyncio.create_task(port.send([frame(0x101), frame(0x102)]))
-    withdrawn = asyncio.create_task(port.send([frame(0x103)]))
-    await asyncio.sleep(0)  # one loop step: both queue their frames
-    withdrawn.cancel()  # its caller gave up: the rest still drains
+    port = make_port(bus_config(channel), Collector(), bus_factory=lambda: bus)
+    await port.open()
+    first = asyncio.create_task(port.send([frame(0x100), frame(0x101)]))
+    await bus.arrived()  # 0x100 is inside bus.send, 0x101 waits behind it
+    withdrawn = asyncio.create_task(port.send([frame(0x102)]))
+    await asyncio.sleep(0)  # one loop step: it queues its frame
+    withdrawn.cancel()  # its caller gave up: 0x101 is still to go
     with pytest.raises(asyncio.CancelledError):
         await withdrawn
     closing = asyncio.create_task(port.aclose(deadline=WAIT_S))
     await asyncio.sleep(0)  # one loop step: the close has begun, draining what is queued
-    bus.allow(3)
+    bus.allow(2)
     await closing
-    assert await first == 1
-    assert await second == 2
-    assert [(await recv(peer)).arbitration_id for _ in range(3)] == [0x100, 0x101, 0x102]
+    assert await first == 2
+    assert [(await recv(peer)).arbitration_id for _ in range(2)] == [0x100, 0x101]
     assert peer.recv(timeout=0.2) is None
     with pytest.raises(CanRefused, match=r"^bus 'main': port is closed$"):
         await port.send([frame(0x100)])
@@ -476,16 +516,52 @@ async def test_the_transmitter_says_when_its_worker_is_out_of_bus_send_and_when_
     )
     tx.attach(bus)
     try:
+        assert await tx.wait_worker(0.0)  # nothing sent yet: not inside bus.send
         frames = [frame(0x100)]
         future = tx.enqueue(frames, [f.to_can_message() for f in frames])
         await bus.arrived()
         assert not await tx.wait_worker(0.05)  # inside bus.send, held at the gate
         assert not await tx.wait_idle(0.05)
+        worker_out = asyncio.create_task(tx.wait_worker(WAIT_S))
+        idle = asyncio.create_task(tx.wait_idle(WAIT_S))
+        await asyncio.sleep(0)  # one loop step: both are waiting
         bus.gate.set()
         assert await future == 1
-        assert await tx.wait_worker(WAIT_S)
-        assert await tx.wait_idle(WAIT_S)
+        assert await worker_out
+        assert await idle
         assert [f.arbitration_id for f in sent] == [0x100]
+    finally:
+        tx.detach()
+        tx.close()
+        bus.shutdown()
+
+
+async def test_a_run_dropped_before_the_worker_begins_it_fails_whole_and_is_counted(
+    channel: str, peer: can.BusABC
+) -> None:
+    bus = GatedBus(channel=channel)
+    counters = PortCounters()
+    sent: list[CanFrame] = []
+    tx = Transmitter("main", queue_size=8, counters=counters, on_sent=sent.extend, on_error=print)
+    # The worker thread is slow to begin a run handed to it (here: held busy), and transmit
+    # goes off in between: none of the run's frames was claimed, so none may go out.
+    busy = threading.Event()
+    tx._executor = ThreadPoolExecutor(1)
+    tx._executor.submit(busy.wait, WAIT_S)
+    tx.attach(bus)
+    try:
+        frames = [frame(0x100), frame(0x101)]
+        future = tx.enqueue(frames, [f.to_can_message() for f in frames])
+        assert tx.queued == 2  # handed to the worker, not begun
+        assert tx.drop_all(CanRefused, "transmit disabled") == 2
+        assert tx.queued == 0
+        busy.set()
+        with pytest.raises(CanRefused, match=r"^bus 'main': transmit disabled$"):
+            await future
+        assert await tx.wait_idle(WAIT_S)
+        assert (counters.tx, counters.tx_dropped) == (0, 2)
+        assert sent == []
+        assert peer.recv(timeout=0.2) is None
     finally:
         tx.detach()
         tx.close()

@@ -125,6 +125,7 @@ def test_extended_ids() -> None:
         ("ext:", '"" is not a number'),
         ("x:0x201", '"x:0x201": unknown mark "x:"; only "ext:" (29-bit IDs)'),
         ("std:0x201", 'unknown mark "std:"'),
+        ("ext:ext:0x201", '"ext:0x201" is not a number'),  # one mark, then the ID
         (-1, "out of the 29-bit ID range"),
         (0x20000000, "0x20000000 is out of the 29-bit ID range"),
         (True, 'expected an ID or range like "0x200-0x20F" or "ext:0x18FF5000", got true'),

@@ -241,6 +241,12 @@ async def test_the_console_turns_transmit_off_and_on_on_every_bus_saying_who_and
             "(allow_stdin) to be asked for one",
         ),
         ("tx on 'ok\x07'", "tx on: 'reason' must be one line of printable text"),
+        (
+            "tx on '   '",  # a reason of blanks is none
+            "tx on: turning transmit on needs a reason: why it may go on again, in one line "
+            "of text ('reason'); the node logs it and publishes it on <node>/status with who "
+            "asked",
+        ),
     ):
         content, said = await run(code)
         assert (content["status"], content["evalue"]) == ("error", why)

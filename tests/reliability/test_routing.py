@@ -10,18 +10,22 @@ outside would.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 
 from rovbus.config import load_system
+from rovbus.forwarder import routing
 from rovbus.forwarder.daemon import ForwarderDaemon
 from rovbus.node.daemon import NodeDaemon
-from rovbus.wire.codec import Codec
+from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
+from rovbus.wire.serializers import Serializer
 from tests.helpers.systemfile import forwarder_toml, node_toml
 from tests.reliability.threads import (
     DaemonThread,
@@ -49,23 +53,35 @@ class Routed:
     hold: Hold
 
     @property
-    def stats(self) -> Any:
+    def router(self) -> Any:
         router = self.fwd.daemon.router
         assert router is not None
-        return router.stats
+        return router
+
+    @property
+    def stats(self) -> Any:
+        return self.router.stats
 
     def send(
-        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+        self,
+        msg_type: str,
+        to: tuple[bytes, ...],
+        content: dict[str, Any] | None = None,
+        serializer: Serializer | None = None,
     ) -> Message:
-        request = self.codec.message(msg_type, content or {}, identities=to)
+        request = self.codec.message(msg_type, content or {}, identities=to, serializer=serializer)
         self.sock.send_multipart(self.codec.encode(request))
         return request
 
     def ask(
-        self, msg_type: str, to: tuple[bytes, ...], content: dict[str, Any] | None = None
+        self,
+        msg_type: str,
+        to: tuple[bytes, ...],
+        content: dict[str, Any] | None = None,
+        serializer: Serializer | None = None,
     ) -> Message:
         """Send a request and return its one reply."""
-        request = self.send(msg_type, to, content)
+        request = self.send(msg_type, to, content, serializer)
         (reply,) = collect(self.sock, self.codec, 1)
         assert reply.parent_header["msg_id"] == request.msg_id
         return reply
@@ -77,12 +93,20 @@ class Routed:
 
 SHELL = (b"alpha", b"shell")
 CONTROL = (b"alpha", b"control")
+JSON = Serializer.JSON
 
 
 @contextlib.contextmanager
 def routed(
-    write_system: Callable[..., Path], tmp_path: Path, *, signed: bool = False, node: bool = True
+    write_system: Callable[..., Path],
+    tmp_path: Path,
+    *,
+    signed: bool = False,
+    node: bool = True,
+    answers: bool = True,
+    timeout: float = TIMEOUT,
 ) -> Iterator[Routed]:
+    """``node``: alpha runs (and reads and answers requests if ``answers``)."""
     extra = signed_extra(tmp_path) if signed else ""
     # the node on TCP (it has a context of its own), the forwarder's outer side inproc
     fwd_table = inproc(forwarder_toml("tether"))
@@ -93,8 +117,8 @@ def routed(
     if node:
         daemon = NodeDaemon(system, "alpha")
         daemon.add_handler("hold_request", hold)
-        node_thread = DaemonThread(daemon, serve=True)
-    fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=TIMEOUT), serve=True)
+        node_thread = DaemonThread(daemon, serve=answers)
+    fwd = DaemonThread(ForwarderDaemon(system, "tether", request_timeout=timeout), serve=True)
     assert fwd.daemon.context is not None
     ep = fwd.daemon.config.endpoints
     codec = Codec(system.hmac_key(), username="op")
@@ -118,6 +142,7 @@ def test_shell_and_control_by_name_reach_the_node_s_shell_and_control(
 ) -> None:
     with routed(write_system, tmp_path) as r:
         info = r.ask("kernel_info_request", SHELL)
+        assert info.identities == ()  # the reply comes back as sent: no routing frame left
         assert info.content["banner"].startswith("rovbus ")
         assert "node 'alpha'" in info.content["banner"]
         # tx_off is a control request: the node's shell does not know it
@@ -131,6 +156,26 @@ def test_shell_and_control_by_name_reach_the_node_s_shell_and_control(
         stats = until(lambda: r.stats.replies == 3 and r.stats, what="3 replies counted")
         assert (stats.requests, stats.forwarded, stats.errors) == (3, 3, 0)
         assert stats.per_node == {"alpha": 3}
+        # what `rovbus stats` shows of them: the forwarder's stats_reply
+        assert r.fwd.daemon.context is not None
+        control = dealer(r.fwd.daemon.context, r.fwd.daemon.config.endpoints.control)
+        try:
+            control.send_multipart(r.codec.encode(r.codec.message("stats_request")))
+            (reply,) = collect(control, r.codec, 1)
+        finally:
+            control.close()
+        assert reply.content["requests"] == {
+            "requests": 3,
+            "forwarded": 3,
+            "replies": 3,
+            "errors": 0,
+            "unknown_node": 0,
+            "unreachable": 0,
+            "timeouts": 0,
+            "late_replies": 0,
+            "rejected": 0,
+            "per_node": {"alpha": 3},
+        }
 
 
 def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
@@ -140,7 +185,8 @@ def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
         stdin = r.ask("kernel_info_request", (b"alpha", b"stdin"))
         assert stdin.content["ename"] == "RouteError"
         assert stdin.content["evalue"] == "channel 'stdin' is not routed; use shell or control"
-        nobody = r.ask("kernel_info_request", (b"nobody", b"shell"))
+        nobody = r.ask("kernel_info_request", (b"nobody", b"shell"), serializer=JSON)
+        assert nobody.serializer is JSON  # answered as asked
         assert nobody.content["ename"] == "UnknownNode"
         assert nobody.content["evalue"] == (
             "no node 'nobody' behind forwarder tether (inner group 'vehicle'); known nodes: alpha"
@@ -151,11 +197,18 @@ def test_what_cannot_be_routed_is_answered_with_an_error_naming_why(
             "needs two routing frames before the delimiter: [node, channel]"
             in (bare.content["evalue"])
         )
-        for reply in (stdin, nobody, bare):
+        # routing frames that are not UTF-8: named as well as they can be, and answered
+        garbled = r.ask("kernel_info_request", (b"\xffalpha", b"shell"))
+        assert garbled.content["evalue"].startswith("no node '\ufffdalpha' behind forwarder")
+        odd_channel = r.ask("kernel_info_request", (b"alpha", b"sh\xffell"))
+        assert odd_channel.content["evalue"] == (
+            "channel 'sh\ufffdell' is not routed; use shell or control"
+        )
+        for reply in (stdin, nobody, bare, garbled, odd_channel):
             assert reply.msg_type == "kernel_info_reply"
             assert reply.content["status"] == "error"
         stats = r.stats
-        assert (stats.requests, stats.forwarded, stats.unknown_node, stats.errors) == (3, 0, 1, 3)
+        assert (stats.requests, stats.forwarded, stats.unknown_node, stats.errors) == (5, 0, 2, 5)
         assert r.quiet()
 
 
@@ -189,8 +242,9 @@ def test_a_node_not_connected_gets_its_request_an_error_at_the_timeout(
             f"node 'alpha' has not been connected to forwarder tether for {TIMEOUT:g} s (down or "
             "unreachable); request kernel_info_request not sent"
         )
+        assert r.ask("kernel_info_request", SHELL).content["ename"] == "NodeUnreachable"
         stats = r.stats
-        assert (stats.unreachable, stats.forwarded, stats.errors) == (1, 0, 1)
+        assert (stats.unreachable, stats.forwarded, stats.errors) == (2, 0, 2)
 
 
 def test_with_a_key_only_requests_signed_for_the_node_s_start_go_in(
@@ -214,3 +268,99 @@ def test_with_a_key_only_requests_signed_for_the_node_s_start_go_in(
         assert r.quiet()  # nothing it could not verify was answered
         stats = r.stats
         assert (stats.requests, stats.forwarded, stats.replies) == (4, 1, 1)
+
+
+def test_a_request_signed_but_unreadable_is_answered_and_what_cannot_be_verified_never(
+    write_system: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rovbus.forwarder.routing")
+    with routed(write_system, tmp_path, signed=True) as r:
+        request = r.codec.message("kernel_info_request", identities=SHELL, serializer=JSON)
+        frames = r.codec.encode(request)
+        at = frames.index(DELIMITER)
+        # a client's bug: content that is not JSON, signed with the right key
+        body = [*frames[at + 2 : at + 5], b"{not json"]
+        unreadable = [*frames[:at], DELIMITER, r.codec.signer.sign(body), *body]
+        until(lambda: r.router.session_of("alpha"), what="the forwarder has heard alpha's start")
+        r.sock.send_multipart(unreadable)
+        (reply,) = collect(r.sock, r.codec, 1)
+        assert (reply.msg_type, reply.serializer) == ("kernel_info_reply", JSON)
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert reply.content["status"] == "error"
+        assert reply.content["ename"] == "EnvelopeError"
+        # four frames after the delimiter: no signature can be checked, so no answer
+        r.sock.send_multipart(unreadable[:-1])
+        # a readable request whose signature is not the node's start key's
+        forged = r.codec.encode(r.codec.message("kernel_info_request", identities=SHELL))
+        forged[forged.index(DELIMITER) + 1] = b"0" * 64
+        r.sock.send_multipart(forged)
+        r.sock.send_multipart(unreadable)  # a replay
+        until(lambda: r.stats.rejected == 4, what="all four counted")
+        assert r.quiet()
+        stats = r.stats
+        assert (stats.requests, stats.forwarded, stats.errors) == (4, 0, 1)
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "rovbus.forwarder.routing"]
+    assert logged == [  # one line per kind of fault and 10 s, the others counted
+        f"tether: a bad request: {reply.content['evalue']}",
+        "tether: dropped a request: invalid signature",
+    ]
+
+
+def test_a_request_for_a_node_that_connects_within_the_timeout_goes_in_once_it_does(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path, node=False, timeout=30.0) as r:
+        request = r.send("kernel_info_request", SHELL)
+        until(lambda: r.stats.requests == 1, what="the request read")
+        node = DaemonThread(NodeDaemon(r.fwd.daemon.system, "alpha"), serve=True)
+        try:
+            (reply,) = collect(r.sock, r.codec, 1)
+        finally:
+            node.join()
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert reply.content["status"] == "ok"
+        stats = until(lambda: r.stats.replies == 1 and r.stats, what="the reply counted")
+        assert (stats.forwarded, stats.unreachable, stats.errors) == (1, 0, 0)
+        assert stats.per_node == {"alpha": 1}
+        assert not r.router._tasks  # nothing kept of the wait once it is over
+
+
+def test_beyond_max_pending_the_oldest_request_gets_its_error_at_once(
+    write_system: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routing, "MAX_PENDING", 2)
+    with routed(write_system, tmp_path, answers=False, timeout=60.0) as r:
+        sent = []
+        for _ in range(4):  # alpha is connected and reads nothing: all wait for a reply
+            request = r.codec.message("kernel_info_request", identities=SHELL, serializer=JSON)
+            r.sock.send_multipart(r.codec.encode(request))
+            sent.append(request)
+        replies = collect(r.sock, r.codec, 2)
+        assert [reply.parent_header["msg_id"] for reply in replies] == [m.msg_id for m in sent[:2]]
+        for reply in replies:
+            assert reply.serializer is JSON
+            assert reply.content["evalue"] == (
+                "node 'alpha' did not answer kernel_info_request on shell within 60 s "
+                "(forwarder tether)"
+            )
+        stats = r.stats
+        assert (stats.forwarded, stats.timeouts, stats.errors) == (4, 2, 2)
+
+
+def test_a_request_waiting_for_its_node_is_refused_when_the_forwarder_stops(
+    write_system: Callable[..., Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rovbus.forwarder.daemon")
+    with routed(write_system, tmp_path, node=False, timeout=60.0) as r:
+        request = r.send("kernel_info_request", SHELL)
+        until(lambda: r.stats.requests == 1, what="the request read")
+        stats = r.stats  # the router goes with the forwarder
+        r.fwd.stop()
+        (reply,) = collect(r.sock, r.codec, 1)
+        assert reply.parent_header["msg_id"] == request.msg_id
+        assert (reply.content["ename"], reply.msg_type) == ("ShuttingDown", "kernel_info_reply")
+        assert "forwarder tether" in reply.content["evalue"]
+        assert "not carried out" in reply.content["evalue"]
+        assert (stats.forwarded, stats.errors) == (0, 1)
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "rovbus.forwarder.daemon"]
+    assert "tether: answered 1 request(s) left at shutdown" in logged

@@ -16,6 +16,7 @@ knows what is queued at the stop without waiting for anything. The process test 
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -251,7 +252,8 @@ def test_sigterm_under_a_burst_every_request_is_answered_and_the_node_exits_0(
 # -- the forwarder ------------------------------------------------------------------------
 
 
-def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -> None:  # type: ignore[no-untyped-def]
+def test_a_forwarder_stopping_answers_every_request_still_queued(write_system, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="rovbus.forwarder.daemon")
     path = write_system(node_toml("alpha"), inproc(forwarder_toml("tether")))
     fwd = DaemonThread(ForwarderDaemon(load_system(path), "tether"), serve=False)
     ep = fwd.daemon.config.endpoints
@@ -270,6 +272,9 @@ def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -
             ),
             codec.message("tx_off_request", identities=(b"alpha", b"control")),
             codec.message("kernel_info_request", identities=(b"nobody", b"shell")),
+            codec.message(
+                "kernel_info_request", identities=(b"alpha", b"shell"), serializer=Serializer.JSON
+            ),
         ]
         for request in by_name:
             request_sock.send_multipart(codec.encode(request))
@@ -289,10 +294,17 @@ def test_a_forwarder_stopping_answers_every_request_still_queued(write_system) -
     assert set(routed) == {r.msg_id for r in by_name}
     assert set(answered) == {r.msg_id for r in own}
     for request in by_name:
-        assert_refused(routed[request.msg_id], request, "forwarder tether", "not carried out")
+        reply = routed[request.msg_id]
+        assert_refused(reply, request, "forwarder tether", "not carried out")
+        assert reply.identities == ()  # back to the client without the routing frames
+        assert reply.serializer is request.serializer
     for request in own:
         assert_refused(answered[request.msg_id], request, "forwarder tether", "not carried out")
     assert (stats.requests, stats.rejected, stats.forwarded) == (len(by_name) + 1, 1, 0)
+    assert stats.errors == len(by_name)  # every refusal is an error reply of its own
+    logged = [r.getMessage() for r in caplog.records if r.name == "rovbus.forwarder.daemon"]
+    total = len(by_name) + len(own)
+    assert f"tether: answered {total} request(s) left at shutdown" in logged
 
 
 TO_ALPHA = (b"alpha", b"shell")  # a request's routing frames: node alpha, its shell

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -347,6 +348,8 @@ def test_max_age_refuses_old_messages() -> None:
     receiver = Codec(KEY, max_age=5.0, clock=clock)
     clock.now = T0 + 4.9
     assert receiver.decode(sender.encode(sender.message("t", {"n": 1}))).content == {"n": 1}
+    clock.now = T0 + 5.0  # exactly max_age old: not older
+    assert receiver.decode(sender.encode(sender.message("t", {"n": 1}))).content == {"n": 1}
     clock.now = T0 + 60
     with pytest.raises(SignatureError, match=r"older than 5\.0 s"):
         receiver.decode(sender.encode(sender.message("t", {"n": 2})))
@@ -355,7 +358,7 @@ def test_max_age_refuses_old_messages() -> None:
 def test_max_age_refuses_dates_ahead_beyond_max_skew() -> None:
     clock = Clock(T0)
     receiver = Codec(KEY, max_age=5.0, max_skew=1.0, clock=clock)
-    for ahead, accepted in ((0.9, True), (1.5, False), (365 * 86400.0, False)):
+    for ahead, accepted in ((0.9, True), (1.0, True), (1.5, False), (365 * 86400.0, False)):
         sender = Codec(KEY, clock=Clock(T0 + ahead))
         frames = sender.encode(sender.message("t"))
         if accepted:
@@ -494,6 +497,29 @@ def test_decode_accepts_bytes_like_frames() -> None:
     assert got.content == {"a": b"\x01"}
     assert type(got.identities[0]) is bytes
     assert type(got.buffers[0]) is bytes
+
+
+@pytest.mark.parametrize(
+    "odd", range(5), ids=["signature", "header", "parent", "metadata", "content"]
+)
+@pytest.mark.parametrize("kind", ["one bytes-like among bytes", "one bytes among bytes-like"])
+def test_decode_takes_a_mix_of_bytes_and_bytes_like_frames(odd: int, kind: str) -> None:
+    """As a socket read with ``copy=False`` gives them: zmq.Frame objects, which cannot be
+    sliced and are hashed by identity (a replay guard would not know one again)."""
+    sender, receiver = pair()
+    content = {"a": b"\x01"}
+    frames = sender.encode(sender.message("t", content, metadata={"m": 1}, identities=[b"t"]))
+    start = frames.index(DELIMITER) + 1
+    like = kind == "one bytes-like among bytes"
+    mixed: list[Any] = [
+        zmq.Frame(f) if (i == start + odd) == like and i >= start else f
+        for i, f in enumerate(frames)
+    ]
+    guard = ReplayGuard(16)
+    got = receiver.decode(mixed, guard)
+    assert (got.msg_type, got.content, got.metadata) == ("t", content, {"m": 1})
+    with pytest.raises(SignatureError, match="replayed"):
+        receiver.decode(frames, guard)
 
 
 # -- property tests -----------------------------------------------------------------------
