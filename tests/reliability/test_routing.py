@@ -18,10 +18,13 @@ from typing import Any
 
 import pytest
 import zmq
+import zmq.asyncio
 
 from rovbus.config import load_system
 from rovbus.forwarder import routing
 from rovbus.forwarder.daemon import ForwarderDaemon
+from rovbus.forwarder.routing import RequestRouter
+from rovbus.forwarder.topology import topology_of
 from rovbus.node.daemon import NodeDaemon
 from rovbus.wire.codec import DELIMITER, Codec
 from rovbus.wire.message import Message
@@ -230,6 +233,62 @@ def test_a_node_that_does_not_answer_in_time_gets_its_request_an_error_and_its_l
         assert again.content["status"] == "ok"
         stats = until(lambda: r.stats.replies == 1 and r.stats, what="the reply counted")
         assert (stats.timeouts, stats.errors) == (1, 1)
+
+
+def test_late_replies_are_each_counted_and_none_passed_on(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path) as r:
+        # both wait at the node (one client's requests run in order) past the timeout
+        assert r.ask("hold_request", SHELL).content["ename"] == "NodeUnreachable"
+        assert r.ask("hold_request", SHELL).content["ename"] == "NodeUnreachable"
+        r.hold.entered.clear()
+        r.hold.release()  # the first; then the second is held in its turn
+        until(r.hold.entered.is_set, what="the second request held")
+        r.hold.release()
+        until(lambda: r.stats.late_replies == 2, what="both late replies counted")
+        assert r.quiet()  # and neither passed on
+        assert (r.stats.timeouts, r.stats.replies) == (2, 0)
+
+
+def test_a_restarted_node_s_requests_are_verified_with_its_new_start_key(
+    write_system: Callable[..., Path], tmp_path: Path
+) -> None:
+    with routed(write_system, tmp_path, signed=True) as r:
+        assert r.node is not None
+        first = r.node.daemon.codec.session
+        until(lambda: r.router.session_of("alpha") == first, what="the first start heard")
+        assert r.ask("kernel_info_request", SHELL).header["session"] == first
+        r.node.join()
+        restarted = DaemonThread(NodeDaemon(r.fwd.daemon.system, "alpha"), serve=True)
+        try:
+            session = restarted.daemon.codec.session
+            until(lambda: r.router.session_of("alpha") == session, what="the new start heard")
+            assert r.fwd.daemon.context is not None
+            blocking = zmq.Context.shadow(r.fwd.daemon.context.underlying)
+            pub = str(r.fwd.daemon.config.endpoints.pub)
+            key = r.fwd.daemon.system.hmac_key()
+            r.codec = start_codec(blocking, pub, Codec(key, username="op"), "alpha")
+            reply = r.ask("kernel_info_request", SHELL)
+            assert reply.content["status"] == "ok"
+            assert reply.header["session"] == session
+        finally:
+            restarted.join()
+
+
+def test_the_request_timeout_must_be_positive(write_system: Callable[..., Path]) -> None:
+    system = load_system(write_system(node_toml("alpha"), forwarder_toml("tether")))
+    ctx = zmq.asyncio.Context()
+    outer = ctx.socket(zmq.ROUTER)
+    try:
+        topology = topology_of(system, "tether")
+        for bad in (0, -0.5):
+            with pytest.raises(ValueError, match=f"must be positive, got {bad}$"):
+                RequestRouter(ctx, "tether", topology, Codec(), outer, timeout=bad)
+        assert RequestRouter(ctx, "tether", topology, Codec(), outer, timeout=0.5).timeout == 0.5
+    finally:
+        outer.close(0)
+        ctx.term()
 
 
 def test_a_node_not_connected_gets_its_request_an_error_at_the_timeout(
