@@ -11,6 +11,7 @@ A refusal raises :class:`~rovbus.errors.HelmRefused`, a lost helm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from rovbus.closing import AsyncClosing
@@ -43,30 +44,22 @@ def helm_error(exc: RequestFailed) -> RovbusError:
     return exc if kind is None else kind(f"{exc.node}: {exc.ename}: {exc.evalue}")
 
 
+@dataclass(eq=False)
 class Helm(AsyncClosing):
     """The helm of ``node`` (every helm bus of it, or ``bus``) for one client:
     ``async with`` takes it and gives it back (unless it was lost)."""
 
-    def __init__(
-        self,
-        client: Peer,
-        node: str,
-        bus: str | None = None,
-        *,
-        force: bool = False,
-        reason: str = "",
-        timeout: float = 1.0,
-    ) -> None:
-        self.client = client
-        self.node = node
-        self.bus = bus
-        self.force = force
-        self.reason = reason
-        self.timeout = timeout
-        #: the helm state of the node's last reply (``helm_status`` content's ``buses``)
-        self.state: dict[str, Any] = {}
-        #: the node said HelmLost: taken over, or the lease ran out; nothing to give back
-        self.lost = False
+    client: Peer
+    node: str
+    bus: str | None = None
+    _: KW_ONLY
+    force: bool = False
+    reason: str = ""
+    timeout: float = 1.0
+    #: the helm state of the node's last reply (``helm_status`` content's ``buses``)
+    state: dict[str, Any] = field(default_factory=dict)
+    #: the node said HelmLost: taken over, or the lease ran out; nothing to give back
+    lost: bool = False
 
     def _refused(self, exc: RequestFailed) -> RovbusError:
         error = helm_error(exc)
