@@ -114,7 +114,7 @@ class NodeDaemon:
         self.connection_path: Path | None = None
         self.seq = 0
         self._requests = RequestLoop(log)
-        self._tx_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
+        self._tx_switch_log = RateLimiter(1.0)  # transmit on/off log lines, per direction
         self.helm = NodeHelm(self.config, {}, self._publish_pub)  # rovbus.node.helm
         #: shell and control: request type -> handler, a worker per client
         self.dispatchers = self._dispatchers()
@@ -463,7 +463,7 @@ class NodeDaemon:
                 port.disable_tx()
         state = "on" if enabled else "off"
         by, session = request.header["username"], request.header["session"]
-        held = self._tx_log.allow(state)
+        held = self._tx_switch_log.allow(state)
         if held is not None:
             log.warning(
                 "%s: transmit %s, asked by %.64s (session %.64s): %s (%d more not logged)",
