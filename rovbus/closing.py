@@ -2,15 +2,24 @@
 
 ``Closing``: ``with x:`` gives ``x`` and calls ``x.close()`` at the end, however the block
 ends. ``AsyncClosing``: the same with ``async with`` and ``await x.aclose()``. Neither
-suppresses an exception of the block.
+suppresses an exception of the block. A subclass defines ``close`` (``aclose``); the type
+checker holds it to that through the ``self`` types below.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 __all__ = ["AsyncClosing", "Closing"]
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+class _AsyncCloses(Protocol):
+    async def aclose(self) -> None: ...
 
 
 class Closing:
@@ -18,14 +27,11 @@ class Closing:
 
     __slots__ = ()
 
-    def close(self) -> None:
-        raise NotImplementedError
-
     def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self,
+        self: _Closes,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
@@ -38,14 +44,11 @@ class AsyncClosing:
 
     __slots__ = ()
 
-    async def aclose(self) -> None:
-        raise NotImplementedError
-
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
-        self,
+        self: _AsyncCloses,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
