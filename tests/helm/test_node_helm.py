@@ -262,3 +262,23 @@ def test_failsafe_frames_say_why_in_the_transmit_log_and_the_holder_s_frames_nam
     }
     assert {f["origin"]["by"] for f in released} == {"prop"}
     assert all(f["origin"]["msg_id"] == "" for f in released)
+
+
+def test_helm_requests_with_hostile_content_are_refused_naming_the_field_and_change_nothing(
+    helm_rig: Callable[..., Rig],
+) -> None:
+    """Raw peers send what rovbus's client never would; the node answers each with an error
+    and keeps the helm as it was: no holder, the failsafe active, still serving."""
+    rig = helm_rig(lease_ms=60_000)
+    op = rig.peer("op")
+    rig.wire.all_failsafe_seen()
+    for msg_type in ("helm_take_request", "helm_renew_request", "helm_release_request"):
+        for bus in (["can0"], 7, {"can0": 1}, "x" * 10_000):
+            refused(control(op, msg_type, bus=bus), "ValueError", "has no helm on bus")
+    refused(control(op, "helm_take_request", reason=["why"]), "ValueError", "'reason' must be text")
+    refused(control(op, "helm_take_request", reason="r" * 201), "ValueError", "at most 200")
+    refused(control(op, "helm_renew_request"), "HelmRefused", "no one holds it")
+    status = ok(control(op, "helm_status_request")).content["buses"]["can0"]
+    assert (status["holder"], status["failsafe_active"]) == (None, True)
+    refused(send(op, "203#E803"), "HelmRefused", "no one holds it")
+    assert not any(helm_frame(s) for s in rig.wire.frames())
