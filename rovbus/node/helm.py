@@ -430,9 +430,11 @@ class NodeHelm:
 
     def heartbeat(self) -> dict[str, HelmBeat]:
         """At each heartbeat: ``helm_status`` again (so a forwarder's cache holds it for
-        late joiners, whatever it missed), and the heartbeat's ``helm``."""
+        late joiners, whatever it missed), and the heartbeat's ``helm``. A node without a
+        helm bus publishes none."""
         buses = {name: h.status() for name, h in self.buses.items()}
-        self._publish(helm_topic(self.node), "helm_status", {"node": self.node, "buses": buses})
+        if buses:
+            self._publish(helm_topic(self.node), "helm_status", {"node": self.node, "buses": buses})
         return buses
 
     def _changed(self) -> None:
